@@ -1,0 +1,3 @@
+from feedback_cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The two-agent loop (writer, critic, rubric) and the VideoDirectorGPT-style planner."""

@@ -1,0 +1,102 @@
+"""The Typer app. Commands live one per module in `commands/`; each registers itself here.
+
+Errors: every expected failure is one line on stderr with an exit code (2 usage/bad input, 1 failed
+run, 130 interrupted); unexpected ones too, with the traceback only under --verbose.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from feedback_cli import __version__
+from feedback_cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, FbloopError
+
+COMMAND_MODULES = ("run", "resume", "stage", "inspect")
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"fbloop: error: {message}\n")
+    sys.stderr.flush()
+
+
+class OneLineErrors(TyperGroup):
+    """Click prints usage errors as a help box; fbloop prints one line that names the problem."""
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: Any = None,
+        complete_var: Any = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            result = super().main(
+                args=argv, prog_name=prog_name or "fbloop", complete_var=complete_var, standalone_mode=False, **extra
+            )
+        except click.UsageError as exc:
+            command = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            _error(f"{command}{exc.format_message()}")
+            code = EXIT_USAGE
+        except click.exceptions.Abort:
+            _error("aborted")
+            code = EXIT_INTERRUPTED
+        except click.ClickException as exc:
+            _error(exc.format_message())
+            code = exc.exit_code
+        except FbloopError as exc:
+            _error(exc.line())
+            code = exc.exit_code
+        except KeyboardInterrupt:
+            _error("interrupted")
+            code = EXIT_INTERRUPTED
+        except Exception as exc:
+            if "--verbose" in argv or "-v" in argv or os.environ.get("FBLOOP_DEBUG"):
+                raise
+            _error(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)")
+            code = 1
+        else:
+            code = result if isinstance(result, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fbloop {__version__}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    cls=OneLineErrors,
+    name="fbloop",
+    help="Turn a one-line idea into a scored, selected image and video through five feedback loops.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """fbloop: image prompt -> images -> storyboard -> video prompt -> videos, each a scored feedback loop."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"feedback_cli.commands.{_name}").register(app)
+
+
+def main() -> None:
+    app()

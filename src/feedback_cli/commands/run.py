@@ -1,0 +1,168 @@
+"""`fbloop run PROMPT_FILE`: the whole workflow, or part of it, from a prompt (text or image)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from feedback_cli.config import load_settings
+from feedback_cli.errors import InputError, UsageError
+from feedback_cli.workflow.models import Backend, RunOptions, Workflow
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+
+
+def run(
+    prompt_file: Path | None = typer.Argument(None, help="Starting prompt: a text file or an image file."),
+    workflow: Workflow | None = typer.Option(
+        None, "--workflow", help="full | image-only | video-only | prompt-only [default: full]"
+    ),
+    input_image: Path | None = typer.Option(None, "--input-image", help="Start frame for --workflow video-only."),
+    max_iterations_image: int = typer.Option(3, "--max-iterations-image", help="Image prompt iterations."),
+    max_iterations_video: int = typer.Option(3, "--max-iterations-video", help="Video prompt iterations."),
+    num_image_variations: int = typer.Option(8, "--num-image-variations", help="Images to generate."),
+    num_video_attempts: int = typer.Option(3, "--num-video-attempts", help="Videos to generate (per clip)."),
+    threshold_image: float = typer.Option(85.0, "--threshold-image", help="Image prompt score to stop at (0-100)."),
+    threshold_video: float = typer.Option(85.0, "--threshold-video", help="Video prompt score to stop at (0-100)."),
+    interactive: bool = typer.Option(False, "--interactive", help="Pause for human review after stages 2, 3, 5."),
+    resume: Path | None = typer.Option(None, "--resume", help="Resume from a run folder or its checkpoint."),
+    output_dir: Path | None = typer.Option(
+        None, "--output-dir", help="Where run folders go [default: output/feedback_loops/]."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every item and score as it happens."),
+    storyboard: bool = typer.Option(
+        False, "--storyboard/--no-storyboard", help="Run stage 3: start/end frames per clip."
+    ),
+    clips: int = typer.Option(2, "--clips", help="Storyboard clips."),
+    backend: Backend | None = typer.Option(None, "--backend", help="auto | offline | cloud [default: auto]"),
+    seed: int | None = typer.Option(None, "--seed", help="Base seed (default: random, recorded)."),
+    scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
+    max_cost: float | None = typer.Option(None, "--max-cost", help="Stop before a call would pass this USD total."),
+) -> None:
+    """Run the feedback loops on PROMPT_FILE and keep every prompt, image, video, score and cost."""
+    from feedback_cli.commands.resume import resume_run
+
+    if resume is not None:
+        if workflow is not None:
+            raise UsageError("--resume and --workflow cannot be used together (a run keeps its workflow)")
+        if prompt_file is not None:
+            raise UsageError("--resume takes the run from its checkpoint; do not pass PROMPT_FILE too")
+        raise typer.Exit(resume_run(resume, verbose=verbose, interactive=interactive))
+
+    workflow = workflow or Workflow.full
+    _check_ranges(
+        max_iterations_image,
+        max_iterations_video,
+        num_image_variations,
+        num_video_attempts,
+        threshold_image,
+        threshold_video,
+        clips,
+        max_cost,
+    )
+    settings = load_settings(scorers=scorers, backend=backend.value if backend else None, max_cost=max_cost)
+
+    from feedback_cli.providers.registry import resolve_backend
+    from feedback_cli.workflow.inputs import read_prompt, validate_image
+
+    source_prompt, prompt_image = "", None
+    if workflow is Workflow.video_only:
+        if input_image is None:
+            raise UsageError("--workflow video-only needs --input-image PATH")
+        if prompt_file is not None:
+            source_prompt, prompt_image = read_prompt(prompt_file)
+    else:
+        if prompt_file is None:
+            raise UsageError(f"--workflow {workflow.value} needs PROMPT_FILE")
+        source_prompt, prompt_image = read_prompt(prompt_file)
+        if input_image is not None:
+            raise UsageError("--input-image is only used by --workflow video-only")
+    if input_image is not None:
+        validate_image(input_image, "--input-image")
+    if interactive:
+        _require_terminal()
+
+    chosen, reason = resolve_backend(settings.backend, settings)
+    typer.echo(f"backend: {reason}", err=True)
+    options = RunOptions(
+        workflow=workflow,
+        prompt_file=str(prompt_file) if prompt_file else None,
+        input_image=str(input_image) if input_image else None,
+        max_iterations_image=max_iterations_image,
+        max_iterations_video=max_iterations_video,
+        num_image_variations=num_image_variations,
+        num_video_attempts=num_video_attempts,
+        threshold_image=threshold_image,
+        threshold_video=threshold_video,
+        interactive=interactive,
+        storyboard=storyboard,
+        clips=clips,
+        backend=Backend(chosen),
+        scorers=settings.scorers or "",
+        seed=seed if seed is not None else _random_seed(),
+        verbose=verbose,
+        max_cost=settings.max_cost,
+    )
+    from feedback_cli.ui.session import drive
+    from feedback_cli.workflow.api import prepare_run
+
+    prepared = prepare_run(
+        options,
+        settings,
+        output_dir=output_dir or settings.output_dir,
+        source_prompt=source_prompt,
+        prompt_image=prompt_image,
+        input_image=input_image,
+    )
+    raise typer.Exit(drive(prepared, verbose=verbose, reviewer=_reviewer(interactive)))
+
+
+def _random_seed() -> int:
+    import secrets
+
+    return secrets.randbelow(1_000_000)
+
+
+def _check_ranges(
+    iters_image: int,
+    iters_video: int,
+    images: int,
+    videos: int,
+    th_image: float,
+    th_video: float,
+    clips: int,
+    max_cost: float | None,
+) -> None:
+    for flag, value, low, high in (
+        ("--max-iterations-image", iters_image, 1, 50),
+        ("--max-iterations-video", iters_video, 1, 50),
+        ("--num-image-variations", images, 1, 64),
+        ("--num-video-attempts", videos, 1, 16),
+        ("--clips", clips, 1, 12),
+    ):
+        if not low <= value <= high:
+            raise InputError(f"{flag} must be between {low} and {high}, got {value}")
+    for flag, fvalue in (("--threshold-image", th_image), ("--threshold-video", th_video)):
+        if not 0.0 <= fvalue <= 100.0 or fvalue != fvalue:
+            raise InputError(f"{flag} must be between 0 and 100, got {fvalue}")
+    if max_cost is not None and not max_cost >= 0:
+        raise InputError(f"--max-cost must be 0 or more, got {max_cost}")
+
+
+def _require_terminal() -> None:
+    import os
+
+    if os.environ.get("CI") or not sys.stdin.isatty():
+        raise UsageError("--interactive needs a terminal on stdin (it is refused in CI and in pipes)")
+
+
+def _reviewer(interactive: bool):  # type: ignore[no-untyped-def]
+    if not interactive:
+        return None
+    from feedback_cli.ui.review import QuestionaryReviewer
+
+    return QuestionaryReviewer()

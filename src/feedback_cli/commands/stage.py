@@ -1,0 +1,188 @@
+"""`fbloop stage NAME`: one stage alone, from files, into `output/{stage}/{timestamp}/` with its own
+trace (the equivalents of enhance_image_prompt.py, generate_images.py, create_storyboard.py,
+enhance_video_prompt.py and generate_videos.py)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from feedback_cli.config import load_settings
+from feedback_cli.errors import InputError, UsageError
+from feedback_cli.workflow.models import Backend, RunOptions
+
+
+class StageName(StrEnum):
+    image_prompt = "image-prompt"
+    image_generation = "image-generation"
+    storyboard = "storyboard"
+    video_prompt = "video-prompt"
+    video_generation = "video-generation"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("stage")(stage)
+
+
+def stage(
+    name: StageName = typer.Argument(
+        ..., help="image-prompt | image-generation | storyboard | video-prompt | video-generation"
+    ),
+    prompt_file: Path | None = typer.Option(
+        None, "--prompt-file", "-p", help="Prompt text file (or image, for image-prompt)."
+    ),
+    image: Path | None = typer.Option(
+        None, "--image", help="Base image (storyboard) or start frame (video-generation)."
+    ),
+    storyboard_file: Path | None = typer.Option(
+        None, "--storyboard", help="storyboard.json from a storyboard stage (video-prompt)."
+    ),
+    motion_prompts: Path | None = typer.Option(
+        None, "--motion-prompts", help="storyboard_enhanced_motion_prompts.json (video-generation)."
+    ),
+    count: int | None = typer.Option(None, "--num", "-n", help="Images (default 8) or videos per clip (default 3)."),
+    max_iterations: int = typer.Option(3, "--max-iterations", help="Prompt loop iterations."),
+    threshold: float = typer.Option(85.0, "--threshold", help="Prompt score to stop at (0-100)."),
+    clips: int = typer.Option(2, "--clips", help="Storyboard clips."),
+    backend: Backend | None = typer.Option(None, "--backend", help="auto | offline | cloud"),
+    scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
+    seed: int = typer.Option(0, "--seed"),
+    output_dir: Path = typer.Option(
+        Path("output"), "--output-dir", help="Root; the run goes in DIR/{stage}/{timestamp}/."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run one stage on its own from files."""
+    from feedback_cli.commands.run import _check_ranges
+    from feedback_cli.providers.registry import resolve_backend
+    from feedback_cli.ui.session import drive
+    from feedback_cli.workflow.api import prepare_run
+    from feedback_cli.workflow.inputs import read_prompt, validate_image
+
+    _check_ranges(max_iterations, max_iterations, count or 1, min(count or 1, 16), threshold, threshold, clips, None)
+    settings = load_settings(scorers=scorers, backend=backend.value if backend else None)
+    stage_key = name.value.replace("-", "_")
+    text, prompt_image = "", None
+    if prompt_file is not None:
+        text, prompt_image = read_prompt(prompt_file)
+    needs_prompt = name in (StageName.image_prompt, StageName.image_generation)
+    if needs_prompt and prompt_file is None:
+        raise UsageError(f"fbloop stage {name.value} needs --prompt-file")
+    if name is StageName.image_generation and prompt_image is not None:
+        raise InputError("image-generation needs a text prompt file, not an image")
+    if name is StageName.storyboard and image is None:
+        raise UsageError("fbloop stage storyboard needs --image (the best image)")
+    if name is StageName.video_generation and image is None and motion_prompts is None:
+        raise UsageError("fbloop stage video-generation needs --image or --motion-prompts")
+    if name is StageName.video_prompt and prompt_file is None and storyboard_file is None:
+        raise UsageError("fbloop stage video-prompt needs --prompt-file or --storyboard")
+    if image is not None:
+        validate_image(image, "--image")
+    given_json = {
+        key: _read_json(path, flag)
+        for key, path, flag in (
+            ("storyboard", storyboard_file, "--storyboard"),
+            ("motion_prompts", motion_prompts, "--motion-prompts"),
+        )
+        if path is not None
+    }
+    chosen, reason = resolve_backend(settings.backend, settings)
+    typer.echo(f"backend: {reason}", err=True)
+    options = RunOptions(
+        max_iterations_image=max_iterations,
+        max_iterations_video=max_iterations,
+        num_image_variations=count or 8,
+        num_video_attempts=count or 3,
+        threshold_image=threshold,
+        threshold_video=threshold,
+        storyboard=name is StageName.storyboard,
+        clips=clips,
+        backend=Backend(chosen),
+        scorers=settings.scorers or "",
+        seed=seed,
+        verbose=verbose,
+        prompt_file=str(prompt_file) if prompt_file else None,
+        input_image=str(image) if image else None,
+    )
+
+    def prepare(folder: Any, state: Any) -> None:
+        if text and stage_key != "image_prompt":
+            key = "video_prompt" if stage_key == "video_generation" else "final_prompt"
+            state.given[key] = text
+        if "storyboard" in given_json:
+            story_prompt = given_json["storyboard"].get("prompt")
+            if not text and isinstance(story_prompt, str) and story_prompt:
+                state.given["final_prompt"] = story_prompt
+                state.source_prompt = story_prompt
+            state.given["clips"] = _copy_clips(folder, state, given_json["storyboard"], storyboard_file, "clips")
+        if "motion_prompts" in given_json:
+            state.given["clip_prompts"] = _copy_clips(
+                folder, state, given_json["motion_prompts"], motion_prompts, "clip_prompts"
+            )
+
+    prepared = prepare_run(
+        options,
+        settings,
+        output_dir=output_dir / stage_key,
+        source_prompt=text,
+        prompt_image=prompt_image,
+        input_image=image,
+        stages=(stage_key,),
+        kind="stage",
+        prepare=prepare,
+    )
+    raise typer.Exit(drive(prepared, verbose=verbose))
+
+
+def _read_json(path: Path, flag: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError(f"{flag} {path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(f"{flag} {path} is not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("clips"), list) or not data["clips"]:
+        raise InputError(f"{flag} {path} has no clips list")
+    return data
+
+
+def _copy_clips(folder: Any, state: Any, data: dict[str, Any], source: Path | None, what: str) -> list[dict[str, Any]]:
+    """Copy each clip's frames into the new run's input/ and point the clip entries at the copies."""
+    from feedback_cli.workflow.inputs import validate_image
+    from feedback_cli.workflow.orchestrator import copy_input
+
+    assert source is not None
+    base = _run_root_of(source)
+    clips = []
+    for clip in data["clips"]:
+        try:
+            number = int(clip["clip"])
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{source}: every clip needs a 'clip' number") from None
+        entry = dict(clip)
+        entry.pop("iterations", None)
+        for end in ("start", "end"):
+            rel = clip.get(f"{end}_frame")
+            if not isinstance(rel, str):
+                raise InputError(f"{source}: clip {number} has no {end}_frame")
+            frame = validate_image(
+                (base / rel) if not Path(rel).is_absolute() else Path(rel), f"clip {number} {end} frame"
+            )
+            artifact = copy_input(folder, frame, f"clip_{number:02d}_{end}", "image")
+            state.inputs.append(artifact)
+            entry[f"{end}_frame"] = artifact.path
+        if what == "clip_prompts" and not isinstance(entry.get("motion_prompt"), str):
+            raise InputError(f"{source}: clip {number} has no motion_prompt")
+        entry.setdefault("prompt", data.get("prompt", ""))
+        clips.append(entry)
+    return clips
+
+
+def _run_root_of(path: Path) -> Path:
+    """Frame paths in these files are relative to their run folder (the parent of the stage folder)."""
+    parent = path.resolve().parent
+    return parent.parent if parent.name.startswith("stage_") else parent

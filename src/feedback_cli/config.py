@@ -1,0 +1,111 @@
+"""Settings: environment variables, a `.env` file, then flags (flags win, applied by the commands).
+
+Secrets are `SecretStr` so they never print, and `Settings.public_dict()` is what lands in traces.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_OUTPUT_DIR = Path("output/feedback_loops")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FBLOOP_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- keys and endpoints (the client libraries' own variable names) ---
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_BASE_URL"))
+    replicate_api_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("REPLICATE_API_TOKEN"))
+    replicate_base_url: str | None = Field(default=None, validation_alias=AliasChoices("REPLICATE_BASE_URL"))
+
+    # --- backend and models ---
+    backend: Literal["auto", "offline", "cloud"] = "auto"
+    writer_model: str = "gpt-4.1-mini"
+    critic_model: str = "gpt-4.1-mini"
+    judge_model: str = "gpt-4.1-mini"
+    vision_model: str = "gpt-4.1-mini"
+    image_model: str = "black-forest-labs/flux-schnell"
+    video_model: str = "kwaivgi/kling-v2.1"
+    storyboard_video_model: str = "kwaivgi/kling-v2.1"
+    video_duration_s: int = 5
+    aspect_ratio: str = "16:9"
+
+    # --- limits, timeouts, retries ---
+    llm_concurrency: int = Field(default=4, ge=1)
+    replicate_concurrency: int = Field(default=8, ge=1)
+    offline_concurrency: int = Field(default=8, ge=1)
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    prediction_deadline_s: float = Field(default=1800.0, gt=0)
+    create_retries: int = Field(default=5, ge=0)
+    llm_retries: int = Field(default=3, ge=0)
+    min_successful_items: int = Field(default=1, ge=1)
+    max_cost: float | None = Field(default=None, ge=0)
+    price_file: Path | None = None
+
+    # --- offline backend ---
+    offline_latency: float = Field(default=0.0, ge=0)  # seconds per simulated call
+    offline_latency_llm: float | None = Field(default=None, ge=0)  # overrides per kind of call
+    offline_latency_image: float | None = Field(default=None, ge=0)
+    offline_latency_video: float | None = Field(default=None, ge=0)
+    offline_image_size: int = Field(default=512, ge=64, le=2048)
+    offline_video_seconds: float = Field(default=3.0, gt=0, le=20)
+
+    # --- scoring ---
+    scorers: str | None = None
+    selection: Literal["weighted", "rank"] = "weighted"
+    image_weights: dict[str, float] = Field(default_factory=dict)
+    video_weights: dict[str, float] = Field(default_factory=dict)
+    device: str = "auto"
+    clip_model: str = "openai/clip-vit-large-patch14"
+    pickscore_model: str = "yuvalkirstain/PickScore_v1"
+    pickscore_processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+    aesthetic_head: str | None = None
+    vqa_backend: Literal["openai", "t2v_metrics"] = "openai"
+    vqa_model: str = "gpt-4.1-mini"
+    dino_model: str = "facebook/dino-vitb16"
+    vbench_clip_b32_model: str = "openai/clip-vit-base-patch32"
+    vbench_aesthetic_head: str | None = None
+    raft_weights: str | None = None
+    musiq_weights: str | None = None
+    vbench_python: str | None = None
+    #: native: fbloop computes the VBench dimensions itself (motion_smoothness, and imaging_quality without
+    #: pyiqa, go to the official CLI when vbench_python is set); official: every dimension via VBench's CLI.
+    vbench_backend: Literal["native", "official"] = "native"
+    vbench_imaging_preprocessing: Literal["longer", "shorter", "shorter_centercrop", "None"] = "longer"
+    #: images / frames per forward pass of a scoring model
+    score_batch_size: int = Field(default=16, ge=1, le=1024)
+    #: per-scorer (low, high) raw anchors of the linear 0-100 mapping, e.g. {"pickscore": [17, 24]}
+    score_anchors: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    #: VQAScore over the OpenAI-compatible API: how many top logprobs to ask for (0-20 in the API)
+    vqa_top_logprobs: int = Field(default=20, ge=1, le=20)
+    #: where weight files that are not on the HF hub go (default ~/.cache/fbloop/weights)
+    weights_dir: Path | None = None
+
+    # --- output ---
+    output_dir: Path = DEFAULT_OUTPUT_DIR
+
+    def public_dict(self) -> dict[str, Any]:
+        """Everything but secrets, for traces and logs."""
+        data = self.model_dump(mode="json", exclude={"openai_api_key", "replicate_api_token"})
+        data["openai_api_key_set"] = self.openai_api_key is not None
+        data["replicate_api_token_set"] = self.replicate_api_token is not None
+        return data
+
+    def secrets(self) -> list[str]:
+        """The secret values, so writers can prove none of them reaches a file."""
+        out = []
+        for secret in (self.openai_api_key, self.replicate_api_token):
+            if secret is not None and secret.get_secret_value():
+                out.append(secret.get_secret_value())
+        return out
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from env/.env with non-None overrides from flags applied on top."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)

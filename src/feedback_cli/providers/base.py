@@ -1,0 +1,96 @@
+"""Provider interfaces. Stages talk only to these; `offline` and the cloud backends implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from feedback_cli.agents.schemas import CritiqueRequest, Draft, PlanRequest, Usage, VideoPlan, WriteRequest
+from feedback_cli.workflow.models import Critique
+
+T = TypeVar("T")
+
+
+@dataclass
+class AgentReply(Generic[T]):
+    value: T
+    model: str
+    cost_usd: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    #: what the trace should show about the request (never secrets)
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+class Agents(Protocol):
+    name: str  # "offline", "openai"
+
+    async def write(self, request: WriteRequest) -> AgentReply[Draft]: ...
+
+    async def critique(self, request: CritiqueRequest) -> AgentReply[Critique]: ...
+
+    async def plan_video(self, request: PlanRequest) -> AgentReply[VideoPlan]: ...
+
+    async def describe_image(self, image: Path) -> AgentReply[str]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class ImageRequest:
+    prompt: str
+    seed: int
+    aspect_ratio: str = "1:1"
+    reference_image: Path | None = None
+
+
+@dataclass
+class VideoRequest:
+    prompt: str
+    seed: int
+    start_image: Path
+    end_image: Path | None = None
+    duration_s: float = 5.0
+
+
+@dataclass
+class MediaOutput:
+    data: bytes
+    extension: str  # ".png", ".mp4"
+    model: str
+    cost_usd: float = 0.0
+    job_id: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class JobHook:
+    """How a media backend tells the engine about a job before waiting on it.
+
+    `existing_job_id` is set on resume: the backend re-attaches to it instead of paying again.
+    `submitted` must be awaited right after the job is created; it records the id in the checkpoint.
+    """
+
+    existing_job_id: str | None
+    submitted: Callable[[str], Awaitable[None]]
+
+
+class Media(Protocol):
+    name: str  # "offline", "replicate"
+
+    def image_model(self) -> str: ...
+
+    def video_model(self, with_end_frame: bool) -> str: ...
+
+    def estimate_image_cost(self) -> float: ...
+
+    def estimate_video_cost(self, with_end_frame: bool, duration_s: float) -> float: ...
+
+    async def generate_image(self, request: ImageRequest, job: JobHook) -> MediaOutput: ...
+
+    async def generate_video(self, request: VideoRequest, job: JobHook) -> MediaOutput: ...
+
+    async def aclose(self) -> None: ...

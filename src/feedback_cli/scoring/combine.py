@@ -1,0 +1,61 @@
+"""The overall score of a candidate from its per-scorer 0-100 values.
+
+Two selection rules (setting `selection`): `weighted` is a weighted mean of the 0-100 values of the
+scorers that ran; `rank` is the mean rank across scorers (1 = best), which one gamed scorer cannot
+dominate. Scorers that failed are absent from the values and so from both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+def weighted_mean(values: Mapping[str, float], weights: Mapping[str, float]) -> float | None:
+    """Weighted mean over the names present in `values`; None when nothing was scored."""
+    total_weight = 0.0
+    acc = 0.0
+    for name, value in values.items():
+        w = weights.get(name, 1.0)
+        if w <= 0:
+            continue
+        acc += w * value
+        total_weight += w
+    return acc / total_weight if total_weight else None
+
+
+def mean_ranks(candidates: Sequence[Mapping[str, float]]) -> list[float | None]:
+    """Mean rank (1 = best) per candidate over every scorer; ties share the average rank."""
+    names = sorted({name for c in candidates for name in c})
+    sums = [0.0] * len(candidates)
+    counts = [0] * len(candidates)
+    for name in names:
+        scored = [(c[name], i) for i, c in enumerate(candidates) if name in c]
+        scored.sort(key=lambda t: -t[0])
+        pos = 0
+        while pos < len(scored):
+            end = pos
+            while end + 1 < len(scored) and scored[end + 1][0] == scored[pos][0]:
+                end += 1
+            rank = (pos + end) / 2 + 1
+            for k in range(pos, end + 1):
+                sums[scored[k][1]] += rank
+                counts[scored[k][1]] += 1
+            pos = end + 1
+    return [s / n if n else None for s, n in zip(sums, counts, strict=True)]
+
+
+def pick_best(
+    candidates: Sequence[Mapping[str, float]], weights: Mapping[str, float], rule: str = "weighted"
+) -> tuple[int | None, list[float | None]]:
+    """Index of the best candidate and each candidate's overall value under `rule`.
+
+    For `weighted` the overall is the 0-100 weighted mean (higher is better); for `rank` it is the mean
+    rank (lower is better). Ties go to the earlier candidate, so the choice is deterministic.
+    """
+    if rule == "rank":
+        overall = mean_ranks(candidates)
+        best = min((i for i, v in enumerate(overall) if v is not None), key=lambda i: overall[i], default=None)
+        return best, overall
+    overall = [weighted_mean(c, weights) for c in candidates]
+    best = max((i for i, v in enumerate(overall) if v is not None), key=lambda i: overall[i], default=None)
+    return best, overall

@@ -1,0 +1,48 @@
+"""Which scorers a run uses: from `--scorers` / FBLOOP_SCORERS, or the backend's default."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from feedback_cli.scoring.registry import (
+    IMAGE_SCORERS,
+    OFFLINE_IMAGE_SET,
+    OFFLINE_VIDEO_SET,
+    REAL_IMAGE_SET,
+    REAL_VIDEO_SET,
+    VIDEO_SCORERS,
+    split_names,
+)
+
+
+def scoring_extra_installed() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
+
+
+def default_spec(backend: str) -> tuple[str, str | None]:
+    """The scorer spec a backend uses when the user names none, and a notice if it had to fall back."""
+    if backend != "cloud":
+        return "offline", None
+    real = [n for n in (*REAL_IMAGE_SET, *REAL_VIDEO_SET) if n in IMAGE_SCORERS or n in VIDEO_SCORERS]
+    if not real:
+        return "offline", "real scorers are not part of this build; scoring with offline statistics"
+    if not scoring_extra_installed():
+        return "offline", (
+            "the scoring extra is not installed (pip install 'fbloop[scoring]'); scoring with offline statistics"
+        )
+    return ",".join(real), None
+
+
+def resolve(spec: str | None, backend: str) -> tuple[str, list[str], list[str], str | None]:
+    """-> (spec, image scorer names, video scorer names, notice)."""
+    notice = None
+    if not spec:
+        spec, notice = default_spec(backend)
+    images, videos = split_names(spec)
+    if not images:
+        images = list(OFFLINE_IMAGE_SET)
+        notice = "no image scorer named; images are scored with offline statistics"
+    if not videos:
+        videos = list(OFFLINE_VIDEO_SET)
+        notice = "no video scorer named; videos are scored with offline statistics"
+    return spec, images, videos, notice

@@ -1,0 +1,67 @@
+"""Stage 2: N image variations of the enhanced prompt, scored, the best selected.
+
+Regenerating after a human review first rewrites the prompt with the person's feedback (one more
+writer/critic round), then makes a new set of N variations; the pick is made within that new set."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from feedback_cli.agents.loop import refine
+from feedback_cli.providers.base import ImageRequest
+from feedback_cli.stages.base import Stage, StageContext
+from feedback_cli.stages.items import ItemSpec, run_items, select, write_scores
+from feedback_cli.stages.registry import register
+
+
+@register
+class ImageGenerationStage(Stage):
+    name: ClassVar[str] = "image_generation"
+    number: ClassVar[int] = 2
+    title: ClassVar[str] = "Image generation"
+    review = "images"
+
+    async def run(self, ctx: StageContext) -> None:
+        opts = ctx.options
+        prompt = ctx.record.outputs.get("image_prompt") or ctx.state.output("final_prompt") or ctx.state.source_prompt
+        round_no = int(ctx.record.outputs.get("round", 1))
+        if ctx.human_feedback:
+            result = await refine(
+                ctx,
+                kind="image",
+                source=prompt,
+                max_iterations=1,
+                threshold=opts.threshold_image,
+                human_feedback=ctx.human_feedback,
+                scope=f"round_{round_no + 1}",
+                seed=opts.seed,
+            )
+            prompt = result.prompt
+            round_no += 1
+            ctx.record.outputs.update(round=round_no, image_prompt=prompt)
+            await ctx.checkpoint()
+        ctx.record.outputs.setdefault("image_prompt", prompt)
+        ctx.record.outputs.setdefault("round", round_no)
+        n = opts.num_image_variations
+        first = (round_no - 1) * n
+        size_hint = ctx.services.settings.aspect_ratio
+        specs = [
+            ItemSpec(
+                key=f"image_{first + i + 1:02d}",
+                index=first + i,
+                seed=opts.seed + first + i,
+                kind="image",
+                build=lambda s=opts.seed + first + i: ImageRequest(prompt=prompt, seed=s, aspect_ratio=size_hint),
+                extra={"round": round_no},
+            )
+            for i in range(n)
+        ]
+        records = await run_items(ctx, specs, prompt)
+        best = select(ctx, "image", records)
+        write_scores(ctx, "image", {"all": (records, best)})
+        assert best.artifact is not None
+        ctx.record.outputs.update(best_image=best.artifact.path, best_key=best.key)
+        ctx.record.scores = {
+            "best_overall": best.overall,
+            **{f"best_{e.scorer}": round(e.normalized, 3) for e in best.scores},
+        }

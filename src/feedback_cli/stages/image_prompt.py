@@ -1,0 +1,76 @@
+"""Stage 1: the writer and the critic turn the starting idea into a strong image prompt.
+
+A starting image is first described (vision model; offline: from its file name and colours)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from feedback_cli.agents.loop import refine
+from feedback_cli.stages.base import Stage, StageContext
+from feedback_cli.stages.registry import register
+
+
+@register
+class ImagePromptStage(Stage):
+    name: ClassVar[str] = "image_prompt"
+    number: ClassVar[int] = 1
+    title: ClassVar[str] = "Image prompt"
+
+    async def run(self, ctx: StageContext) -> None:
+        source = await starting_text(ctx)
+        opts = ctx.options
+        result = await refine(
+            ctx,
+            kind="image",
+            source=source,
+            max_iterations=opts.max_iterations_image,
+            threshold=opts.threshold_image,
+            human_feedback=ctx.human_feedback,
+            seed=opts.seed,
+        )
+        ctx.record.artifacts = [
+            ctx.folder.write_json(
+                ctx.rel("iterations.json"),
+                {
+                    "schema_version": 1,
+                    "source_prompt": source,
+                    "threshold": opts.threshold_image,
+                    "stop_reason": result.stop_reason,
+                    "iterations": [it.model_dump(mode="json") for it in result.iterations],
+                    "final_prompt": result.prompt,
+                    "final_score": result.score,
+                },
+            ),
+            ctx.folder.write_text(ctx.rel("final_prompt.txt"), result.prompt + "\n"),
+        ]
+        ctx.record.outputs.update(final_prompt=result.prompt, final_score=result.score, stop_reason=result.stop_reason)
+        ctx.record.scores = {"prompt_score": result.score}
+
+
+async def starting_text(ctx: StageContext) -> str:
+    """The user's idea as text: the prompt file, or the description of a starting image."""
+    state = ctx.state
+    if state.source_prompt:
+        return state.source_prompt
+    image = state.prompt_image or state.input_image
+    if image is None:
+        raise ValueError("run has neither a prompt nor an image to start from")
+    agents = ctx.services.agents
+    async with ctx.services.limit(agents.name):
+        reply = await agents.describe_image(ctx.abs(image))
+    ctx.ledger.add(
+        ctx.record.name,
+        agents.name,
+        reply.model,
+        "describe starting image",
+        reply.cost_usd,
+        prompt_tokens=reply.usage.prompt_tokens,
+        completion_tokens=reply.usage.completion_tokens,
+    )
+    state.source_prompt = reply.value
+    ctx.record.outputs["derived_prompt"] = reply.value
+    ctx.record.notes.append(f"starting prompt derived from {image} by {reply.model}: {reply.value}")
+    ctx.emit("notice", f"starting prompt derived from the image: {reply.value}")
+    await ctx.checkpoint()
+    return reply.value

@@ -1,0 +1,282 @@
+"""Running a stage's media items: concurrent generation under the provider's limit, each item stored,
+checked and scored as soon as it arrives (scoring overlaps the other items' generation), and the
+checkpoint saved after every item so a crash never loses or re-pays a finished one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from feedback_cli.errors import BudgetError, FbloopError, ScorerUnavailable, StageFailed
+from feedback_cli.providers.base import ImageRequest, JobHook, VideoRequest
+from feedback_cli.scoring.combine import pick_best
+from feedback_cli.stages.base import StageContext
+from feedback_cli.workflow.media_checks import MediaInvalid, check_image, check_video
+from feedback_cli.workflow.models import ItemRecord, ScoreEntry, utcnow
+
+SCORES_SCHEMA_VERSION = 1
+
+
+@dataclass
+class ItemSpec:
+    key: str
+    index: int
+    seed: int
+    kind: Literal["image", "video"]
+    build: Callable[[], ImageRequest | VideoRequest]
+    group: str = ""  # e.g. "clip_01": selection happens per group
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _record_for(ctx: StageContext, spec: ItemSpec) -> ItemRecord:
+    for item in ctx.record.items:
+        if item.key == spec.key:
+            return item
+    item = ItemRecord(key=spec.key, index=spec.index, seed=spec.seed, extra={"group": spec.group, **spec.extra})
+    ctx.record.items.append(item)
+    return item
+
+
+async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: str) -> list[ItemRecord]:
+    """Generate, store, check and score every spec; return their records (input order)."""
+    media = ctx.services.media
+    limit = ctx.services.limit(media.name)
+    records = [_record_for(ctx, spec) for spec in specs]
+
+    async def one(spec: ItemSpec, item: ItemRecord) -> None:
+        if item.status != "succeeded":
+            async with limit:
+                await _generate(ctx, spec, item)
+        if item.status == "succeeded" and not item.extra.get("scored"):
+            await _score(ctx, spec.kind, item, spec.extra.get("prompt") or score_prompt)
+
+    tasks = [asyncio.create_task(one(spec, item)) for spec, item in zip(specs, records, strict=True)]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return records
+
+
+async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None:
+    media = ctx.services.media
+    request = spec.build()
+    is_video = spec.kind == "video"
+    model = (
+        media.video_model(with_end_frame=getattr(request, "end_image", None) is not None)
+        if is_video
+        else media.image_model()
+    )
+    estimate = (
+        media.estimate_video_cost(
+            getattr(request, "end_image", None) is not None, ctx.services.settings.video_duration_s
+        )
+        if is_video
+        else media.estimate_image_cost()
+    )
+    if item.job_id is None:  # a recorded job is re-attached, already paid for: no budget check
+        ctx.ledger.check(estimate, f"{spec.key} ({model})")
+    item.provider, item.model = media.name, model
+    item.request = _describe(request)
+    item.started_at = item.started_at or utcnow()
+    item.error = None
+    ctx.emit("item_started", spec.key, key=spec.key, index=spec.index, seed=spec.seed, media=spec.kind)
+    start = time.perf_counter()
+
+    async def submitted(job_id: str) -> None:
+        item.job_id = job_id
+        item.status = "submitted"
+        ctx.emit("item_submitted", spec.key, key=spec.key, job_id=job_id)
+        await ctx.checkpoint()
+
+    try:
+        output = await (
+            media.generate_video(request, JobHook(item.job_id, submitted))  # type: ignore[arg-type]
+            if is_video
+            else media.generate_image(request, JobHook(item.job_id, submitted))  # type: ignore[arg-type]
+        )
+        relative = ctx.rel(f"{spec.key}{output.extension}")
+        artifact = ctx.folder.write_bytes(relative, output.data, spec.kind)
+        await asyncio.to_thread(check_video if is_video else check_image, ctx.abs(relative))
+    except BudgetError:
+        raise
+    except MediaInvalid as exc:
+        _fail(ctx, item, f"provider output is not a valid {spec.kind}: {exc}")
+        await ctx.checkpoint()
+        return
+    except (FbloopError, OSError, ValueError) as exc:
+        _fail(ctx, item, getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+        await ctx.checkpoint()
+        return
+    item.artifact = artifact
+    item.job_id = output.job_id or item.job_id
+    item.model = output.model
+    item.cost_usd = round(output.cost_usd, 6)
+    item.latency_s = round(time.perf_counter() - start, 3)
+    item.finished_at = utcnow()
+    item.status = "succeeded"
+    item.extra["metrics"] = output.metrics
+    if output.request:
+        item.request = {**item.request, **output.request}
+    ctx.ledger.add(ctx.record.name, media.name, output.model, spec.key, output.cost_usd, job_id=item.job_id)
+    ctx.emit(
+        "item_finished", spec.key, key=spec.key, path=artifact.path, cost_usd=item.cost_usd, latency_s=item.latency_s
+    )
+    await ctx.checkpoint()
+
+
+def _fail(ctx: StageContext, item: ItemRecord, message: str) -> None:
+    item.status = "failed"
+    item.error = message
+    item.finished_at = utcnow()
+    ctx.emit("item_failed", f"{item.key}: {message}", key=item.key, error=message)
+
+
+def _describe(request: ImageRequest | VideoRequest) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in vars(request).items():
+        out[key] = value.name if isinstance(value, Path) else value
+    return out
+
+
+async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) -> None:
+    assert item.artifact is not None
+    path = ctx.abs(item.artifact.path)
+    loop = asyncio.get_running_loop()
+    executor = ctx.services.scoring_executor
+    entries: list[ScoreEntry] = []
+    scorers = ctx.services.image_scorers() if kind == "image" else ctx.services.video_scorers()
+    for name, scorer in scorers.items():
+        if isinstance(scorer, ScorerUnavailable):
+            _note_once(ctx, f"scorer {name} unavailable: {scorer.line()}")
+            continue
+        try:
+            raw = await loop.run_in_executor(executor, scorer.score, [path], prompt)
+        except ScorerUnavailable as exc:
+            _note_once(ctx, f"scorer {name} unavailable: {exc.line()}")
+            continue
+        except Exception as exc:  # a scorer bug or a model failure: left out, never a made-up value
+            _note_once(ctx, f"scorer {name} failed on {item.key}: {type(exc).__name__}: {exc}")
+            continue
+        if kind == "image":
+            value = float(raw[0])  # type: ignore[index]
+            entries.append(
+                ScoreEntry(
+                    scorer=name,
+                    raw=value,
+                    normalized=scorer.normalize(value),  # type: ignore[call-arg]
+                    model_id=scorer.model_id,
+                )
+            )
+        else:
+            for dimension, values in raw.items():  # type: ignore[union-attr]
+                value = float(values[0])
+                entries.append(
+                    ScoreEntry(
+                        scorer=dimension,
+                        raw=value,
+                        normalized=scorer.normalize(dimension, value),  # type: ignore[call-arg]
+                        model_id=scorer.model_id,
+                    )
+                )
+    item.scores = entries
+    item.extra["scored"] = True
+    ctx.emit("item_scored", item.key, key=item.key, scores={e.scorer: round(e.normalized, 2) for e in entries})
+    await ctx.checkpoint()
+
+
+def _note_once(ctx: StageContext, note: str) -> None:
+    if note not in ctx.record.notes:
+        ctx.record.notes.append(note)
+        ctx.emit("notice", note)
+
+
+def weights_for(ctx: StageContext, kind: str) -> dict[str, float]:
+    settings = ctx.services.settings
+    weights: dict[str, float] = {}
+    if kind == "image":
+        for name, scorer in ctx.services.image_scorers().items():
+            if not isinstance(scorer, ScorerUnavailable):
+                weights[name] = settings.image_weights.get(name, scorer.default_weight)
+    else:
+        for scorer in ctx.services.video_scorers().values():
+            if not isinstance(scorer, ScorerUnavailable):
+                for dim in scorer.dimensions:
+                    weights[dim] = settings.video_weights.get(dim, scorer.default_weights.get(dim, 1.0))
+    return weights
+
+
+def select(ctx: StageContext, kind: str, records: Sequence[ItemRecord]) -> ItemRecord:
+    """Give each succeeded record its overall score and return the best one."""
+    ok = [r for r in records if r.status == "succeeded"]
+    minimum = min(ctx.services.settings.min_successful_items, len(records))
+    if len(ok) < max(1, minimum):
+        errors = "; ".join(sorted({r.error or "unknown error" for r in records if r.status == "failed"}))
+        raise StageFailed(f"{ctx.record.name}: {len(ok)} of {len(records)} items succeeded ({errors})")
+    rule = ctx.services.settings.selection
+    weights = weights_for(ctx, kind)
+    candidates = [{e.scorer: e.normalized for e in r.scores if e.scorer in weights} for r in ok]
+    best_index, overall = pick_best(candidates, weights, rule)
+    for record, value in zip(ok, overall, strict=True):
+        record.overall = None if value is None else round(value, 3)
+    if best_index is None:
+        _note_once(ctx, "no scorer produced a value; the first successful candidate is kept unranked")
+        return ok[0]
+    return ok[best_index]
+
+
+def write_scores(ctx: StageContext, kind: str, groups: dict[str, tuple[list[ItemRecord], ItemRecord]]) -> None:
+    """scores.json: every candidate with every scorer (raw, 0-100, model), overall, and the pick."""
+    scorers = ctx.services.image_scorers() if kind == "image" else ctx.services.video_scorers()
+    described = {
+        name: (
+            {"status": "unavailable", "reason": s.line()}
+            if isinstance(s, ScorerUnavailable)
+            else {"status": "ok", "model_id": s.model_id, "offline_statistics": s.offline}
+        )
+        for name, s in scorers.items()
+    }
+    body = {
+        "schema_version": SCORES_SCHEMA_VERSION,
+        "kind": kind,
+        "backend": ctx.state.options.backend.value,
+        "selection": ctx.services.settings.selection,
+        "weights": weights_for(ctx, kind),
+        "scorers": described,
+        "groups": {
+            group: {
+                "best": best.key,
+                "best_path": best.artifact.path if best.artifact else None,
+                "candidates": [
+                    {
+                        "key": r.key,
+                        "path": r.artifact.path if r.artifact else None,
+                        "status": r.status,
+                        "seed": r.seed,
+                        "model": r.model,
+                        "job_id": r.job_id,
+                        "scores": {
+                            e.scorer: {"raw": e.raw, "normalized": round(e.normalized, 3), "model_id": e.model_id}
+                            for e in r.scores
+                        },
+                        "overall": r.overall,
+                        "cost_usd": r.cost_usd,
+                        "latency_s": r.latency_s,
+                        "error": r.error,
+                    }
+                    for r in records
+                ],
+            }
+            for group, (records, best) in groups.items()
+        },
+    }
+    ctx.record.artifacts = [a for a in ctx.record.artifacts if a.path != ctx.rel("scores.json")]
+    ctx.record.artifacts.append(ctx.folder.write_json(ctx.rel("scores.json"), body))

@@ -1,0 +1,112 @@
+"""Entry points the commands call: start a run, resume a run, run one stage alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from feedback_cli.config import Settings
+from feedback_cli.errors import CheckpointError, UsageError
+from feedback_cli.providers.registry import BACKENDS
+from feedback_cli.scoring.select import resolve as resolve_scorers
+from feedback_cli.workflow import checkpoint
+from feedback_cli.workflow.events import EventBus
+from feedback_cli.workflow.lock import RunLock
+from feedback_cli.workflow.models import RunOptions, RunState
+from feedback_cli.workflow.orchestrator import Orchestrator, create_run
+from feedback_cli.workflow.review import Reviewer
+from feedback_cli.workflow.runfolder import RunFolder
+from feedback_cli.workflow.services import Services
+
+#: settings that shape what a run generates; a resume uses the values the run started with
+PINNED_SETTINGS = (
+    "writer_model",
+    "critic_model",
+    "judge_model",
+    "vision_model",
+    "image_model",
+    "video_model",
+    "storyboard_video_model",
+    "video_duration_s",
+    "aspect_ratio",
+    "selection",
+    "image_weights",
+    "video_weights",
+    "offline_image_size",
+    "offline_video_seconds",
+    "min_successful_items",
+)
+
+
+@dataclass
+class PreparedRun:
+    folder: RunFolder
+    state: RunState
+    services: Services
+    resumed: bool = False
+
+
+def services_for(state: RunState, settings: Settings) -> Services:
+    return Services(
+        settings=settings,
+        backend=state.options.backend.value,
+        image_scorer_names=state.scorers.get("image", []),
+        video_scorer_names=state.scorers.get("video", []),
+    )
+
+
+def prepare_run(
+    options: RunOptions,
+    settings: Settings,
+    *,
+    output_dir: Path,
+    source_prompt: str = "",
+    prompt_image: Path | None = None,
+    input_image: Path | None = None,
+    stages: tuple[str, ...] | None = None,
+    kind: str = "workflow",
+    prepare: Callable[[RunFolder, RunState], None] | None = None,
+) -> PreparedRun:
+    spec, images, videos, notice = resolve_scorers(options.scorers, options.backend.value)
+    options = options.model_copy(update={"scorers": spec})
+    agents, media = BACKENDS[options.backend.value]
+    folder, state = create_run(
+        options,
+        settings,
+        output_dir=output_dir,
+        source_prompt=source_prompt,
+        prompt_image=prompt_image,
+        input_image=input_image,
+        stages=stages,
+        kind=kind,
+        providers={"agents": agents, "media": media},
+        scorers={"image": images, "video": videos},
+        prepare=prepare,
+    )
+    if notice:
+        state.notices.append(notice)
+    return PreparedRun(folder, state, services_for(state, settings))
+
+
+def load_for_resume(target: Path, settings: Settings) -> PreparedRun:
+    run_dir, state = checkpoint.load(target)
+    pinned: dict[str, Any] = {k: state.settings[k] for k in PINNED_SETTINGS if k in state.settings}
+    settings = settings.model_copy(update=pinned)
+    folder = RunFolder(run_dir, settings.secrets())
+    return PreparedRun(folder, state, services_for(state, settings), resumed=True)
+
+
+async def execute(prepared: PreparedRun, events: EventBus, reviewer: Reviewer | None = None) -> RunState:
+    """Run (or continue) the prepared run while holding its lock."""
+    if prepared.resumed and prepared.state.status == "completed":
+        raise UsageError("internal: a completed run is not executed again")
+    with RunLock(prepared.folder.root):
+        if prepared.resumed:
+            # re-validate under the lock: another process may have moved the run on meanwhile
+            _, fresh = checkpoint.load(prepared.folder.root, verify_artifacts=False)
+            if fresh.updated_at != prepared.state.updated_at:
+                raise CheckpointError("the run changed while it was being opened; try again")
+        orchestrator = Orchestrator(prepared.folder, prepared.state, prepared.services, events, reviewer)
+        return await orchestrator.run(resumed=prepared.resumed)

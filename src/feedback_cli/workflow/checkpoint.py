@@ -1,0 +1,97 @@
+"""`workflow_checkpoint.json`: written atomically after every stage and every paid item,
+validated in full before a resume trusts it.
+
+Envelope: {"format", "schema_version", "fbloop_version", "checksum", "state"}; the checksum is the
+sha256 of the canonical JSON of `state`, so a hand edit or a torn write is caught.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from feedback_cli.errors import CheckpointError
+from feedback_cli.workflow.files import atomic_write_bytes, canonical_json, inside, sha256_bytes, sha256_file
+from feedback_cli.workflow.models import SCHEMA_VERSION, RunState
+from feedback_cli.workflow.runfolder import RunFolder
+
+CHECKPOINT_NAME = "workflow_checkpoint.json"
+FORMAT = "fbloop-checkpoint"
+
+
+def save(folder: RunFolder, state: RunState) -> Path:
+    body = state.model_dump(mode="json")
+    envelope = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "fbloop_version": state.fbloop_version,
+        "checksum": sha256_bytes(canonical_json(body)),
+        "state": body,
+    }
+    text = json.dumps(envelope, indent=1, ensure_ascii=False)
+    redacted = folder.redact(text)
+    if redacted != text:
+        # a secret inside the state would change the checksum on redaction: refuse loudly instead
+        raise CheckpointError("refusing to write a checkpoint that contains a secret value")
+    path = folder.path(CHECKPOINT_NAME)
+    atomic_write_bytes(path, (text + "\n").encode())
+    return path
+
+
+def locate(target: Path) -> tuple[Path, Path]:
+    """A run folder or a checkpoint file -> (run folder, checkpoint path)."""
+    if target.is_dir():
+        checkpoint = target / CHECKPOINT_NAME
+        if not checkpoint.exists():
+            raise CheckpointError(f"{target} has no {CHECKPOINT_NAME}; it is not an fbloop run folder")
+        return target, checkpoint
+    if target.is_file():
+        return target.parent, target
+    raise CheckpointError(f"{target} does not exist")
+
+
+def load(target: Path, *, verify_artifacts: bool = True) -> tuple[Path, RunState]:
+    """Read and validate a checkpoint; one clear CheckpointError per problem."""
+    run_dir, path = locate(target)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    try:
+        envelope = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"checkpoint {path} is not valid JSON (truncated or corrupted)") from None
+    if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an fbloop checkpoint")
+    version = envelope.get("schema_version")
+    if not isinstance(version, int):
+        raise CheckpointError(f"checkpoint {path} has no schema version")
+    if version > SCHEMA_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has schema {version}, newer than this fbloop supports ({SCHEMA_VERSION})",
+            hint="upgrade fbloop",
+        )
+    if version < SCHEMA_VERSION:
+        raise CheckpointError(f"checkpoint {path} has an old schema {version} that cannot be resumed")
+    body = envelope.get("state")
+    if not isinstance(body, dict) or envelope.get("checksum") != sha256_bytes(canonical_json(body)):
+        raise CheckpointError(f"checkpoint {path} failed its checksum (edited or corrupted)")
+    try:
+        state = RunState.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CheckpointError(f"checkpoint {path} is invalid at {where}: {first['msg']}") from None
+    for record in state.stages:
+        inside(run_dir, record.folder)
+    for artifact in state.all_artifacts():
+        file = inside(run_dir, artifact.path)
+        if not verify_artifacts:
+            continue
+        if not file.is_file():
+            raise CheckpointError(f"artifact {artifact.path} recorded in the checkpoint is missing")
+        if file.stat().st_size != artifact.bytes or sha256_file(file) != artifact.sha256:
+            raise CheckpointError(f"artifact {artifact.path} changed since it was recorded")
+    return run_dir, state

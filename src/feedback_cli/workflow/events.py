@@ -1,0 +1,56 @@
+"""Events the engine emits; the UI (or a test) subscribes and renders them. The engine never prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from feedback_cli.workflow.models import utcnow
+
+EventKind = Literal[
+    "run_started",
+    "run_resumed",
+    "notice",
+    "stage_started",
+    "stage_skipped",
+    "stage_finished",
+    "stage_failed",
+    "iteration",
+    "item_started",
+    "item_submitted",
+    "item_finished",
+    "item_failed",
+    "item_scored",
+    "review",
+    "run_finished",
+    "run_interrupted",
+]
+
+
+class Event(BaseModel):
+    kind: EventKind
+    stage: str | None = None
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+    at: str = Field(default_factory=utcnow)
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Synchronous fan-out; subscribers must be quick (they run on the event loop)."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def emit(self, kind: EventKind, message: str = "", stage: str | None = None, **data: Any) -> Event:
+        event = Event(kind=kind, stage=stage, message=message, data=data)
+        for subscriber in self._subscribers:
+            subscriber(event)
+        return event

@@ -1,0 +1,225 @@
+"""The data that crosses a boundary or lands on disk: options, run state, stage and item records.
+
+Paths are stored relative to the run folder so a run folder can be moved or shared.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Workflow(StrEnum):
+    full = "full"
+    image_only = "image-only"
+    video_only = "video-only"
+    prompt_only = "prompt-only"
+
+
+class Backend(StrEnum):
+    auto = "auto"
+    offline = "offline"
+    cloud = "cloud"
+
+
+class RunOptions(BaseModel):
+    """Everything the user chose for a run; stored in the checkpoint so resume uses the same."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    workflow: Workflow = Workflow.full
+    prompt_file: str | None = None
+    input_image: str | None = None
+    max_iterations_image: int = Field(default=3, ge=1)
+    max_iterations_video: int = Field(default=3, ge=1)
+    num_image_variations: int = Field(default=8, ge=1)
+    num_video_attempts: int = Field(default=3, ge=1)
+    threshold_image: float = Field(default=85.0, ge=0, le=100)
+    threshold_video: float = Field(default=85.0, ge=0, le=100)
+    interactive: bool = False
+    storyboard: bool = False
+    clips: int = Field(default=2, ge=1, le=12)
+    backend: Backend = Backend.offline  # resolved: never `auto` once a run exists
+    scorers: str = "offline"
+    seed: int = 0
+    verbose: bool = False
+    max_cost: float | None = Field(default=None, ge=0)
+
+
+class Artifact(BaseModel):
+    """A file the run produced, with the hash that resume checks."""
+
+    path: str  # relative to the run folder
+    sha256: str
+    bytes: int
+    kind: Literal["image", "video", "json", "text"] = "json"
+
+
+class ScoreEntry(BaseModel):
+    scorer: str
+    raw: float
+    normalized: float
+    model_id: str
+
+
+class ItemRecord(BaseModel):
+    """One paid (or offline) job inside a stage: an image variation, a frame, a video attempt."""
+
+    key: str  # stable within the stage, e.g. "image_03" or "clip_01_start"
+    index: int
+    seed: int
+    status: Literal["pending", "submitted", "succeeded", "failed"] = "pending"
+    provider: str = ""
+    model: str = ""
+    job_id: str | None = None  # e.g. the Replicate prediction id, recorded before waiting
+    request: dict[str, Any] = Field(default_factory=dict)
+    artifact: Artifact | None = None
+    scores: list[ScoreEntry] = Field(default_factory=list)
+    overall: float | None = None
+    cost_usd: float = 0.0
+    started_at: str | None = None
+    finished_at: str | None = None
+    latency_s: float | None = None
+    error: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Critique(BaseModel):
+    """The critic's verdict on a prompt: a score per rubric criterion and overall, and what to fix."""
+
+    scores: dict[str, float] = Field(default_factory=dict)
+    overall: float = Field(ge=0, le=100)
+    feedback: list[str] = Field(default_factory=list)
+    faithful: bool = True
+
+
+class IterationRecord(BaseModel):
+    """One turn of the writer/critic loop."""
+
+    iteration: int
+    scope: str = ""  # "" for the stage's single loop, e.g. "clip_01" in storyboard mode
+    prompt: str
+    rationale: str = ""
+    critique: Critique
+    writer_model: str = ""
+    critic_model: str = ""
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    at: str = Field(default_factory=utcnow)
+    human_feedback: str | None = None
+
+
+class CostEntry(BaseModel):
+    """One line of the cost ledger."""
+
+    stage: str
+    provider: str
+    model: str
+    what: str
+    usd: float
+    estimated: bool = False
+    detail: dict[str, Any] = Field(default_factory=dict)
+    at: str = Field(default_factory=utcnow)
+
+
+class ReviewDecision(BaseModel):
+    stage: str
+    action: Literal["continue", "pick", "regenerate", "stop"]
+    choice: str | None = None
+    feedback: str | None = None
+    at: str = Field(default_factory=utcnow)
+
+
+StageStatus = Literal["pending", "running", "completed", "skipped", "failed", "interrupted"]
+
+
+class StageRecord(BaseModel):
+    name: str
+    number: int
+    folder: str
+    status: StageStatus = "pending"
+    skip_reason: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    wall_time_s: float = 0.0
+    cost_usd: float = 0.0
+    iterations: list[IterationRecord] = Field(default_factory=list)
+    items: list[ItemRecord] = Field(default_factory=list)
+    #: named results later stages read (e.g. "final_prompt", "best_image"), JSON values
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    artifacts: list[Artifact] = Field(default_factory=list)
+    #: stage quality figures for the summary, e.g. {"prompt_score": 88.0}
+    scores: dict[str, float | None] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+    error: str | None = None
+    attempts: int = 0
+
+
+RunStatus = Literal["running", "completed", "failed", "interrupted", "stopped", "budget_exceeded"]
+
+
+class RunState(BaseModel):
+    """The whole state of a run; the checkpoint is this plus a checksum."""
+
+    schema_version: int = SCHEMA_VERSION
+    fbloop_version: str
+    run_id: str
+    kind: Literal["workflow", "stage"] = "workflow"
+    status: RunStatus = "running"
+    created_at: str = Field(default_factory=utcnow)
+    updated_at: str = Field(default_factory=utcnow)
+    options: RunOptions
+    providers: dict[str, str] = Field(default_factory=dict)  # role -> "provider:model"
+    scorers: dict[str, list[str]] = Field(default_factory=dict)  # {"image": [...], "video": [...]}
+    settings: dict[str, Any] = Field(default_factory=dict)  # public settings, never secrets
+    source_prompt: str = ""
+    #: the starting prompt was an image (relative path of its copy); stage 1 derives text from it
+    prompt_image: str | None = None
+    #: `--input-image` (relative path of its copy), the start frame of video-only runs
+    input_image: str | None = None
+    inputs: list[Artifact] = Field(default_factory=list)
+    #: outputs given from files instead of earlier stages (`fbloop stage`), same keys as stage outputs
+    given: dict[str, Any] = Field(default_factory=dict)
+    stages: list[StageRecord] = Field(default_factory=list)
+    ledger: list[CostEntry] = Field(default_factory=list)
+    reviews: list[ReviewDecision] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    notices: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+    def stage(self, name: str) -> StageRecord:
+        for record in self.stages:
+            if record.name == name:
+                return record
+        raise KeyError(name)
+
+    def has_stage(self, name: str) -> bool:
+        return any(record.name == name for record in self.stages)
+
+    def output(self, key: str) -> Any:
+        """The latest finished stage's value for an output key (later stages win)."""
+        for record in reversed(self.stages):
+            if record.status == "completed" and key in record.outputs:
+                return record.outputs[key]
+        return self.given.get(key)
+
+    def all_artifacts(self) -> list[Artifact]:
+        out = list(self.inputs)
+        for record in self.stages:
+            out.extend(record.artifacts)
+            out.extend(item.artifact for item in record.items if item.artifact is not None)
+        return out
+
+    @property
+    def total_cost(self) -> float:
+        return round(sum(entry.usd for entry in self.ledger), 6)

@@ -1,0 +1,343 @@
+"""The orchestrator: creates or resumes a run folder and drives its stages in order.
+
+For each unfinished stage it builds a StageContext, awaits `stage.run`, records the result in RunState
+and saves the checkpoint atomically (stages also save after every paid item). Resume re-enters the same
+loop at the first unfinished stage, and inside it at the first unfinished item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from feedback_cli import __version__
+from feedback_cli.config import Settings
+from feedback_cli.errors import BudgetError, FbloopError, Interrupted, StageFailed
+from feedback_cli.stages.base import StageContext
+from feedback_cli.stages.registry import get as get_stage
+from feedback_cli.workflow import checkpoint
+from feedback_cli.workflow.events import EventBus
+from feedback_cli.workflow.files import sha256_file
+from feedback_cli.workflow.ledger import CostLedger
+from feedback_cli.workflow.models import Artifact, ReviewDecision, RunOptions, RunState, StageRecord, utcnow
+from feedback_cli.workflow.plan import stages_for
+from feedback_cli.workflow.report import write_reports
+from feedback_cli.workflow.review import Candidate, Reviewer, ReviewRequest
+from feedback_cli.workflow.runfolder import RunFolder, new_run_dir
+from feedback_cli.workflow.services import Services
+
+
+class RunStopped(FbloopError):
+    """The person chose to stop at a review; the run can be resumed."""
+
+    exit_code = 0
+
+
+def copy_input(folder: RunFolder, source: Path, name: str, kind: str) -> Artifact:
+    target = f"input/{name}{source.suffix.lower()}"
+    path = folder.path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, path)
+    return Artifact(path=target, sha256=sha256_file(path), bytes=path.stat().st_size, kind=kind)  # type: ignore[arg-type]
+
+
+def create_run(
+    options: RunOptions,
+    settings: Settings,
+    *,
+    output_dir: Path,
+    source_prompt: str = "",
+    prompt_image: Path | None = None,
+    input_image: Path | None = None,
+    stages: tuple[str, ...] | None = None,
+    kind: str = "workflow",
+    providers: dict[str, str] | None = None,
+    scorers: dict[str, list[str]] | None = None,
+    prepare: Callable[[RunFolder, RunState], None] | None = None,
+) -> tuple[RunFolder, RunState]:
+    """Make a new run folder with copies of its inputs and a first checkpoint."""
+    root = new_run_dir(output_dir)
+    folder = RunFolder(root, settings.secrets())
+    state = RunState(
+        fbloop_version=__version__,
+        run_id=root.name,
+        kind=kind,
+        options=options,  # type: ignore[arg-type]
+        providers=providers or {},
+        scorers=scorers or {},
+        settings=settings.public_dict(),
+        source_prompt=source_prompt,
+    )
+    if prompt_image is not None:
+        artifact = copy_input(folder, prompt_image, "prompt_image", "image")
+        state.inputs.append(artifact)
+        state.prompt_image = artifact.path
+    if input_image is not None:
+        artifact = copy_input(folder, input_image, "input_image", "image")
+        state.inputs.append(artifact)
+        state.input_image = artifact.path
+    if source_prompt:
+        state.inputs.append(folder.write_text("input/prompt.txt", source_prompt + "\n"))
+    for name in stages or stages_for(options.workflow):
+        cls = get_stage(name)
+        state.stages.append(StageRecord(name=cls.name, number=cls.number, folder=cls.folder()))
+    if prepare is not None:  # e.g. `fbloop stage` copying the files it starts from into input/
+        prepare(folder, state)
+    checkpoint.save(folder, state)
+    return folder, state
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        folder: RunFolder,
+        state: RunState,
+        services: Services,
+        events: EventBus,
+        reviewer: Reviewer | None = None,
+    ) -> None:
+        self.folder = folder
+        self.state = state
+        self.services = services
+        self.events = events
+        self.reviewer = reviewer
+        self.ledger = CostLedger(
+            state, state.options.max_cost if state.options.max_cost is not None else services.settings.max_cost
+        )
+        self._stage_clock: tuple[StageRecord, float, float] | None = None
+        events.subscribe(self._log)
+
+    def _log(self, event: object) -> None:
+        from feedback_cli.workflow.events import Event
+
+        assert isinstance(event, Event)
+        stage = f"[{event.stage}] " if event.stage else ""
+        self.folder.append_log(f"{event.at} {event.kind:<16} {stage}{event.message}")
+
+    def emit(self, kind: str, message: str = "", stage: str | None = None, **data: object) -> None:
+        event = self.events.emit(kind, message, stage=stage, **data)  # type: ignore[arg-type]
+        self.state.events.append(event.model_dump(mode="json"))
+
+    async def save(self) -> None:
+        """Checkpoint now (also keeps the running stage's wall time current)."""
+        if self._stage_clock is not None:
+            record, base, started = self._stage_clock
+            record.wall_time_s = round(base + time.perf_counter() - started, 3)
+        self.state.updated_at = utcnow()
+        checkpoint.save(self.folder, self.state)
+
+    async def _finish_reports(self) -> None:
+        await self.save()
+        write_reports(self.folder, self.state)
+
+    async def run(self, resumed: bool = False) -> RunState:
+        state = self.state
+        if resumed:
+            self.emit("run_resumed", f"resuming run {state.run_id}", run_dir=str(self.folder.root))
+        else:
+            self.emit(
+                "run_started",
+                f"run {state.run_id}",
+                run_dir=str(self.folder.root),
+                workflow=state.options.workflow.value,
+                backend=state.options.backend.value,
+            )
+        state.status = "running"
+        state.error = None
+        try:
+            for record in state.stages:
+                if record.status == "skipped":
+                    continue
+                if record.status == "completed":
+                    if record.outputs.get("awaiting_review"):
+                        await self._review(record)
+                    continue
+                await self._run_stage(record)
+            state.status = "completed"
+            self.emit("run_finished", "run completed", total_cost_usd=state.total_cost)
+        except BudgetError as exc:
+            state.status = "budget_exceeded"
+            state.error = exc.line()
+            self.emit("run_interrupted", exc.line())
+            raise
+        except RunStopped:
+            state.status = "stopped"
+            raise
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            state.status = "interrupted"
+            for record in state.stages:
+                if record.status == "running":
+                    record.status = "interrupted"
+            self.emit("run_interrupted", "interrupted; checkpoint saved")
+            raise Interrupted("interrupted") from None
+        except FbloopError as exc:
+            state.status = "failed"
+            state.error = exc.line()
+            raise
+        finally:
+            self._stage_clock = None
+            await asyncio.shield(self._finish_reports())
+            await self.services.aclose()
+        return state
+
+    async def _run_stage(self, record: StageRecord, human_feedback: str | None = None) -> None:
+        stage = get_stage(record.name)()
+        reason = stage.skip_reason(self.state)
+        if reason is not None and human_feedback is None:
+            record.status = "skipped"
+            record.skip_reason = reason
+            self.emit("stage_skipped", reason, stage=record.name, number=record.number, title=stage.title)
+            await self.save()
+            return
+        record.status = "running"
+        record.started_at = record.started_at or utcnow()
+        record.attempts += 1
+        record.error = None
+        self.emit(
+            "stage_started",
+            stage.title,
+            stage=record.name,
+            number=record.number,
+            title=stage.title,
+            attempt=record.attempts,
+        )
+        self._stage_clock = (record, record.wall_time_s, time.perf_counter())
+        await self.save()
+        ctx = StageContext(
+            state=self.state,
+            record=record,
+            folder=self.folder,
+            services=self.services,
+            events=self.events,
+            ledger=self.ledger,
+            checkpoint=self.save,
+            human_feedback=human_feedback,
+        )
+        try:
+            await stage.run(ctx)
+        except BudgetError:
+            record.status = "interrupted"
+            raise
+        except FbloopError as exc:
+            record.status = "failed"
+            record.error = exc.line()
+            self.emit("stage_failed", exc.line(), stage=record.name)
+            raise
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a stage bug must still leave an auditable, resumable folder
+            record.status = "failed"
+            record.error = f"{type(exc).__name__}: {exc}"
+            self.emit("stage_failed", record.error, stage=record.name)
+            raise StageFailed(f"stage {record.name} failed: {record.error}") from exc
+        await self.save()
+        self._stage_clock = None
+        record.status = "completed"
+        record.finished_at = utcnow()
+        if self.reviewer is not None and stage.review is not None:
+            record.outputs["awaiting_review"] = True
+        self.emit(
+            "stage_finished",
+            stage.title,
+            stage=record.name,
+            number=record.number,
+            title=stage.title,
+            cost_usd=record.cost_usd,
+            wall_time_s=record.wall_time_s,
+            scores=record.scores,
+        )
+        await self.save()
+        write_reports(self.folder, self.state)
+        if record.outputs.get("awaiting_review"):
+            await self._review(record)
+
+    def review_request(self, record: StageRecord) -> ReviewRequest:
+        stage = get_stage(record.name)
+        latest_round = max((int(i.extra.get("round", 1)) for i in record.items), default=1)
+        items = [i for i in record.items if int(i.extra.get("round", 1)) == latest_round]
+        candidates = sorted(
+            (
+                Candidate(
+                    key=i.key,
+                    path=i.artifact.path if i.artifact else None,
+                    absolute_path=str(self.folder.path(i.artifact.path)) if i.artifact else None,
+                    status=i.status,
+                    overall=i.overall,
+                    scores={e.scorer: round(e.normalized, 2) for e in i.scores},
+                    cost_usd=i.cost_usd,
+                    latency_s=i.latency_s,
+                    error=i.error,
+                    group=str(i.extra.get("group", "")),
+                )
+                for i in items
+            ),
+            key=lambda c: (c.group, c.status != "succeeded", -(c.overall or 0.0), c.key),
+        )
+        picks: dict[str, str] = {}
+        if record.name == "image_generation" and record.outputs.get("best_key"):
+            picks["all"] = record.outputs["best_key"]
+        for key in ("best_video", "best_videos"):
+            value = record.outputs.get(key)
+            for path in [value] if isinstance(value, str) else value or []:
+                item = next((i for i in items if i.artifact and i.artifact.path == path), None)
+                if item is not None:
+                    picks[str(item.extra.get("group", "all"))] = item.key
+        return ReviewRequest(
+            stage=record.name,
+            title=stage.title,
+            kind=stage.review or "",
+            candidates=candidates,
+            picks=picks,
+            prompt=str(record.outputs.get("image_prompt") or ""),
+            can_pick=record.name != "storyboard",
+        )
+
+    async def _review(self, record: StageRecord) -> None:
+        assert self.reviewer is not None
+        while True:
+            request = self.review_request(record)
+            self.emit("review", f"review of {record.name}", stage=record.name)
+            decision: ReviewDecision = await asyncio.to_thread(self.reviewer.review, request)
+            decision.stage = record.name
+            self.state.reviews.append(decision)
+            self.emit(
+                "review",
+                f"{decision.action}{' ' + decision.choice if decision.choice else ''}",
+                stage=record.name,
+                action=decision.action,
+                choice=decision.choice,
+                feedback=decision.feedback,
+            )
+            if decision.action == "stop":
+                await self.save()
+                raise RunStopped(f"stopped at the review of {record.name}")
+            if decision.action == "regenerate":
+                record.outputs.pop("awaiting_review", None)
+                await self.save()
+                await self._run_stage(record, human_feedback=decision.feedback or "")
+                return  # _run_stage reviews the new result itself
+            if decision.action == "pick" and decision.choice:
+                self._apply_pick(record, decision.choice)
+            record.outputs.pop("awaiting_review", None)
+            await self.save()
+            write_reports(self.folder, self.state)
+            return
+
+    def _apply_pick(self, record: StageRecord, key: str) -> None:
+        item = next((i for i in record.items if i.key == key and i.artifact is not None), None)
+        if item is None or item.artifact is None:
+            return
+        path = item.artifact.path
+        if record.name == "image_generation":
+            record.outputs.update(best_image=path, best_key=key)
+        elif "best_videos" in record.outputs:
+            group = item.extra.get("group")
+            record.outputs["best_videos"] = [
+                path if p.split("/")[-1].startswith(f"{group}_") else p for p in record.outputs["best_videos"]
+            ]
+        else:
+            record.outputs["best_video"] = path
+        record.notes.append(f"human pick: {key}")

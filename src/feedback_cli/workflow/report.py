@@ -1,0 +1,114 @@
+"""`workflow_trace.json` (everything) and `workflow_summary.json` (end-to-end figures), rewritten after
+every stage so an interrupted or failed run is as auditable as a finished one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from feedback_cli.workflow.models import RunState
+from feedback_cli.workflow.runfolder import RunFolder
+
+TRACE_NAME = "workflow_trace.json"
+SUMMARY_NAME = "workflow_summary.json"
+SUMMARY_SCHEMA_VERSION = 1
+TRACE_SCHEMA_VERSION = 1
+OFFLINE_LABEL = "OFFLINE: made by fbloop's offline backend, not by a real model; nothing was paid"
+
+
+class StageSummary(BaseModel):
+    number: int
+    name: str
+    status: str
+    skip_reason: str | None = None
+    cost_usd: float
+    wall_time_s: float
+    scores: dict[str, float | None]
+    outputs: dict[str, Any]
+    files: list[str]
+    error: str | None = None
+
+
+class WorkflowSummary(BaseModel):
+    schema_version: int = SUMMARY_SCHEMA_VERSION
+    run_id: str
+    kind: str
+    workflow: str
+    backend: str
+    offline: bool
+    label: str | None = None
+    status: str
+    created_at: str
+    updated_at: str
+    total_cost_usd: float
+    total_time_s: float
+    source_prompt: str
+    final_image_prompt: str | None = None
+    final_video_prompt: str | None = None
+    best_image: str | None = None
+    best_video: str | None = None
+    best_videos: list[str] = Field(default_factory=list)
+    stages: list[StageSummary]
+    files: list[str]
+    notices: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
+def summarize(state: RunState) -> WorkflowSummary:
+    stages = []
+    for record in state.stages:
+        files = sorted(
+            {a.path for a in record.artifacts} | {i.artifact.path for i in record.items if i.artifact is not None}
+        )
+        outputs = {k: v for k, v in record.outputs.items() if k not in ("plan",)}
+        stages.append(
+            StageSummary(
+                number=record.number,
+                name=record.name,
+                status=record.status,
+                skip_reason=record.skip_reason,
+                cost_usd=round(record.cost_usd, 6),
+                wall_time_s=round(record.wall_time_s, 3),
+                scores=record.scores,
+                outputs=outputs,
+                files=files,
+                error=record.error,
+            )
+        )
+    offline = state.options.backend.value == "offline"
+    best_videos = state.output("best_videos") or []
+    return WorkflowSummary(
+        run_id=state.run_id,
+        kind=state.kind,
+        workflow=state.options.workflow.value if state.kind == "workflow" else f"stage {state.stages[0].name}",
+        backend=state.options.backend.value,
+        offline=offline,
+        label=OFFLINE_LABEL if offline else None,
+        status=state.status,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        total_cost_usd=state.total_cost,
+        total_time_s=round(sum(r.wall_time_s for r in state.stages), 3),
+        source_prompt=state.source_prompt,
+        final_image_prompt=state.output("image_prompt") or state.output("final_prompt"),
+        final_video_prompt=state.output("video_prompt"),
+        best_image=state.output("best_image"),
+        best_video=state.output("best_video") or (best_videos[0] if best_videos else None),
+        best_videos=best_videos,
+        stages=stages,
+        files=sorted({a.path for a in state.all_artifacts()} | {s for st in stages for s in st.files}),
+        notices=state.notices,
+        error=state.error,
+    )
+
+
+def write_reports(folder: RunFolder, state: RunState) -> None:
+    trace = {
+        "trace_schema_version": TRACE_SCHEMA_VERSION,
+        "format": "fbloop-trace",
+        "label": OFFLINE_LABEL if state.options.backend.value == "offline" else None,
+        **state.model_dump(mode="json"),
+    }
+    folder.write_json(TRACE_NAME, trace)
+    folder.write_json(SUMMARY_NAME, summarize(state).model_dump(mode="json"))

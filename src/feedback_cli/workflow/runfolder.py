@@ -1,0 +1,75 @@
+"""The run folder: creation (never reusing a name), safe writes, and secret redaction.
+
+Every file fbloop writes for a run goes through here, so two promises hold in one place:
+paths stay inside the folder, and no secret value reaches disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from feedback_cli.errors import InputError
+from feedback_cli.workflow.files import atomic_write_bytes, inside, sha256_bytes
+from feedback_cli.workflow.models import Artifact
+
+REDACTED = "***redacted***"
+
+
+def new_run_dir(output_dir: Path, now: datetime | None = None) -> Path:
+    """Create `{YYYYMMDD_HHMMSS}` under output_dir, adding `_2`, `_3`... if the name exists."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise InputError(f"output dir {output_dir} exists and is not a directory")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output dir {output_dir}: {exc.strerror}") from None
+    if not os.access(output_dir, os.W_OK | os.X_OK):
+        raise InputError(f"output dir {output_dir} is not writable")
+    stamp = (now or datetime.now()).strftime("%Y%m%d_%H%M%S")
+    for n in range(1, 1000):
+        candidate = output_dir / (stamp if n == 1 else f"{stamp}_{n}")
+        try:
+            candidate.mkdir()  # exclusive: two runs started in the same second get different folders
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise InputError(f"cannot create run folder in {output_dir}: {exc.strerror}") from None
+        return candidate
+    raise InputError(f"too many runs named {stamp} in {output_dir}")
+
+
+class RunFolder:
+    def __init__(self, root: Path, secrets: list[str] | None = None) -> None:
+        self.root = root
+        self._secrets = [s for s in (secrets or []) if s]
+
+    def path(self, relative: str) -> Path:
+        return inside(self.root, relative)
+
+    def rel(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root.resolve()).as_posix()
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def write_bytes(self, relative: str, data: bytes, kind: Literal["image", "video", "json", "text"]) -> Artifact:
+        target = self.path(relative)
+        atomic_write_bytes(target, data)
+        return Artifact(path=relative, sha256=sha256_bytes(data), bytes=len(data), kind=kind)
+
+    def write_text(self, relative: str, text: str) -> Artifact:
+        return self.write_bytes(relative, self.redact(text).encode(), "text")
+
+    def write_json(self, relative: str, data: Any) -> Artifact:
+        text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+        return self.write_bytes(relative, self.redact(text).encode(), "json")
+
+    def append_log(self, line: str) -> None:
+        with self.path("run.log").open("a", encoding="utf-8") as fh:
+            fh.write(self.redact(line) + "\n")
