@@ -11,7 +11,6 @@ import os
 import sys
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -19,6 +18,15 @@ from feedback_cli import __version__
 from feedback_cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, FbloopError
 
 COMMAND_MODULES = ("run", "resume", "stage", "inspect")
+
+
+def _click_class(name: str) -> type[Exception]:
+    """Typer may vendor Click; find its exception classes from a public one, whichever Click it is."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+ClickUsageError = _click_class("UsageError")
+ClickException = _click_class("ClickException")
 
 
 def _error(message: str) -> None:
@@ -42,16 +50,21 @@ class OneLineErrors(TyperGroup):
             result = super().main(
                 args=argv, prog_name=prog_name or "fbloop", complete_var=complete_var, standalone_mode=False, **extra
             )
-        except click.UsageError as exc:
-            command = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
-            _error(f"{command}{exc.format_message()}")
-            code = EXIT_USAGE
-        except click.exceptions.Abort:
+        except ClickUsageError as exc:
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                sys.stdout.write(ctx.get_help() + "\n")
+                code = 0
+            else:
+                command = f"{ctx.command_path}: " if ctx is not None else ""
+                _error(f"{command}{exc.format_message()}")  # type: ignore[attr-defined]
+                code = EXIT_USAGE
+        except typer.Abort:
             _error("aborted")
             code = EXIT_INTERRUPTED
-        except click.ClickException as exc:
-            _error(exc.format_message())
-            code = exc.exit_code
+        except ClickException as exc:
+            _error(exc.format_message())  # type: ignore[attr-defined]
+            code = exc.exit_code  # type: ignore[attr-defined]
         except FbloopError as exc:
             _error(exc.line())
             code = exc.exit_code

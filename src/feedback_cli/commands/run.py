@@ -87,7 +87,6 @@ def run(
         _require_terminal()
 
     chosen, reason = resolve_backend(settings.backend, settings)
-    typer.echo(f"backend: {reason}", err=True)
     options = RunOptions(
         workflow=workflow,
         prompt_file=str(prompt_file) if prompt_file else None,
@@ -118,7 +117,7 @@ def run(
         prompt_image=prompt_image,
         input_image=input_image,
     )
-    raise typer.Exit(drive(prepared, verbose=verbose, reviewer=_reviewer(interactive)))
+    raise typer.Exit(drive(prepared, verbose=verbose, reviewer=_reviewer(interactive), announce=reason))
 
 
 def _random_seed() -> int:

@@ -91,7 +91,6 @@ def stage(
         if path is not None
     }
     chosen, reason = resolve_backend(settings.backend, settings)
-    typer.echo(f"backend: {reason}", err=True)
     options = RunOptions(
         max_iterations_image=max_iterations,
         max_iterations_video=max_iterations,
@@ -135,7 +134,7 @@ def stage(
         kind="stage",
         prepare=prepare,
     )
-    raise typer.Exit(drive(prepared, verbose=verbose))
+    raise typer.Exit(drive(prepared, verbose=verbose, announce=reason))
 
 
 def _read_json(path: Path, flag: str) -> dict[str, Any]:

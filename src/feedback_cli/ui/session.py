@@ -18,8 +18,12 @@ def resume_command(prepared: PreparedRun) -> str:
     return f"fbloop resume {prepared.folder.root}"
 
 
-def drive(prepared: PreparedRun, *, verbose: bool = False, reviewer: Reviewer | None = None) -> int:
+def drive(
+    prepared: PreparedRun, *, verbose: bool = False, reviewer: Reviewer | None = None, announce: str | None = None
+) -> int:
     console = err_console()
+    if announce:
+        console.print(f"backend: {announce}", markup=False)
     renderer = EventRenderer(console, verbose)
     bus = EventBus()
     bus.subscribe(renderer)

@@ -27,8 +27,8 @@ def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
                 img.load()
     except MediaInvalid:
         raise
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise MediaInvalid(f"image too large to decode safely ({exc})") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise MediaInvalid(f"image is over the {max_pixels} pixel limit (too large to decode safely)") from None
     except UnidentifiedImageError:
         raise MediaInvalid("not an image file") from None
     except (OSError, SyntaxError, ValueError) as exc:

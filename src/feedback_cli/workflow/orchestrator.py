@@ -8,6 +8,7 @@ loop at the first unfinished stage, and inside it at the first unfinished item.
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -72,7 +73,9 @@ def create_run(
         source_prompt=source_prompt,
     )
     if prompt_image is not None:
-        artifact = copy_input(folder, prompt_image, "prompt_image", "image")
+        # keep the file's own name: offline, the description is derived from it
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", prompt_image.stem)[:80] or "prompt_image"
+        artifact = copy_input(folder, prompt_image, stem, "image")
         state.inputs.append(artifact)
         state.prompt_image = artifact.path
     if input_image is not None:

@@ -1,0 +1,183 @@
+"""Bad input: one clear line on stderr naming the problem, exit 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from tests.conftest import EXAMPLE
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims width x height (a decompression bomb never gets decoded)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def good_image(path: Path) -> Path:
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(path)
+    return path
+
+
+def make(tmp: Path, case: str) -> list[str]:
+    """Build the files a case needs and return its arguments."""
+    out = ["--output-dir", str(tmp / "out")]
+    f = tmp / "in"
+    f.mkdir(exist_ok=True)
+    text = f / "prompt.txt"
+    text.write_text("a red fox\n")
+    cases: dict[str, list[str]] = {}
+    if case == "missing-prompt":
+        return ["run", str(f / "nope.txt"), *out]
+    if case == "empty-prompt":
+        (f / "empty.txt").write_text("")
+        return ["run", str(f / "empty.txt"), *out]
+    if case == "whitespace-prompt":
+        (f / "ws.txt").write_text(" \n\t \n")
+        return ["run", str(f / "ws.txt"), *out]
+    if case == "binary-prompt":
+        (f / "bin.txt").write_bytes(b"abc\x00\x01\x02")
+        return ["run", str(f / "bin.txt"), *out]
+    if case == "non-utf8-prompt":
+        (f / "latin.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+        return ["run", str(f / "latin.txt"), *out]
+    if case == "huge-prompt":
+        (f / "huge.txt").write_text("fox " * 100_000)
+        return ["run", str(f / "huge.txt"), *out]
+    if case == "prompt-is-directory":
+        return ["run", str(f), *out]
+    if case == "image-prompt-is-text":
+        (f / "fake.png").write_text("not really a png")
+        return ["run", str(f / "fake.png"), *out]
+    if case == "truncated-png":
+        data = good_image(f / "ok.png").read_bytes()
+        (f / "cut.png").write_bytes(data[: len(data) // 2])
+        return ["run", "--workflow", "video-only", "--input-image", str(f / "cut.png"), *out]
+    if case == "zero-byte-image":
+        (f / "zero.png").write_bytes(b"")
+        return ["run", "--workflow", "video-only", "--input-image", str(f / "zero.png"), *out]
+    if case == "bomb-image":
+        png_header_only(f / "bomb.png", 40000, 40000)
+        return ["run", "--workflow", "video-only", "--input-image", str(f / "bomb.png"), *out]
+    if case == "text-as-input-image":
+        return ["run", "--workflow", "video-only", "--input-image", str(text), *out]
+    if case == "missing-input-image":
+        return ["run", "--workflow", "video-only", "--input-image", str(f / "nope.png"), *out]
+    if case == "video-only-without-image":
+        return ["run", str(text), "--workflow", "video-only", *out]
+    if case == "input-image-with-image-only":
+        return ["run", str(text), "--workflow", "image-only", "--input-image", str(good_image(f / "a.png")), *out]
+    if case == "unknown-workflow":
+        return ["run", str(text), "--workflow", "everything", *out]
+    if case == "negative-variations":
+        return ["run", str(text), "--num-image-variations", "-1", *out]
+    if case == "zero-attempts":
+        return ["run", str(text), "--num-video-attempts", "0", *out]
+    if case == "zero-iterations":
+        return ["run", str(text), "--max-iterations-image", "0", *out]
+    if case == "threshold-above-100":
+        return ["run", str(text), "--threshold-image", "150", *out]
+    if case == "threshold-below-0":
+        return ["run", str(text), "--threshold-video", "-1", *out]
+    if case == "threshold-not-a-number":
+        return ["run", str(text), "--threshold-video", "high", *out]
+    if case == "zero-clips":
+        return ["run", str(text), "--storyboard", "--clips", "0", *out]
+    if case == "unknown-scorer":
+        return ["run", str(text), "--scorers", "sharpness,bogus", *out]
+    if case == "cloud-without-keys":
+        return ["run", str(text), "--backend", "cloud", *out]
+    if case == "resume-with-workflow":
+        return ["run", "--resume", str(f), "--workflow", "full", *out]
+    if case == "resume-missing":
+        return ["resume", str(f / "no-such-run")]
+    if case == "resume-folder-without-checkpoint":
+        return ["resume", str(f)]
+    if case == "output-dir-is-a-file":
+        return ["run", str(text), "--output-dir", str(text)]
+    if case == "output-dir-under-a-file":
+        return ["run", str(text), "--output-dir", str(text / "runs")]
+    if case == "interactive-without-terminal":
+        return ["run", str(text), "--interactive", *out]
+    if case == "unknown-flag":
+        return ["run", str(text), "--colour", "blue", *out]
+    if case == "unknown-stage":
+        return ["stage", "upscale", "--prompt-file", str(text)]
+    if case == "stage-without-prompt":
+        return ["stage", "image-generation", "--output-dir", str(tmp / "out")]
+    if case == "stage-bad-storyboard-json":
+        (f / "sb.json").write_text("{not json")
+        return ["stage", "video-prompt", "--storyboard", str(f / "sb.json"), "--output-dir", str(tmp / "out")]
+    if case == "inspect-missing-run":
+        return ["inspect", str(f / "no-such-run")]
+    raise KeyError(case, cases)
+
+
+CASES = {
+    "missing-prompt": "does not exist",
+    "empty-prompt": "is empty",
+    "whitespace-prompt": "has only whitespace",
+    "binary-prompt": "is binary, not text",
+    "non-utf8-prompt": "is not UTF-8 text",
+    "huge-prompt": "a prompt must be under",
+    "prompt-is-directory": "is a directory",
+    "image-prompt-is-text": "not a usable image",
+    "truncated-png": "not a usable image",
+    "zero-byte-image": "is empty (0 bytes)",
+    "bomb-image": "pixel limit",
+    "text-as-input-image": "not a usable image",
+    "missing-input-image": "does not exist",
+    "video-only-without-image": "needs --input-image",
+    "input-image-with-image-only": "only used by --workflow video-only",
+    "unknown-workflow": "'everything' is not one of",
+    "negative-variations": "--num-image-variations must be between 1 and 64, got -1",
+    "zero-attempts": "--num-video-attempts must be between 1 and 16, got 0",
+    "zero-iterations": "--max-iterations-image must be between 1 and 50, got 0",
+    "threshold-above-100": "--threshold-image must be between 0 and 100, got 150.0",
+    "threshold-below-0": "--threshold-video must be between 0 and 100, got -1.0",
+    "threshold-not-a-number": "Invalid value for '--threshold-video'",
+    "zero-clips": "--clips must be between 1 and 12, got 0",
+    "unknown-scorer": "unknown scorer 'bogus'",
+    "cloud-without-keys": "--backend cloud needs OPENAI_API_KEY and REPLICATE_API_TOKEN",
+    "resume-with-workflow": "--resume and --workflow cannot be used together",
+    "resume-missing": "does not exist",
+    "resume-folder-without-checkpoint": "has no workflow_checkpoint.json",
+    "output-dir-is-a-file": "is not a directory",
+    "output-dir-under-a-file": "cannot create output dir",
+    "interactive-without-terminal": "--interactive needs a terminal",
+    "unknown-flag": "No such option: --colour",
+    "unknown-stage": "'upscale' is not one of",
+    "stage-without-prompt": "needs --prompt-file",
+    "stage-bad-storyboard-json": "is not valid JSON",
+    "inspect-missing-run": "does not exist",
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_gets_one_clear_line(cli, tmp_path: Path, case: str) -> None:
+    args = make(tmp_path, case)
+    inputs_before = {p: p.read_bytes() for p in (tmp_path / "in").rglob("*") if p.is_file()}
+    result = cli(*args)
+    assert result.exit_code == 2, (result.exit_code, result.stderr, result.stdout)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("fbloop: error: ")
+    assert CASES[case] in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "out").exists(), "nothing is written for bad input"
+    assert {p: p.read_bytes() for p in (tmp_path / "in").rglob("*") if p.is_file()} == inputs_before
+
+
+def test_good_input_still_runs(cli, tmp_path: Path) -> None:
+    result = cli("run", EXAMPLE, "--workflow", "prompt-only", "--output-dir", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
