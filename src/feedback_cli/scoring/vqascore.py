@@ -1,0 +1,230 @@
+"""VQAScore (scorers.md §I.4): P("Yes" | image, 'Does this figure show "{prompt}"? Please answer yes or no.').
+
+Two backends, `settings.vqa_backend`:
+
+- `openai` (default): a vision-language model behind an OpenAI-compatible Chat Completions API
+  (`settings.openai_base_url`, `settings.vqa_model`), called with the real `openai` client. One user message
+  holds the question and the image (base64 data URL); `max_tokens=1`, `logprobs=True`,
+  `top_logprobs=settings.vqa_top_logprobs` (<= 20). From the first generated token's top logprobs,
+  p_yes and p_no are the summed probabilities of every case and whitespace variant of "yes" / "no" ("Yes",
+  " yes", "YES", ...), and the value is p_yes / (p_yes + p_no): the "more robust variant" of §I.4 rather than
+  t2v_metrics' unnormalised exp(logprob_yes). When neither appears the image gets no value: the scorer raises
+  ScorerUnavailable (no 0.5 fallback is invented). Reasoning models (o1/o3/o4/gpt-5 families) return no
+  logprobs (§I.4) and are refused.
+- `t2v_metrics`: linzhiqiu/t2v_metrics' `VQAScore(model=settings.vqa_model)` if the user installed it (pin 2.x
+  for clip-flant5-xxl, §I.4 "Version trap").
+
+Raw value: a probability in 0..1. 0-100: 100 x P (§I.4 "Range and normalisation").
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from feedback_cli.errors import InputError, ScorerUnavailable
+from feedback_cli.scoring.base import ImageScorer
+
+if TYPE_CHECKING:
+    from feedback_cli.config import Settings
+
+QUESTION = 'Does this figure show "{prompt}"? Please answer yes or no.'
+_REASONING = re.compile(r"^(o1|o3|o4)(-|$)|^gpt-5", re.IGNORECASE)
+_MIME = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+}
+
+
+def question(prompt: str) -> str:
+    return QUESTION.format(prompt=prompt)
+
+
+def is_reasoning_model(model: str) -> bool:
+    """o1/o3/o4 and gpt-5 families (with or without a provider prefix such as `openai/`)."""
+    return bool(_REASONING.match(model.rsplit("/", 1)[-1].strip()))
+
+
+def yes_probability(top_logprobs: Sequence[tuple[str, float]]) -> float | None:
+    """p_yes / (p_yes + p_no) over (token, logprob) pairs, case and whitespace variants summed; None if neither."""
+    p_yes = p_no = 0.0
+    for token, logprob in top_logprobs:
+        word = token.strip().lower()
+        if word == "yes":
+            p_yes += math.exp(logprob)
+        elif word == "no":
+            p_no += math.exp(logprob)
+    if p_yes + p_no <= 0.0:
+        return None
+    return p_yes / (p_yes + p_no)
+
+
+def image_data_url(path: Path) -> str:
+    """The file as a data URL; formats the API may not take are re-encoded as PNG."""
+    mime = _MIME.get(path.suffix.lower())
+    try:
+        if mime is not None:
+            data = path.read_bytes()
+        else:
+            import io
+
+            from PIL import Image
+
+            with Image.open(path) as img:
+                buf = io.BytesIO()
+                img.convert("RGB").save(buf, format="PNG")
+            data, mime = buf.getvalue(), "image/png"
+    except OSError as exc:
+        raise InputError(f"cannot read image {path}: {exc}") from exc
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def check(settings: Settings) -> None:
+    """Raise ScorerUnavailable if VQAScore cannot run with these settings (no network call)."""
+    if settings.vqa_backend == "t2v_metrics":
+        import importlib.util
+
+        if importlib.util.find_spec("t2v_metrics") is None:
+            raise ScorerUnavailable(
+                "vqascore: FBLOOP_VQA_BACKEND=t2v_metrics but t2v_metrics is not installed",
+                hint="pip install 't2v-metrics<3' (clip-flant5) or FBLOOP_VQA_BACKEND=openai",
+            )
+        return
+    if is_reasoning_model(settings.vqa_model):
+        raise ScorerUnavailable(
+            f"vqascore: {settings.vqa_model} is a reasoning model and returns no logprobs, "
+            "which VQAScore needs (scorers.md §I.4)",
+            hint="FBLOOP_VQA_MODEL=gpt-4.1 or gpt-4o",
+        )
+    if settings.openai_api_key is None and not settings.openai_base_url:
+        raise ScorerUnavailable(
+            "vqascore: no OPENAI_API_KEY (or OPENAI_BASE_URL of a local OpenAI-compatible server)",
+            hint="set OPENAI_API_KEY, or choose other scorers with --scorer",
+        )
+
+
+class VQAScoreScorer(ImageScorer):
+    """P(yes) from a VLM's first-token logprobs, or from t2v_metrics (scorers.md §I.4)."""
+
+    name: ClassVar[str] = "vqascore"
+    raw_range: ClassVar[str] = "0..1 (P(yes))"
+    default_weight: ClassVar[float] = 1.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        check(settings)
+        self._client: Any = None
+        #: token usage of every API call made, for the cost ledger: {"prompt_tokens", "completion_tokens"}
+        self.usage: list[dict[str, int]] = []
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.settings.vqa_backend}:{self.settings.vqa_model}"
+
+    def normalize(self, raw: float) -> float:
+        if math.isnan(raw):
+            return raw
+        return 100.0 * min(1.0, max(0.0, raw))
+
+    def score(self, images: Sequence[Path], prompt: str) -> list[float]:
+        if not images:
+            return []
+        if self.settings.vqa_backend == "t2v_metrics":
+            return self._score_t2v(images, prompt)
+        workers = max(1, min(self.settings.llm_concurrency, len(images)))
+        if workers == 1:
+            return [self._score_one(Path(p), prompt) for p in images]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda p: self._score_one(Path(p), prompt), images))
+
+    # ------------------------------------------------------------------ openai
+
+    def client(self) -> Any:
+        if self._client is None:
+            from openai import OpenAI
+
+            s = self.settings
+            key = s.openai_api_key.get_secret_value() if s.openai_api_key is not None else "no-key"
+            self._client = OpenAI(
+                base_url=s.openai_base_url,
+                api_key=key,
+                timeout=s.request_timeout_s,
+                max_retries=s.llm_retries,
+            )
+        return self._client
+
+    def _score_one(self, path: Path, prompt: str) -> float:
+        import openai
+
+        s = self.settings
+        content = [
+            {"type": "text", "text": question(prompt)},
+            {"type": "image_url", "image_url": {"url": image_data_url(path)}},
+        ]
+        try:
+            resp = self.client().chat.completions.create(
+                model=s.vqa_model,
+                messages=[{"role": "user", "content": content}],
+                max_tokens=1,
+                temperature=0,
+                logprobs=True,
+                top_logprobs=s.vqa_top_logprobs,
+            )
+        except openai.OpenAIError as exc:
+            raise ScorerUnavailable(
+                f"vqascore: the {s.vqa_model} call failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+            ) from exc
+        usage = getattr(resp, "usage", None)
+        if usage is not None:
+            self.usage.append(
+                {
+                    "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
+                    "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+                }
+            )
+        choice = resp.choices[0] if resp.choices else None
+        content_lp = getattr(getattr(choice, "logprobs", None), "content", None) if choice else None
+        if not content_lp:
+            raise ScorerUnavailable(
+                f"vqascore: {s.vqa_model} returned no logprobs, which VQAScore needs (scorers.md §I.4)",
+                hint="use a model that supports logprobs with images (gpt-4o, gpt-4.1)",
+            )
+        first = content_lp[0]
+        pairs = [(t.token, t.logprob) for t in (first.top_logprobs or [])]
+        if not pairs:
+            pairs = [(first.token, first.logprob)]
+        p = yes_probability(pairs)
+        if p is None:
+            raise ScorerUnavailable(
+                f"vqascore: {s.vqa_model} answered {first.token!r} for {path.name}; neither yes nor no is in its "
+                f"top {len(pairs)} logprobs, so there is no P(yes)"
+            )
+        return p
+
+    # ------------------------------------------------------------------ t2v_metrics
+
+    def _score_t2v(self, images: Sequence[Path], prompt: str) -> list[float]:
+        from feedback_cli.scoring import models
+
+        s = self.settings
+        device = models.resolve_device(s.device)
+
+        def load() -> Any:
+            import t2v_metrics
+
+            return t2v_metrics.VQAScore(model=s.vqa_model, device=str(device))
+
+        try:
+            model = models.cached("t2v_metrics", s.vqa_model, device, load)
+        except ImportError as exc:
+            raise ScorerUnavailable(f"vqascore: t2v_metrics cannot be imported: {exc}") from exc
+        out = model(images=[str(p) for p in images], texts=[prompt])
+        return [float(v) for v in out.reshape(len(images), -1)[:, 0].tolist()]
