@@ -8,7 +8,6 @@ from typing import Any
 
 import typer
 
-from feedback_cli.config import load_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +25,8 @@ def inspect(
 
     console = out_console()
     if run is None:
+        from feedback_cli.config import load_settings  # lazy: keeps start-up light
+
         root = output_dir or load_settings().output_dir
         runs = list_runs(root)
         if as_json:

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from feedback_cli.config import load_settings
-
 
 def register(app: typer.Typer) -> None:
     app.command("resume")(resume)
@@ -24,6 +22,7 @@ def resume(
 
 def resume_run(target: Path, *, verbose: bool = False, interactive: bool = False, max_cost: float | None = None) -> int:
     from feedback_cli.commands.run import _require_terminal, _reviewer
+    from feedback_cli.config import load_settings
     from feedback_cli.ui.console import err_console
     from feedback_cli.ui.session import drive
     from feedback_cli.workflow.api import load_for_resume

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 
-from feedback_cli.config import load_settings
+from feedback_cli.choices import Backend, Workflow
 from feedback_cli.errors import InputError, UsageError
-from feedback_cli.workflow.models import Backend, RunOptions, Workflow
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +51,9 @@ def run(
         if prompt_file is not None:
             raise UsageError("--resume takes the run from its checkpoint; do not pass PROMPT_FILE too")
         raise typer.Exit(resume_run(resume, verbose=verbose, interactive=interactive))
+
+    from feedback_cli.config import load_settings
+    from feedback_cli.workflow.models import RunOptions
 
     workflow = workflow or Workflow.full
     _check_ranges(

@@ -5,23 +5,13 @@ enhance_video_prompt.py and generate_videos.py)."""
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from feedback_cli.config import load_settings
+from feedback_cli.choices import Backend, StageName
 from feedback_cli.errors import InputError, UsageError
-from feedback_cli.workflow.models import Backend, RunOptions
-
-
-class StageName(StrEnum):
-    image_prompt = "image-prompt"
-    image_generation = "image-generation"
-    storyboard = "storyboard"
-    video_prompt = "video-prompt"
-    video_generation = "video-generation"
 
 
 def register(app: typer.Typer) -> None:
@@ -58,10 +48,12 @@ def stage(
 ) -> None:
     """Run one stage on its own from files."""
     from feedback_cli.commands.run import _check_ranges
+    from feedback_cli.config import load_settings
     from feedback_cli.providers.registry import resolve_backend
     from feedback_cli.ui.session import drive
     from feedback_cli.workflow.api import prepare_run
     from feedback_cli.workflow.inputs import read_prompt, validate_image
+    from feedback_cli.workflow.models import RunOptions
 
     _check_ranges(max_iterations, max_iterations, count or 1, min(count or 1, 16), threshold, threshold, clips, None)
     settings = load_settings(scorers=scorers, backend=backend.value if backend else None)

@@ -6,29 +6,17 @@ Paths are stored relative to the run folder so a run folder can be moved or shar
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from feedback_cli.choices import Backend, Workflow
 
 SCHEMA_VERSION = 1
 
 
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-class Workflow(StrEnum):
-    full = "full"
-    image_only = "image-only"
-    video_only = "video-only"
-    prompt_only = "prompt-only"
-
-
-class Backend(StrEnum):
-    auto = "auto"
-    offline = "offline"
-    cloud = "cloud"
 
 
 class RunOptions(BaseModel):
