@@ -45,7 +45,7 @@ async def refine(
     seed: int = 0,
 ) -> LoopResult:
     agents = ctx.services.agents
-    limit = ctx.services.limit(agents.name)
+    limit = ctx.services.agents_limit()
     done = [it for it in ctx.record.iterations if it.scope == scope]
     # A human's feedback starts a new round on top of what was done: the round gets the full iteration
     # budget and its result is the best of the round (the person asked for a change).

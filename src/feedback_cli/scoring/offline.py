@@ -7,6 +7,7 @@ Each maps to 0-100 by a fixed, documented curve.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -113,17 +114,24 @@ class ExposureScorer(ImageScorer):
 
 
 def video_frames(path: Path, max_frames: int = 240) -> np.ndarray:
-    """Decode up to max_frames grey frames (T, H, W) as float64 with PyAV."""
+    """Decode up to max_frames grey frames (T, H, W) as float64 with PyAV (cached: both offline video
+    scorers read the same file)."""
+    stat = path.stat()
+    return _decode(str(path), stat.st_mtime_ns, stat.st_size, max_frames)
+
+
+@functools.lru_cache(maxsize=8)
+def _decode(path: str, mtime_ns: int, size: int, max_frames: int) -> np.ndarray:
     import av
 
     frames = []
-    with av.open(str(path)) as container:
+    with av.open(path) as container:
         for frame in container.decode(video=0):
             frames.append(frame.to_ndarray(format="gray").astype(np.float64))
             if len(frames) >= max_frames:
                 break
     if not frames:
-        raise ValueError(f"{path.name} has no video frames")
+        raise ValueError(f"{Path(path).name} has no video frames")
     return np.stack(frames)
 
 

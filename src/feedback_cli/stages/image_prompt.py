@@ -57,7 +57,7 @@ async def starting_text(ctx: StageContext) -> str:
     if image is None:
         raise ValueError("run has neither a prompt nor an image to start from")
     agents = ctx.services.agents
-    async with ctx.services.limit(agents.name):
+    async with ctx.services.agents_limit():
         reply = await agents.describe_image(ctx.abs(image))
     ctx.ledger.add(
         ctx.record.name,

@@ -44,8 +44,7 @@ def _record_for(ctx: StageContext, spec: ItemSpec) -> ItemRecord:
 
 async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: str) -> list[ItemRecord]:
     """Generate, store, check and score every spec; return their records (input order)."""
-    media = ctx.services.media
-    limit = ctx.services.limit(media.name)
+    limit = ctx.services.media_limit()
     records = [_record_for(ctx, spec) for spec in specs]
 
     async def one(spec: ItemSpec, item: ItemRecord) -> None:
@@ -67,7 +66,6 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
 
 
 async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None:
-    media = ctx.services.media
     request = spec.build()
     is_video = spec.kind == "video"
     model = (

@@ -109,7 +109,7 @@ class VideoPromptStage(Stage):
         if saved:
             return VideoPlan.model_validate(saved)
         agents = ctx.services.agents
-        async with ctx.services.limit(agents.name):
+        async with ctx.services.agents_limit():
             reply = await agents.plan_video(PlanRequest(source=source, scenes=scenes, seed=ctx.options.seed))
         ctx.ledger.add(
             ctx.record.name,

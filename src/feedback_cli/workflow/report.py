@@ -110,5 +110,6 @@ def write_reports(folder: RunFolder, state: RunState) -> None:
         "label": OFFLINE_LABEL if state.options.backend.value == "offline" else None,
         **state.model_dump(mode="json"),
     }
-    folder.write_json(TRACE_NAME, trace)
-    folder.write_json(SUMMARY_NAME, summarize(state).model_dump(mode="json"))
+    # both are rebuilt from the checkpoint on every stage, so they need no fsync of their own
+    folder.write_json(TRACE_NAME, trace, durable=False)
+    folder.write_json(SUMMARY_NAME, summarize(state).model_dump(mode="json"), durable=False)

@@ -58,17 +58,19 @@ class RunFolder:
             text = text.replace(secret, REDACTED)
         return text
 
-    def write_bytes(self, relative: str, data: bytes, kind: Literal["image", "video", "json", "text"]) -> Artifact:
+    def write_bytes(
+        self, relative: str, data: bytes, kind: Literal["image", "video", "json", "text"], durable: bool = True
+    ) -> Artifact:
         target = self.path(relative)
-        atomic_write_bytes(target, data)
+        atomic_write_bytes(target, data, durable)
         return Artifact(path=relative, sha256=sha256_bytes(data), bytes=len(data), kind=kind)
 
     def write_text(self, relative: str, text: str) -> Artifact:
         return self.write_bytes(relative, self.redact(text).encode(), "text")
 
-    def write_json(self, relative: str, data: Any) -> Artifact:
+    def write_json(self, relative: str, data: Any, durable: bool = True) -> Artifact:
         text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
-        return self.write_bytes(relative, self.redact(text).encode(), "json")
+        return self.write_bytes(relative, self.redact(text).encode(), "json", durable)
 
     def append_log(self, line: str) -> None:
         with self.path("run.log").open("a", encoding="utf-8") as fh:

@@ -46,15 +46,23 @@ class Services:
             self._media = load_media(BACKENDS[self.backend][1], self.settings)
         return self._media
 
-    def limit(self, provider: str) -> asyncio.Semaphore:
-        """The concurrency limit shared by every call to one provider in this run."""
-        if provider not in self._limits:
+    def agents_limit(self) -> asyncio.Semaphore:
+        """The concurrency limit shared by every agent (LLM) call of this run."""
+        return self._limit("agents", self.agents.name)
+
+    def media_limit(self) -> asyncio.Semaphore:
+        """The concurrency limit shared by every media (image/video) job of this run."""
+        return self._limit("media", self.media.name)
+
+    def _limit(self, role: str, provider: str) -> asyncio.Semaphore:
+        key = f"{role}:{provider}"
+        if key not in self._limits:
             size = {
                 "openai": self.settings.llm_concurrency,
                 "replicate": self.settings.replicate_concurrency,
             }.get(provider, self.settings.offline_concurrency)
-            self._limits[provider] = asyncio.Semaphore(size)
-        return self._limits[provider]
+            self._limits[key] = asyncio.Semaphore(size)
+        return self._limits[key]
 
     @property
     def scoring_executor(self) -> ThreadPoolExecutor:

@@ -13,6 +13,7 @@ import io
 import random
 import time
 import zlib
+from collections.abc import Awaitable
 from fractions import Fraction
 from pathlib import Path
 
@@ -203,6 +204,12 @@ def render_video(start: Path, end: Path | None, prompt: str, seed: int, seconds:
     return buf.getvalue()
 
 
+async def _during(work: Awaitable[bytes], latency: float) -> bytes:
+    """Render while the simulated provider latency runs: like a provider, the work happens inside the wait."""
+    data, _ = await asyncio.gather(work, asyncio.sleep(latency))
+    return data
+
+
 class OfflineMedia:
     name = "offline"
 
@@ -230,13 +237,11 @@ class OfflineMedia:
         if job.existing_job_id is None:
             await job.submitted(job_id)
         start = time.perf_counter()
-        if self.image_latency:
-            await asyncio.sleep(self.image_latency)
 
         def work() -> bytes:
             return png_bytes(draw_image(request.prompt, request.seed, self.size), request.prompt, request.seed)
 
-        data = await asyncio.to_thread(work)
+        data = await _during(asyncio.to_thread(work), self.image_latency)
         return MediaOutput(
             data=data,
             extension=".png",
@@ -251,16 +256,17 @@ class OfflineMedia:
         if job.existing_job_id is None:
             await job.submitted(job_id)
         start = time.perf_counter()
-        if self.video_latency:
-            await asyncio.sleep(self.video_latency)
-        data = await asyncio.to_thread(
-            render_video,
-            request.start_image,
-            request.end_image,
-            request.prompt,
-            request.seed,
-            self.settings.offline_video_seconds,
-            self.size,
+        data = await _during(
+            asyncio.to_thread(
+                render_video,
+                request.start_image,
+                request.end_image,
+                request.prompt,
+                request.seed,
+                self.settings.offline_video_seconds,
+                self.size,
+            ),
+            self.video_latency,
         )
         return MediaOutput(
             data=data,
