@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.scoring_models import TinyModels, make_images, make_settings
 
 from feedback_cli.errors import ScorerUnavailable
-from feedback_cli.scoring import models, registry, weights
+
+pytest.register_assert_rewrite("tests.scoring_models")
+
+from tests.scoring_models import TinyModels, make_images, make_settings  # noqa: E402
+
+from feedback_cli.scoring import models, registry, weights  # noqa: E402
 
 pytest_plugins = ["tests.scoring_models", "tests.fakes.fixtures"]
 

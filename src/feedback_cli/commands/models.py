@@ -1,0 +1,226 @@
+"""`fbloop models list` and `fbloop models download [SCORER...]`: the scorers' checkpoints (scorers.md §I.6).
+
+`list` shows every checkpoint each real scorer needs with these settings, its approximate size and whether it is
+already here (Hugging Face cache, fbloop's weights folder, a local path). `download` fetches what is missing:
+hub repos with `huggingface_hub.snapshot_download` (its progress bars, safetensors preferred over .bin), other
+weight files from their published URL with a progress bar and a sha256 check. Nothing heavy is imported until a
+command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from feedback_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from feedback_cli.config import Settings
+    from feedback_cli.scoring.checkpoints import Requirement
+
+
+def register(app: typer.Typer) -> None:
+    models_app = typer.Typer(
+        help="List and download the checkpoints the scorers need.",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+    )
+    models_app.command("list")(list_models)
+    models_app.command("download")(download_models)
+    app.add_typer(models_app, name="models")
+
+
+def _names(scorers: list[str] | None) -> list[str]:
+    from feedback_cli.scoring import checkpoints, registry
+
+    if not scorers:
+        return list(checkpoints.ALL_MODEL_SCORERS)
+    names: list[str] = []
+    for item in scorers:
+        for name in (n.strip() for n in item.split(",")):
+            if not name:
+                continue
+            if name not in checkpoints.ALL_MODEL_SCORERS:
+                if name in registry.IMAGE_SCORERS or name in registry.VIDEO_SCORERS:
+                    raise UsageError(f"{name} is an offline statistic; it needs no checkpoint")
+                known = ", ".join(checkpoints.ALL_MODEL_SCORERS)
+                raise UsageError(f"unknown scorer {name!r}; scorers with checkpoints: {known}")
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def list_models(
+    scorers: list[str] | None = typer.Argument(None, help="Only these scorers (default: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
+) -> None:
+    """Each checkpoint each scorer needs, its approximate size, and whether it is already here."""
+    from feedback_cli.config import load_settings
+    from feedback_cli.scoring import checkpoints
+
+    settings = load_settings()
+    rows: list[dict[str, Any]] = []
+    for name in _names(scorers):
+        reqs = checkpoints.requirements(name, settings)
+        if not reqs:
+            rows.append(
+                {
+                    "scorer": name,
+                    "what": "nothing (pixel statistics)",
+                    "setting": "",
+                    "checkpoint": "",
+                    "size": "-",
+                    "available": True,
+                    "status": "n/a",
+                    "where": "",
+                }
+            )
+        for req in reqs:
+            st = checkpoints.status(req, settings)
+            rows.append(
+                {
+                    "scorer": name,
+                    "what": req.label,
+                    "setting": req.env_var,
+                    "checkpoint": req.ref,
+                    "size": checkpoints.human_size(req.approx_bytes),
+                    "available": st.available,
+                    "status": st.state,
+                    "where": st.detail,
+                }
+            )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="Scorer checkpoints", title_justify="left")
+    for col in ("scorer", "needs", "setting", "checkpoint", "size", "status"):
+        table.add_column(col)
+    for r in rows:
+        style = "green" if r["available"] else "red"
+        table.add_row(
+            r["scorer"],
+            Text(r["what"]),
+            r["setting"],
+            Text(r["checkpoint"]),
+            r["size"],
+            Text(r["status"], style),
+        )
+    Console(highlight=False).print(table)
+
+
+def download_models(
+    scorers: list[str] | None = typer.Argument(None, help="Scorers to fetch weights for (default: all)."),
+) -> None:
+    """Download the checkpoints of the given scorers (default: all) into the local caches."""
+    from feedback_cli.config import load_settings
+    from feedback_cli.scoring import checkpoints
+    from feedback_cli.scoring.weights import hub_offline
+
+    if hub_offline():
+        raise UsageError(
+            "HF_HUB_OFFLINE=1 forbids downloads", hint="unset HF_HUB_OFFLINE for `fbloop models download`"
+        )
+    settings = load_settings()
+    seen: set[tuple[str, str]] = set()
+    for name in _names(scorers):
+        for req in checkpoints.requirements(name, settings):
+            key = (req.kind, req.ref)
+            if key in seen:
+                continue
+            seen.add(key)
+            st = checkpoints.status(req, settings)
+            if st.available:
+                typer.echo(f"{name}: {req.label} already here ({st.state}: {st.detail})", err=True)
+                continue
+            _download(name, req, settings)
+
+
+def _download(name: str, req: Requirement, settings: Settings) -> None:
+    from feedback_cli.errors import ScorerUnavailable
+    from feedback_cli.scoring import checkpoints, weights
+
+    if req.kind in ("hf-model", "hf-processor"):
+        if checkpoints.looks_local(req.ref):
+            raise UsageError(
+                f"{name}: {req.env_var}={req.ref} is a local path that is not a complete checkpoint"
+            )
+        typer.echo(
+            f"{name}: downloading {req.ref} ({req.label}, {checkpoints.human_size(req.approx_bytes)})",
+            err=True,
+        )
+        _snapshot(req, name)
+    elif req.kind == "url":
+        assert req.url_file is not None
+        if getattr(settings, req.setting):
+            raise UsageError(f"{name}: {req.env_var}={req.ref} is not a file")
+        dest = weights.default_path(req.url_file, settings)
+        typer.echo(f"{name}: downloading {req.url_file.url}", err=True)
+        _fetch_with_progress(req.url_file, dest, settings.request_timeout_s)
+        typer.echo(f"{name}: saved {dest}", err=True)
+    elif req.kind == "python":
+        raise ScorerUnavailable(
+            f"{name}: needs the {req.ref} package, not a download", hint=f"pip install {req.ref}"
+        )
+    elif req.kind == "official":
+        typer.echo(
+            f"{name}: runs in VBench's own env, which downloads its checkpoints itself "
+            "(set FBLOOP_VBENCH_PYTHON to that env's python)",
+            err=True,
+        )
+    elif req.kind == "api":
+        typer.echo(f"{name}: uses {req.label}; nothing to download", err=True)
+
+
+def _snapshot(req: Requirement, name: str) -> None:
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from feedback_cli.errors import ScorerUnavailable
+    from feedback_cli.scoring.checkpoints import hf_cache_dir
+
+    small = ["*.json", "*.txt", "*.model"]
+    try:
+        if req.kind == "hf-processor":
+            patterns = small
+        else:
+            files = HfApi().list_repo_files(req.ref)
+            if any(f.endswith(".safetensors") for f in files):
+                patterns = [*small, "*.safetensors"]
+            else:
+                patterns = [*small, "pytorch_model*.bin"]
+        snapshot_download(req.ref, allow_patterns=patterns, cache_dir=str(hf_cache_dir()))
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        raise ScorerUnavailable(f"{name}: downloading {req.ref} failed: {exc}") from exc
+
+
+def _fetch_with_progress(spec: Any, dest: Any, timeout: float) -> None:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from feedback_cli.scoring import weights
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=_stderr(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(spec.filename, total=spec.approx_bytes)
+
+        def update(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total or spec.approx_bytes)
+
+        weights.fetch(spec, dest, timeout=timeout, progress=update)
+
+
+def _stderr() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)

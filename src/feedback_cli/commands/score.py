@@ -1,0 +1,134 @@
+"""`fbloop score IMAGE_OR_VIDEO... --prompt TEXT [--scorer NAME ...] [--json]`: score files with the real scorers.
+
+Parses and validates, runs the preflight, then hands over to `feedback_cli.scoring.runner`. Images get the image
+scorers (default: pickscore, clip-score, aesthetic, vqascore), videos the VBench dimensions (default: the six
+native ones). torch and transformers are imported only inside the command, never by `fbloop --help`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from feedback_cli.errors import InputError, ScorerUnavailable
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from feedback_cli.scoring.runner import Report
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score)
+
+
+def score(
+    files: list[Path] = typer.Argument(
+        ..., help="Images (.png .jpg .webp) and/or videos (.mp4 .mov .webm .gif)."
+    ),
+    prompt: str = typer.Option(..., "--prompt", "-p", help="The prompt the files were generated from."),
+    scorer: list[str] | None = typer.Option(
+        None, "--scorer", "-s", help="A scorer name (repeat, or comma-separate). Default: every real scorer."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only on stdout instead of a table."),
+) -> None:
+    """Score images and videos against a prompt: raw value, 0-100 value and model per scorer per file."""
+    from feedback_cli.config import load_settings
+    from feedback_cli.scoring import preflight, registry, runner
+
+    if not prompt.strip():
+        raise InputError("--prompt is empty")
+    for path in files:
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        if runner.kind_of(path) is None:
+            raise InputError(f"{path}: not an image or video file (by its extension)")
+    has_images = any(runner.kind_of(p) == "image" for p in files)
+    has_videos = any(runner.kind_of(p) == "video" for p in files)
+    settings = load_settings()
+
+    explicit = bool(scorer)
+    if explicit:
+        image_names, video_names = registry.split_names(",".join(scorer or []))
+        if image_names and not has_images:
+            raise InputError(f"--scorer {image_names[0]} scores images, but no image was given")
+        if video_names and not has_videos:
+            raise InputError(f"--scorer {video_names[0]} scores videos, but no video was given")
+    else:
+        image_names = list(registry.REAL_IMAGE_SET) if has_images else []
+        video_names = list(registry.REAL_VIDEO_SET) if has_videos else []
+
+    names = [*image_names, *video_names]
+    if explicit:
+        preflight.preflight(names, settings)
+        skipped: dict[str, ScorerUnavailable] = {}
+    else:
+        skipped = preflight.problems(names, settings)
+        image_names = [n for n in image_names if n not in skipped]
+        video_names = [n for n in video_names if n not in skipped]
+        for name, exc in skipped.items():
+            sys.stderr.write(f"fbloop: skipping {name}: {exc.line()}\n")
+        if not image_names and not video_names:
+            first = next(iter(skipped.values()))
+            raise ScorerUnavailable(f"no scorer can run here; {first.message}", hint=first.hint)
+
+    err = _err_console()
+    status = err.status("scoring ...") if err.is_terminal else contextlib.nullcontext()
+    with contextlib.redirect_stdout(sys.stderr), status:
+
+        def on_scorer(name: str) -> None:
+            if err.is_terminal and hasattr(status, "update"):
+                status.update(f"scoring: {name}")
+
+        report = runner.score_files(files, prompt, image_names, video_names, settings, on_scorer=on_scorer)
+    report.errors = {**skipped, **report.errors}
+
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        _render(report)
+    failed = {n: e for n, e in report.errors.items() if n not in skipped}
+    if failed:
+        name, exc = next(iter(failed.items()))
+        raise ScorerUnavailable(exc.message, hint=exc.hint)
+
+
+def _err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _render(report: Report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    table = Table(title=Text(f"Scores for: {report.prompt}"), title_justify="left")
+    table.add_column("file")
+    table.add_column("scorer / dimension")
+    table.add_column("raw", justify="right")
+    table.add_column("0-100", justify="right")
+    table.add_column("model")
+    for f in report.files:
+        first = True
+        for key, s in f.scores.items():
+            table.add_row(
+                Text(f.path.name if first else ""),
+                key,
+                f"{s.raw:.4g}",
+                f"{s.normalized:.1f}",
+                Text(s.model_id),
+            )
+            first = False
+        if not f.scores:
+            table.add_row(Text(f.path.name), "-", "-", "-", "-")
+    console.print(table)
+    for name, exc in report.errors.items():
+        console.print(Text.assemble((name, "yellow"), f" not scored: {exc.line()}"))

@@ -1,0 +1,118 @@
+"""Score a set of files with named scorers: the code behind `fbloop score`, usable by the engine too.
+
+Each image scorer gives one raw value per image and each video scorer one raw value per video per dimension
+(scorers.md §I for images, §V for the VBench dimensions); every raw value is reported with its 0-100 mapping
+(`normalize`) and the checkpoint that produced it (`model_id`). A scorer that cannot run is reported in `errors`
+by name and left out; nothing is invented in its place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from feedback_cli.errors import ScorerUnavailable
+from feedback_cli.scoring import registry
+
+if TYPE_CHECKING:
+    from feedback_cli.config import Settings
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".gif"})
+
+
+@dataclass(frozen=True)
+class Score:
+    """One value: a scorer's (or a VBench dimension's) raw number, its 0-100 mapping and the model behind it."""
+
+    scorer: str
+    raw: float
+    normalized: float
+    model_id: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scorer": self.scorer,
+            "raw": self.raw,
+            "normalized": self.normalized,
+            "model_id": self.model_id,
+        }
+
+
+@dataclass
+class FileScores:
+    path: Path
+    kind: Literal["image", "video"]
+    #: key: scorer name for images, dimension name for videos
+    scores: dict[str, Score] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": str(self.path),
+            "kind": self.kind,
+            "scores": {k: v.as_dict() for k, v in self.scores.items()},
+        }
+
+
+@dataclass
+class Report:
+    prompt: str
+    files: list[FileScores]
+    errors: dict[str, ScorerUnavailable] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "results": [f.as_dict() for f in self.files],
+            "errors": {name: exc.line() for name, exc in self.errors.items()},
+        }
+
+
+def kind_of(path: Path) -> Literal["image", "video"] | None:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    return None
+
+
+def score_files(
+    paths: Sequence[Path],
+    prompt: str,
+    image_scorers: Sequence[str],
+    video_scorers: Sequence[str],
+    settings: Settings,
+    on_scorer: Callable[[str], None] | None = None,
+) -> Report:
+    """Run every image scorer on the images and every video scorer on the videos of `paths`, in input order."""
+    files = [FileScores(Path(p), kind_of(Path(p)) or "image") for p in paths]
+    images = [f for f in files if f.kind == "image"]
+    videos = [f for f in files if f.kind == "video"]
+    report = Report(prompt, files)
+    for name in image_scorers if images else ():
+        if on_scorer is not None:
+            on_scorer(name)
+        try:
+            scorer = registry.image_scorer(name, settings)
+            raws = scorer.score([f.path for f in images], prompt)
+            model_id = scorer.model_id
+            for f, raw in zip(images, raws, strict=True):
+                f.scores[name] = Score(name, float(raw), float(scorer.normalize(raw)), model_id)
+        except ScorerUnavailable as exc:
+            report.errors[name] = exc
+    for name in video_scorers if videos else ():
+        if on_scorer is not None:
+            on_scorer(name)
+        try:
+            vscorer = registry.video_scorer(name, settings)
+            by_dim = vscorer.score([f.path for f in videos], prompt)
+            model_id = vscorer.model_id
+            for dim, raws in by_dim.items():
+                for f, raw in zip(videos, raws, strict=True):
+                    f.scores[dim] = Score(name, float(raw), float(vscorer.normalize(dim, raw)), model_id)
+        except ScorerUnavailable as exc:
+            report.errors[name] = exc
+    return report
