@@ -41,6 +41,7 @@ def run(
     seed: int | None = typer.Option(None, "--seed", help="Base seed (default: random, recorded)."),
     scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
     max_cost: float | None = typer.Option(None, "--max-cost", help="Stop before a call would pass this USD total."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and its cost range; call and write nothing."),
 ) -> None:
     """Run the feedback loops on PROMPT_FILE and keep every prompt, image, video, score and cost."""
     from feedback_cli.commands.resume import resume_run
@@ -108,6 +109,13 @@ def run(
         verbose=verbose,
         max_cost=settings.max_cost,
     )
+    if dry_run:
+        from feedback_cli.ui.plan_view import render_plan
+        from feedback_cli.workflow.estimate import dry_run as plan_run
+
+        render_plan(plan_run(options, settings, starts_from_image=prompt_image is not None), reason)
+        raise typer.Exit(0)
+
     from feedback_cli.ui.session import drive
     from feedback_cli.workflow.api import prepare_run
 

@@ -66,6 +66,7 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
 
 
 async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None:
+    media = ctx.services.media
     request = spec.build()
     is_video = spec.kind == "video"
     model = (

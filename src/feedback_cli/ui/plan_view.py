@@ -1,0 +1,36 @@
+"""`fbloop run --dry-run`: the plan as a table on stdout."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from feedback_cli.ui.console import out_console
+from feedback_cli.workflow.estimate import DryRunPlan
+
+
+def render_plan(plan: DryRunPlan, backend_reason: str) -> None:
+    console = out_console()
+    console.print(f"backend: {backend_reason}", markup=False)
+    table = Table(title=f"dry run: {plan.workflow} on {plan.backend} (nothing called, nothing written)")
+    for column in ("Stage", "Agent calls", "Media calls", "Models", "Cost (USD)"):
+        table.add_column(column)
+    for stage in plan.stages:
+        if not stage.runs:
+            table.add_row(f"{stage.number}. {stage.name}", "-", "-", f"skipped: {stage.skip_reason}", "-")
+            continue
+        calls = (
+            f"{stage.agent_calls_min}-{stage.agent_calls_max}"
+            if stage.agent_calls_min != stage.agent_calls_max
+            else str(stage.agent_calls_max)
+        )
+        cost = (
+            f"{stage.cost_min_usd:.4f}-{stage.cost_max_usd:.4f}"
+            if stage.cost_min_usd != stage.cost_max_usd
+            else f"{stage.cost_max_usd:.4f}"
+        )
+        table.add_row(f"{stage.number}. {stage.name}", calls, str(stage.media_calls), ", ".join(stage.models), cost)
+    table.add_section()
+    table.add_row("total", "", "", "", f"{plan.cost_min_usd:.4f}-{plan.cost_max_usd:.4f}")
+    console.print(table)
+    for note in plan.notes:
+        console.print(f"note: {note}", markup=False)

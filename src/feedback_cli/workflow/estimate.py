@@ -1,0 +1,99 @@
+"""What a run will do before it does it: stages, calls per stage, models, and a cost range (`--dry-run`).
+
+The low end assumes every writer/critic loop stops after its first iteration; the high end that every loop
+uses all its iterations. Media counts are exact. Prices come from the backends' own estimates, the same
+numbers the budget cap uses.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from feedback_cli.config import Settings
+from feedback_cli.providers.registry import BACKENDS, load_agents, load_media
+from feedback_cli.stages.registry import get as get_stage
+from feedback_cli.workflow.models import RunOptions
+from feedback_cli.workflow.plan import stages_for
+
+
+class StagePlan(BaseModel):
+    number: int
+    name: str
+    runs: bool
+    skip_reason: str | None = None
+    agent_calls_min: int = 0
+    agent_calls_max: int = 0
+    media_calls: int = 0
+    models: list[str] = Field(default_factory=list)
+    cost_min_usd: float = 0.0
+    cost_max_usd: float = 0.0
+
+
+class DryRunPlan(BaseModel):
+    schema_version: int = 1
+    workflow: str
+    backend: str
+    stages: list[StagePlan]
+    cost_min_usd: float
+    cost_max_usd: float
+    notes: list[str] = Field(default_factory=list)
+
+
+def dry_run(options: RunOptions, settings: Settings, *, starts_from_image: bool) -> DryRunPlan:
+    agents = load_agents(BACKENDS[options.backend.value][0], settings)
+    media = load_media(BACKENDS[options.backend.value][1], settings)
+    per_call = float(getattr(agents, "estimate_call_cost", lambda: 0.0)())
+    agent_models = (
+        ["offline-rubric"]
+        if options.backend.value == "offline"
+        else sorted({settings.writer_model, settings.critic_model})
+    )
+    notes: list[str] = []
+    clips = options.clips if options.storyboard else 0
+    plans: list[StagePlan] = []
+    for name in stages_for(options.workflow):
+        cls = get_stage(name)
+        plan = StagePlan(number=cls.number, name=name, runs=True)
+        if name == "storyboard" and not options.storyboard:
+            plan.runs, plan.skip_reason = False, "storyboard not requested (run with --storyboard)"
+        elif name == "image_prompt":
+            describe = 1 if starts_from_image else 0
+            plan.agent_calls_min = describe + 2
+            plan.agent_calls_max = describe + 2 * options.max_iterations_image
+            plan.models = agent_models
+        elif name == "image_generation":
+            plan.media_calls = options.num_image_variations
+            plan.models = [media.image_model()]
+            cost = plan.media_calls * media.estimate_image_cost()
+            plan.cost_min_usd = plan.cost_max_usd = cost
+        elif name == "storyboard":
+            plan.media_calls = options.clips
+            plan.models = [media.image_model()]
+            plan.cost_min_usd = plan.cost_max_usd = plan.media_calls * media.estimate_image_cost()
+        elif name == "video_prompt":
+            loops = max(clips, 1)
+            describe = 1 if options.workflow.value == "video-only" and not starts_from_image else 0
+            plan.agent_calls_min = 1 + describe + 2 * loops
+            plan.agent_calls_max = 1 + describe + 2 * loops * options.max_iterations_video
+            plan.models = agent_models
+        elif name == "video_generation":
+            with_end = clips > 0
+            plan.media_calls = options.num_video_attempts * max(clips, 1)
+            plan.models = [media.video_model(with_end_frame=with_end)]
+            per_video = media.estimate_video_cost(with_end, float(settings.video_duration_s))
+            plan.cost_min_usd = plan.cost_max_usd = plan.media_calls * per_video
+        plan.cost_min_usd += plan.agent_calls_min * per_call
+        plan.cost_max_usd += plan.agent_calls_max * per_call
+        plans.append(plan)
+    if options.backend.value == "offline":
+        notes.append("offline backend: nothing is paid")
+    elif per_call == 0.0:
+        notes.append("agent calls are not priced for this model; the range covers media only")
+    return DryRunPlan(
+        workflow=options.workflow.value,
+        backend=options.backend.value,
+        stages=plans,
+        cost_min_usd=round(sum(p.cost_min_usd for p in plans), 4),
+        cost_max_usd=round(sum(p.cost_max_usd for p in plans), 4),
+        notes=notes,
+    )

@@ -1,0 +1,94 @@
+"""Money and data safety on the offline backend: dry run, Ctrl-C, and what a stop leaves behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import EXAMPLE, read_json
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(cli, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    result = cli(
+        "run",
+        EXAMPLE,
+        "--storyboard",
+        "--clips",
+        "3",
+        "--num-image-variations",
+        "5",
+        "--num-video-attempts",
+        "2",
+        "--dry-run",
+        "--output-dir",
+        out,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert not out.exists()
+    assert "dry run: full on offline" in result.stdout
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("│ ")}
+    assert "│ 5           │" in rows["2."] or " 5 " in rows["2."]  # 5 image variations
+    assert " 3 " in rows["3. storyboard"]  # 3 keyframes
+    assert "7-19" in rows["4. video_prompt"]  # plan + 3 clip loops of 1..3 iterations (writer+critic)
+
+
+def wait_for_items(out: Path, stage: str, timeout: float = 30.0) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in out.glob("*"):
+            try:
+                state = json.loads((run / "workflow_checkpoint.json").read_text())["state"]
+            except (OSError, ValueError, KeyError):
+                continue
+            record = next(s for s in state["stages"] if s["name"] == stage)
+            if any(i["status"] in ("submitted", "succeeded") for i in record["items"]):
+                return run
+        time.sleep(0.02)
+    raise AssertionError("run never reached the point to interrupt")
+
+
+def test_ctrl_c_saves_the_checkpoint_and_prints_the_resume_command(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    env = {**os.environ, "FBLOOP_OFFLINE_LATENCY": "0.4"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "feedback_cli",
+            "run",
+            str(EXAMPLE),
+            "--workflow",
+            "image-only",
+            "--seed",
+            "3",
+            "--num-image-variations",
+            "4",
+            "--output-dir",
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run = wait_for_items(out, "image_generation")
+    proc.send_signal(signal.SIGINT)
+    _stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert f"Resume with: fbloop resume {run}" in stderr
+    assert "Traceback" not in stderr
+    state = read_json(run / "workflow_checkpoint.json")["state"]
+    assert state["status"] == "interrupted"
+    assert next(s for s in state["stages"] if s["name"] == "image_generation")["status"] == "interrupted"
+    assert "interrupted" in read_json(run / "workflow_summary.json")["status"]
+    resumed = subprocess.run(
+        [sys.executable, "-m", "feedback_cli", "resume", str(run)], capture_output=True, text=True, timeout=60
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_json(run / "workflow_summary.json")["status"] == "completed"
