@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.conftest import EXAMPLE, only_run, read_json
 
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.files import canonical_json, sha256_bytes
 from feedback_cli.workflow.lock import LOCK_NAME
+from tests.conftest import EXAMPLE, only_run, read_json
 
 
 @pytest.fixture

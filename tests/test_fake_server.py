@@ -20,6 +20,7 @@ import replicate
 from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 from replicate.exceptions import ModelError, ReplicateError
+
 from tests.fakes import fixtures
 from tests.fakes.chat import yes_no_distribution
 from tests.fakes.provider_server import FAKE_OPENAI_API_KEY, FAKE_REPLICATE_API_TOKEN, FakeProviderServer

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import EXAMPLE, read_json
 
 from feedback_cli.workflow.files import sha256_file
+from tests.conftest import EXAMPLE, read_json
 
 
 def wait_for(predicate, timeout: float = 30.0) -> None:

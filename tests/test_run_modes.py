@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import pytest
 from PIL import Image
+
 from tests.conftest import EXAMPLE, only_run, read_json
 
 ALL = ["image_prompt", "image_generation", "storyboard", "video_prompt", "video_generation"]

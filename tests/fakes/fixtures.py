@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from tests.fakes.provider_server import FakeProviderServer
 
 FAST_POLL_INTERVAL = "0.05"

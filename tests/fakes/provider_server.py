@@ -101,6 +101,7 @@ from typing import Any, Literal, Self, cast
 from urllib.parse import urlsplit
 
 from PIL import Image
+
 from tests.fakes import media
 from tests.fakes.chat import ChatError, ChatHandler, ChatSettings, PromptCache, YesProbability, complete
 from tests.fakes.predictions import (
