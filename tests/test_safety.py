@@ -92,3 +92,47 @@ def test_ctrl_c_saves_the_checkpoint_and_prints_the_resume_command(tmp_path: Pat
     )
     assert resumed.returncode == 0, resumed.stderr
     assert read_json(run / "workflow_summary.json")["status"] == "completed"
+
+
+def test_resume_retry_failed_redoes_only_the_failed_items(cli, tmp_path: Path) -> None:
+    from tests.test_checkpoint import rewrite_state, snapshot
+
+    out = tmp_path / "runs"
+    assert (
+        cli(
+            "run",
+            EXAMPLE,
+            "--workflow",
+            "image-only",
+            "--seed",
+            "5",
+            "--num-image-variations",
+            "3",
+            "--output-dir",
+            out,
+        ).exit_code
+        == 0
+    )
+    run = next(out.iterdir())
+    stage_dir = run / "stage_2_image_generation"
+    lost = (stage_dir / "image_02.png").read_bytes()
+    (stage_dir / "image_02.png").unlink()
+
+    def image_02_failed(state: dict) -> None:  # as a provider fault would have left it
+        item = state["stages"][1]["items"][1]
+        item.update(status="failed", artifact=None, scores=[], overall=None, error="prediction failed: CUDA OOM")
+
+    rewrite_state(run, image_02_failed)
+    kept = {k: v for k, v in snapshot(run).items() if k.endswith(("image_01.png", "image_03.png"))}
+    plain = cli("resume", run)
+    assert plain.exit_code == 0 and "already complete" in plain.stderr
+    assert not (stage_dir / "image_02.png").exists(), "a plain resume does not retry"
+    result = cli("resume", run, "--retry-failed")
+    assert result.exit_code == 0, result.stderr
+    assert (stage_dir / "image_02.png").read_bytes() == lost  # offline is deterministic per seed
+    assert {k: v for k, v in snapshot(run).items() if k in kept} == kept, "finished items untouched"
+    state = read_json(run / "workflow_checkpoint.json")["state"]
+    items = state["stages"][1]["items"]
+    assert [i["status"] for i in items] == ["succeeded"] * 3
+    assert [i["key"] for i in items if i["started_at"]] == ["image_01", "image_02", "image_03"]
+    assert "--retry-failed: 1 failed item(s) tried again" in state["stages"][1]["notes"]

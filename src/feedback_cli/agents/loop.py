@@ -74,7 +74,9 @@ async def refine(
             break
         history = _history(done)
         last_critique: Critique | None = done[-1].critique if done else None
-        ctx.ledger.check(0.0, "an agent call")
+        # two calls follow (writer, critic): both must fit under the cap before the first is made
+        estimate = getattr(agents, "estimate_call_cost", lambda: 0.0)()
+        ctx.ledger.check(2 * estimate, f"the next {kind} prompt iteration")
         start = time.perf_counter()
         async with limit:
             draft = await agents.write(

@@ -15,12 +15,22 @@ def resume(
     target: Path = typer.Argument(..., help="A run folder or its workflow_checkpoint.json."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every item and score."),
     max_cost: float | None = typer.Option(None, "--max-cost", help="A new USD cap for the rest of the run."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Try again the items that failed (provider errors); finished ones stay."
+    ),
 ) -> None:
     """Validate the checkpoint and continue at the first unfinished stage and item."""
-    raise typer.Exit(resume_run(target, verbose=verbose, max_cost=max_cost))
+    raise typer.Exit(resume_run(target, verbose=verbose, max_cost=max_cost, retry_failed=retry_failed))
 
 
-def resume_run(target: Path, *, verbose: bool = False, interactive: bool = False, max_cost: float | None = None) -> int:
+def resume_run(
+    target: Path,
+    *,
+    verbose: bool = False,
+    interactive: bool = False,
+    max_cost: float | None = None,
+    retry_failed: bool = False,
+) -> int:
     from feedback_cli.commands.run import _require_terminal, _reviewer
     from feedback_cli.config import load_settings
     from feedback_cli.ui.console import err_console
@@ -28,7 +38,7 @@ def resume_run(target: Path, *, verbose: bool = False, interactive: bool = False
     from feedback_cli.workflow.api import load_for_resume
 
     settings = load_settings(max_cost=max_cost)
-    prepared = load_for_resume(target, settings)
+    prepared = load_for_resume(target, settings, retry_failed=retry_failed)
     state = prepared.state
     if state.status == "completed":
         err_console().print(f"run {state.run_id} is already complete; nothing to resume.", markup=False)

@@ -35,6 +35,10 @@ class Agents(Protocol):
 
     async def describe_image(self, image: Path) -> AgentReply[str]: ...
 
+    def estimate_call_cost(self) -> float:
+        """A typical writer or critic call's price in USD (budget checks and --dry-run)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -90,12 +90,39 @@ def prepare_run(
     return PreparedRun(folder, state, services_for(state, settings))
 
 
-def load_for_resume(target: Path, settings: Settings) -> PreparedRun:
+def load_for_resume(target: Path, settings: Settings, *, retry_failed: bool = False) -> PreparedRun:
     run_dir, state = checkpoint.load(target)
+    if retry_failed:
+        retry_failed_items(state)
     pinned: dict[str, Any] = {k: state.settings[k] for k in PINNED_SETTINGS if k in state.settings}
     settings = settings.model_copy(update=pinned)
     folder = RunFolder(run_dir, settings.secrets())
     return PreparedRun(folder, state, services_for(state, settings), resumed=True)
+
+
+def retry_failed_items(state: RunState) -> int:
+    """Make items that errored (provider faults, not low scores) pending again; finished items stay.
+
+    A stage that already completed is re-opened only when no later stage has started, so outputs built
+    on its pick (storyboard frames, videos) are never silently left inconsistent."""
+    reset = 0
+    started_later = False
+    for record in reversed(state.stages):
+        failed = [item for item in record.items if item.status == "failed"]
+        reopen = record.status != "completed" or not started_later
+        if failed and reopen:
+            for item in failed:
+                item.status, item.error, item.job_id, item.finished_at = "pending", None, None, None
+                item.extra.pop("scored", None)
+            reset += len(failed)
+            if record.status in ("completed", "failed"):
+                record.status = "pending"
+                record.notes.append(f"--retry-failed: {len(failed)} failed item(s) tried again")
+        if record.status not in ("pending", "skipped"):
+            started_later = True
+    if reset and state.status == "completed":
+        state.status = "interrupted"
+    return reset
 
 
 async def execute(prepared: PreparedRun, events: EventBus, reviewer: Reviewer | None = None) -> RunState:

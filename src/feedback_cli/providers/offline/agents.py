@@ -203,5 +203,8 @@ class OfflineAgents:
             text, MODEL, latency_s=time.perf_counter() - start, request={"role": "describer", "image": image.name}
         )
 
+    def estimate_call_cost(self) -> float:
+        return 0.0
+
     async def aclose(self) -> None:
         return None
