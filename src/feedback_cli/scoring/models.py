@@ -15,6 +15,7 @@ so real weights and the tests' tiny models take the same code path.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 from collections import Counter, OrderedDict
@@ -39,6 +40,8 @@ _models: dict[tuple[str, str, str], Any] = {}
 _loads: Counter[str] = Counter()
 _features: OrderedDict[tuple[Any, ...], torch.Tensor] = OrderedDict()
 _FEATURE_CACHE_SIZE = 4096
+_decoded: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_DECODED_CACHE_SIZE = 32
 
 
 # --------------------------------------------------------------------------- device
@@ -111,12 +114,14 @@ def clear() -> None:
         _key_locks.clear()
         _loads.clear()
         _features.clear()
+        _decoded.clear()
 
 
 def clear_features() -> None:
-    """Forget memoised embeddings only (models stay loaded)."""
+    """Forget memoised embeddings and decoded images only (models stay loaded)."""
     with _lock:
         _features.clear()
+        _decoded.clear()
 
 
 @contextlib.contextmanager
@@ -198,21 +203,40 @@ def clip_processor(ref: str, scorer: str) -> Any:
         return _models[key]
 
 
-def _open_rgb(path: Path) -> Any:
+def _open_rgb(path: Path, file_key: tuple[str, int, int]) -> Any:
+    """The image as RGB PIL, decoded once for every scorer that embeds it (a small LRU by file identity)."""
     from PIL import Image
 
+    key = ("decoded", *file_key)
+    with _lock:
+        hit = _decoded.get(key)
+        if hit is not None:
+            _decoded.move_to_end(key)
+            return hit
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            rgb = img.convert("RGB")
     except (OSError, ValueError) as exc:
         from feedback_cli.errors import InputError
 
         raise InputError(f"cannot read image {path}: {exc}") from exc
+    with _lock:
+        _decoded[key] = rgb
+        while len(_decoded) > _DECODED_CACHE_SIZE:
+            _decoded.popitem(last=False)
+    return rgb
 
 
-def _file_key(path: Path) -> tuple[str, int, int]:
-    st = path.stat()
-    return (str(path.resolve()), st.st_mtime_ns, st.st_size)
+def _file_key(path: Path | str) -> tuple[str, int, int]:
+    """(absolute path, mtime, size): cheap (one stat, no realpath) and changes when the file does."""
+    name = os.path.abspath(path)
+    try:
+        st = os.stat(name)
+    except OSError as exc:
+        from feedback_cli.errors import InputError
+
+        raise InputError(f"cannot read image {path}: {exc}") from exc
+    return (name, st.st_mtime_ns, st.st_size)
 
 
 def _remember(key: tuple[Any, ...], value: torch.Tensor) -> None:
@@ -239,7 +263,8 @@ def clip_image_features(
     Preprocessing is the checkpoint's own `CLIPProcessor` on RGB PIL images (the same 0-255 input
     torchmetrics feeds it, scorers.md §I.2). Memoised per (model, processor, file, mtime, size).
     """
-    keys = [("img", model_ref, processor_ref, *_file_key(Path(p))) for p in images]
+    file_keys = [_file_key(p) for p in images]
+    keys = [("img", model_ref, processor_ref, *fk) for fk in file_keys]
     out: list[torch.Tensor | None] = [_recall(k) for k in keys]
     todo = [i for i, v in enumerate(out) if v is None]
     if todo:
@@ -248,7 +273,7 @@ def clip_image_features(
         batch = max(1, settings.score_batch_size)
         for start in range(0, len(todo), batch):
             idx = todo[start : start + batch]
-            pil = [_open_rgb(Path(images[i])) for i in idx]
+            pil = [_open_rgb(Path(images[i]), file_keys[i]) for i in idx]
             inputs = processor(images=pil, return_tensors="pt")
             pixels = inputs["pixel_values"].to(device=loaded.device, dtype=loaded.dtype)
             with torch.inference_mode():
