@@ -261,6 +261,13 @@ class Orchestrator:
         stage = get_stage(record.name)
         latest_round = max((int(i.extra.get("round", 1)) for i in record.items), default=1)
         items = [i for i in record.items if int(i.extra.get("round", 1)) == latest_round]
+        rank_rule = self.services.settings.selection == "rank"  # overall is a mean rank: lower is better
+
+        def order(c: Candidate) -> tuple[str, bool, bool, float, str]:
+            missing = c.overall is None
+            value = (c.overall or 0.0) if rank_rule else -(c.overall or 0.0)
+            return (c.group, c.status != "succeeded", missing, value, c.key)
+
         candidates = sorted(
             (
                 Candidate(
@@ -277,25 +284,37 @@ class Orchestrator:
                 )
                 for i in items
             ),
-            key=lambda c: (c.group, c.status != "succeeded", -(c.overall or 0.0), c.key),
+            key=order,
         )
+        # picks are keyed by the candidates' own group ("" for images, "all" or "clip_NN" for videos)
         picks: dict[str, str] = {}
-        if record.name == "image_generation" and record.outputs.get("best_key"):
-            picks["all"] = record.outputs["best_key"]
+        best_key = record.outputs.get("best_key") if record.name == "image_generation" else None
+        chosen = [best_key] if best_key else []
         for key in ("best_video", "best_videos"):
             value = record.outputs.get(key)
             for path in [value] if isinstance(value, str) else value or []:
-                item = next((i for i in items if i.artifact and i.artifact.path == path), None)
-                if item is not None:
-                    picks[str(item.extra.get("group", "all"))] = item.key
+                chosen.extend(i.key for i in items if i.artifact and i.artifact.path == path)
+        for item in items:
+            if item.key in chosen:
+                picks[str(item.extra.get("group", ""))] = item.key
+        feedback = [r.feedback for r in self.state.reviews if r.stage == record.name and r.feedback]
         return ReviewRequest(
             stage=record.name,
             title=stage.title,
             kind=stage.review or "",
             candidates=candidates,
             picks=picks,
-            prompt=str(record.outputs.get("image_prompt") or ""),
+            prompt=str(
+                record.outputs.get("image_prompt")
+                or next((i.extra["prompt"] for i in items if i.extra.get("prompt")), "")
+                or next((i.request["prompt"] for i in items if i.request.get("prompt")), "")
+            ),
             can_pick=record.name != "storyboard",
+            extra={
+                "round": latest_round,
+                "selection": self.services.settings.selection,
+                "feedback": feedback[-1] if feedback and latest_round > 1 else None,
+            },
         )
 
     async def _review(self, record: StageRecord) -> None:
@@ -344,3 +363,22 @@ class Orchestrator:
         else:
             record.outputs["best_video"] = path
         record.notes.append(f"human pick: {key}")
+        self._rescore_picks(record)
+
+    @staticmethod
+    def _rescore_picks(record: StageRecord) -> None:
+        """Keep the stage's summary scores those of the current pick(s), also after a human pick."""
+        if record.name == "image_generation":
+            picked = [i for i in record.items if i.key == record.outputs.get("best_key")]
+        else:
+            paths = record.outputs.get("best_videos") or [record.outputs.get("best_video")]
+            picked = [i for i in record.items if i.artifact is not None and i.artifact.path in paths]
+        if not picked:
+            return
+        overall = [i.overall for i in picked if i.overall is not None]
+        scores: dict[str, float | None] = {"best_overall": round(sum(overall) / len(overall), 3) if overall else None}
+        for item in picked:
+            group = str(item.extra.get("group", "")) if record.name != "image_generation" else "best"
+            for entry in item.scores:
+                scores[f"{group}_{entry.scorer}".lstrip("_")] = round(entry.normalized, 3)
+        record.scores = scores

@@ -1,0 +1,339 @@
+"""The human review between stages (`--interactive`): a Rich table of the ranked candidates, then Questionary.
+
+The flow keeps the original spec's three questions:
+
+1. "Continue to next stage? (y/n)" -- yes: continue with the current pick.
+2. no: "Regenerate images with feedback? (y/n)" (videos / frames alike) -- yes: the feedback text (not
+   empty), then the stage runs again from it.
+3. no: a menu: pick another candidate (then a list of candidates), stop here (resumable), or go back.
+
+Ctrl-C (or Ctrl-D) at any prompt stops the run at this review; the checkpoint keeps it, and `fbloop
+resume` comes back to the same review. This runs on a worker thread (the engine waits for it), so it
+never touches the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from feedback_cli.workflow.models import ReviewDecision
+from feedback_cli.workflow.review import Candidate, ReviewRequest
+
+PICK_MARK = "*"
+NOUNS = {"images": ("image", "images"), "videos": ("video", "videos"), "frames": ("frame", "frames")}
+
+
+class StopReview(Exception):
+    """Ctrl-C / Ctrl-D at a prompt: the person wants out."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One entry of a menu: what is shown, the value returned, and the key that jumps to it."""
+
+    title: str
+    value: str
+    shortcut: str | None = None
+
+
+class Prompter(Protocol):
+    """The questions the review asks; Questionary in a terminal, a script in unit tests."""
+
+    def confirm(self, message: str, default: bool = True) -> bool: ...
+
+    def text(self, message: str) -> str: ...
+
+    def select(self, message: str, options: Sequence[Option], default: str | None = None) -> str: ...
+
+
+def _terminal_stream() -> TextIO:
+    """Where the review talks: the terminal, even when stdout is redirected to a file."""
+    for stream in (sys.stderr, sys.stdout):
+        try:
+            if stream.isatty():
+                return stream
+        except (AttributeError, ValueError):
+            continue
+    return sys.stderr
+
+
+class QuestionaryPrompter:
+    """Questionary prompts on the terminal stream; Ctrl-C and Ctrl-D raise StopReview."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or _terminal_stream()
+
+    def _output(self) -> Any:
+        from prompt_toolkit.output import create_output
+
+        return create_output(stdout=self.stream)
+
+    def _ask(self, question: Any) -> Any:
+        try:
+            answer = question.unsafe_ask()
+        except (KeyboardInterrupt, EOFError):
+            raise StopReview from None
+        if answer is None:
+            raise StopReview
+        return answer
+
+    def confirm(self, message: str, default: bool = True) -> bool:
+        import questionary
+
+        # the message carries its own "(y/n)"; questionary's "(Y/n)" would repeat it
+        question = questionary.confirm(message, default=default, instruction="", output=self._output())
+        return bool(self._ask(question))
+
+    def text(self, message: str) -> str:
+        import questionary
+
+        question = questionary.text(
+            message,
+            validate=lambda value: bool(value.strip()) or "Please write what should change (or Ctrl-C to stop).",
+            output=self._output(),
+        )
+        return str(self._ask(question)).strip()
+
+    def select(self, message: str, options: Sequence[Option], default: str | None = None) -> str:
+        import questionary
+
+        choices = [questionary.Choice(o.title, value=o.value, shortcut_key=o.shortcut or True) for o in options]
+        question = questionary.select(
+            message,
+            choices=choices,
+            default=default if any(o.value == default for o in options) else None,
+            use_shortcuts=len(choices) <= 36,
+            use_arrow_keys=True,
+            output=self._output(),
+        )
+        return str(self._ask(question))
+
+
+def _money(value: float) -> str:
+    return f"${value:.4f}"
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def ranked(request: ReviewRequest) -> list[Candidate]:
+    """Candidates in the order the engine ranked them (per group, best first)."""
+    return list(request.candidates)
+
+
+def is_pick(request: ReviewRequest, candidate: Candidate) -> bool:
+    return request.picks.get(candidate.group) == candidate.key
+
+
+def candidate_table(request: ReviewRequest, base: Path | None = None) -> Table:
+    """Rank, key, every score, overall, cost, latency and path; the current pick marked."""
+    scorers: list[str] = []
+    for candidate in request.candidates:
+        scorers.extend(name for name in candidate.scores if name not in scorers)
+    groups = sorted({c.group for c in request.candidates})
+    rule = str(request.extra.get("selection", "weighted"))
+    round_no = request.extra.get("round")
+    title = f"{request.title}: {len(request.candidates)} {request.kind}" + (
+        f" (round {round_no})" if round_no and int(round_no) > 1 else ""
+    )
+    table = Table(title=title, caption=f"{PICK_MARK} = current pick; overall: {_rule_caption(rule)}")
+    table.add_column("#", justify="right")
+    table.add_column("Pick", justify="center")
+    if len(groups) > 1:
+        table.add_column("Group")
+    table.add_column("Candidate")
+    for name in scorers:
+        table.add_column(name, justify="right")
+    table.add_column("Overall", justify="right")
+    table.add_column("Cost", justify="right")
+    table.add_column("Latency (s)", justify="right")
+    table.add_column("File")
+    rank: dict[str, int] = {}
+    previous_group: str | None = None
+    for candidate in ranked(request):
+        if previous_group is not None and candidate.group != previous_group:
+            table.add_section()
+        previous_group = candidate.group
+        rank[candidate.group] = rank.get(candidate.group, 0) + 1
+        picked = is_pick(request, candidate)
+        row = [str(rank[candidate.group]), PICK_MARK if picked else ""]
+        if len(groups) > 1:
+            row.append(escape(candidate.group))
+        row.append(escape(candidate.key))
+        row.extend(_number(candidate.scores.get(name)) for name in scorers)
+        row.append(_number(candidate.overall, 2 if rule == "rank" else 1))
+        row.append(_money(candidate.cost_usd))
+        row.append(_number(candidate.latency_s, 2))
+        if candidate.status != "succeeded":
+            row.append(escape(f"failed: {candidate.error or candidate.status}"))
+        else:
+            row.append(escape(candidate.absolute_path or candidate.path or "-"))
+        table.add_row(*row, style="bold" if picked else None)
+    return table
+
+
+def _rule_caption(rule: str) -> str:
+    return "mean rank, lower is better" if rule == "rank" else "weighted mean of the scores, 0-100"
+
+
+def _inline_protocol() -> str | None:
+    """An inline-image protocol the terminal understands, or None (FBLOOP_INLINE_IMAGES=0/1 overrides)."""
+    wanted = os.environ.get("FBLOOP_INLINE_IMAGES", "").strip().lower()
+    if wanted in ("0", "no", "false", "off"):
+        return None
+    if os.environ.get("TERM_PROGRAM") in ("iTerm.app", "WezTerm") or wanted in ("1", "iterm"):
+        return "iterm"
+    if os.environ.get("KITTY_WINDOW_ID") or os.environ.get("TERM") == "xterm-kitty" or wanted == "kitty":
+        return "kitty"
+    return None
+
+
+def _thumbnail_png(path: str, width: int = 240) -> bytes | None:
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            image.thumbnail((width, width))
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="PNG")
+            return buffer.getvalue()
+    except (OSError, ValueError):
+        return None
+
+
+def inline_thumbnail(path: str, protocol: str) -> str | None:
+    """The escape sequence that shows a small copy of an image inline (iTerm2 or kitty protocol)."""
+    data = _thumbnail_png(path)
+    if data is None:
+        return None
+    encoded = base64.standard_b64encode(data).decode()
+    if protocol == "iterm":
+        return f"\x1b]1337;File=inline=1;size={len(data)};preserveAspectRatio=1:{encoded}\a\n"
+    chunks = [encoded[i : i + 4096] for i in range(0, len(encoded), 4096)]
+    parts = []
+    for index, chunk in enumerate(chunks):
+        more = 1 if index < len(chunks) - 1 else 0
+        head = "a=T,f=100," if index == 0 else ""
+        parts.append(f"\x1b_G{head}m={more};{chunk}\x1b\\")
+    return "".join(parts) + "\n"
+
+
+class QuestionaryReviewer:
+    """Implements `workflow.review.Reviewer` with a Rich table and Questionary prompts."""
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        prompter: Prompter | None = None,
+        inline_images: bool | None = None,
+    ) -> None:
+        stream = _terminal_stream()
+        self.console = console or Console(file=stream, highlight=False, no_color="NO_COLOR" in os.environ)
+        self.prompter: Prompter = prompter or QuestionaryPrompter(stream)
+        self.inline = _inline_protocol() if inline_images is None else ("iterm" if inline_images else None)
+
+    # -- showing -------------------------------------------------------------------------------------
+
+    def show(self, request: ReviewRequest) -> None:
+        console = self.console
+        console.print()
+        console.rule(f"Review: {escape(request.title)}")
+        if request.prompt:
+            console.print(f"prompt: {request.prompt}", markup=False)
+        feedback = request.extra.get("feedback")
+        if feedback:
+            console.print(f"your last feedback: {feedback}", markup=False)
+        console.print(candidate_table(request))
+        if self.inline and request.kind in ("images", "frames"):
+            self._thumbnails(request)
+        console.print(
+            "Open a file by its path to look at it before you answer. y/n answers at once, Enter means yes,"
+            " Ctrl-C stops here (resumable).",
+            markup=False,
+            style="dim",
+        )
+
+    def _thumbnails(self, request: ReviewRequest) -> None:
+        assert self.inline is not None
+        for candidate in request.candidates[:4]:
+            if candidate.absolute_path and candidate.status == "succeeded":
+                sequence = inline_thumbnail(candidate.absolute_path, self.inline)
+                if sequence:
+                    self.console.print(candidate.key, markup=False)
+                    self.console.file.write(sequence)
+                    self.console.file.flush()
+
+    # -- asking --------------------------------------------------------------------------------------
+
+    def review(self, request: ReviewRequest) -> ReviewDecision:
+        self.show(request)
+        try:
+            decision = self.ask(request)
+        except StopReview:
+            decision = ReviewDecision(stage=request.stage, action="stop", feedback=None)
+        self.console.print(f"review: {describe(decision)}", markup=False)
+        return decision
+
+    def ask(self, request: ReviewRequest) -> ReviewDecision:
+        singular, plural = NOUNS.get(request.kind, ("candidate", "candidates"))
+        alternatives = self.alternatives(request)
+        while True:
+            if self.prompter.confirm("Continue to next stage? (y/n)", default=True):
+                return ReviewDecision(stage=request.stage, action="continue")
+            if request.can_regenerate and self.prompter.confirm(
+                f"Regenerate {plural} with feedback? (y/n)", default=True
+            ):
+                feedback = self.prompter.text(f"What should change in the {plural}? (your feedback for the writer)")
+                return ReviewDecision(stage=request.stage, action="regenerate", feedback=feedback)
+            options = []
+            if request.can_pick and alternatives:
+                options.append(Option(f"Pick another {singular}", "pick", "p"))
+            options.append(Option("Stop here (the run can be resumed at this review)", "stop", "s"))
+            options.append(Option("Back to the first question", "back", "b"))
+            while True:
+                action = self.prompter.select("What now?", options, default=options[0].value)
+                if action == "stop":
+                    return ReviewDecision(stage=request.stage, action="stop")
+                if action != "pick":
+                    break  # back to "Continue to next stage?"
+                choice = self.prompter.select(
+                    f"Which {singular}?",
+                    [*[Option(self.option_title(request, c), c.key) for c in alternatives], Option("Back", "back")],
+                    default=alternatives[0].key,
+                )
+                if choice != "back":
+                    return ReviewDecision(stage=request.stage, action="pick", choice=choice)
+
+    @staticmethod
+    def alternatives(request: ReviewRequest) -> list[Candidate]:
+        """Candidates that can be picked instead: succeeded, with a file, not already the pick."""
+        if not request.can_pick:
+            return []
+        return [c for c in ranked(request) if c.status == "succeeded" and c.path and not is_pick(request, c)]
+
+    @staticmethod
+    def option_title(request: ReviewRequest, candidate: Candidate) -> str:
+        group = f"{candidate.group}: " if len({c.group for c in request.candidates}) > 1 else ""
+        return f"{group}{candidate.key}  overall {_number(candidate.overall)}  {candidate.path}"
+
+
+def describe(decision: ReviewDecision) -> str:
+    if decision.action == "pick":
+        return f"pick {decision.choice}"
+    if decision.action == "regenerate":
+        return f"regenerate with feedback: {decision.feedback}"
+    if decision.action == "stop":
+        return "stop (resumable)"
+    return "continue"
