@@ -136,3 +136,34 @@ def test_resume_retry_failed_redoes_only_the_failed_items(cli, tmp_path: Path) -
     assert [i["status"] for i in items] == ["succeeded"] * 3
     assert [i["key"] for i in items if i["started_at"]] == ["image_01", "image_02", "image_03"]
     assert "--retry-failed: 1 failed item(s) tried again" in state["stages"][1]["notes"]
+
+
+def test_keys_never_reach_the_run_folder_or_the_output(cli, tmp_path: Path) -> None:
+    secrets = {"OPENAI_API_KEY": "sk-proj-SECRET-openai-1234567890", "REPLICATE_API_TOKEN": "r8_SECRET_replicate_0987"}
+    out = tmp_path / "runs"
+    result = cli(
+        "run",
+        EXAMPLE,
+        "--backend",
+        "offline",
+        "--verbose",
+        "--storyboard",
+        "--clips",
+        "1",
+        "--num-image-variations",
+        "2",
+        "--num-video-attempts",
+        "1",
+        "--output-dir",
+        out,
+        env=secrets,
+    )
+    assert result.exit_code == 0, result.stderr
+    run = next(out.iterdir())
+    trace = read_json(run / "workflow_trace.json")
+    assert trace["settings"]["openai_api_key_set"] is True  # it knew a key was there...
+    for value in secrets.values():  # ...and wrote it nowhere
+        assert value not in result.stdout + result.stderr
+        for path in run.rglob("*"):
+            if path.is_file():
+                assert value.encode() not in path.read_bytes(), path
