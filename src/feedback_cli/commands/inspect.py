@@ -1,4 +1,8 @@
-"""`fbloop inspect [RUN]`: the runs under the output dir, or the stages of one run."""
+"""`fbloop inspect [RUN]`: the runs under the output dir, one run in detail, two runs compared, or a report.
+
+Tables go to stdout; with `--json` only the JSON does (notes go to stderr). Works on finished, failed,
+stopped and interrupted runs: the checkpoint is read without checking that every file is still there.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 import typer
 
+from feedback_cli.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -15,27 +20,58 @@ def register(app: typer.Typer) -> None:
 
 
 def inspect(
-    run: Path | None = typer.Argument(None, help="A run folder (or its checkpoint). Without it: list runs."),
-    output_dir: Path | None = typer.Option(None, "--output-dir", help="Where to look for runs."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of tables."),
+    run: Path | None = typer.Argument(
+        None, help="A run folder, its checkpoint, or a run id under --output-dir. Without it: list the runs."
+    ),
+    output_dir: Path | None = typer.Option(
+        None, "--output-dir", help="Where runs are [default: output/feedback_loops/]."
+    ),
+    compare: Path | None = typer.Option(None, "--compare", help="Another run: both side by side, deltas B - A."),
+    as_json: bool = typer.Option(False, "--json", help="Print the data as JSON on stdout instead of tables."),
+    html: Path | None = typer.Option(None, "--html", help="Write one self-contained HTML report of RUN to FILE."),
 ) -> None:
-    """Show what a run did: stages, scores, costs and times; or the list of runs."""
-    from feedback_cli.ui.console import out_console
-    from feedback_cli.ui.inspect_view import list_runs, load_run, render_run, render_run_list
+    """Show what runs did: stages, prompts, candidates and every score, picks, costs and times."""
+    from feedback_cli.ui import inspect_view as view
+    from feedback_cli.ui.console import err_console, out_console
 
-    console = out_console()
-    if run is None:
+    if output_dir is None and (run is None or compare is not None or not run.exists()):
         from feedback_cli.config import load_settings  # lazy: keeps start-up light
 
-        root = output_dir or load_settings().output_dir
-        runs = list_runs(root)
-        if as_json:
-            typer.echo(json.dumps([r.model_dump(mode="json") for r in runs], indent=2))
-        else:
-            render_run_list(console, root, runs)
-        return
-    data: dict[str, Any] = load_run(run)
-    if as_json:
-        typer.echo(json.dumps(data, indent=2, default=str))
+        root = load_settings().output_dir
     else:
-        render_run(console, data)
+        root = output_dir
+    if run is None:
+        if compare is not None or html is not None:
+            raise UsageError("--compare and --html need a RUN")
+        runs = view.list_runs(root)  # type: ignore[arg-type]
+        if as_json:
+            _print_json([r.model_dump(mode="json") for r in runs])
+        else:
+            view.render_run_list(out_console(), root, runs)  # type: ignore[arg-type]
+        return
+
+    target = view.resolve_run(run, root)
+    if compare is not None:
+        if html is not None:
+            raise UsageError("--html writes the report of one run; use it without --compare")
+        data = view.compare_runs(target, view.resolve_run(compare, root))
+        if as_json:
+            _print_json(data)
+        else:
+            view.render_compare(out_console(), data)
+        return
+
+    data = view.inspect_run(target)
+    if html is not None:
+        from feedback_cli.ui.html_report import write_html
+
+        written = write_html(data, html)
+        err_console().print(f"wrote {written}", markup=False)
+    if as_json:
+        _print_json(data)
+    elif html is None:
+        view.render_run(out_console(), data)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
