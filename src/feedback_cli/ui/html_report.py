@@ -45,6 +45,8 @@ video.clip { display: block; max-width: 260px; border: 1px solid var(--line); }
 .prompt { white-space: pre-wrap; max-width: 900px; }
 td.prompt { min-width: 360px; }
 td ul { margin: 0; padding-left: 16px; }
+td.feedback { min-width: 220px; } td.criteria { min-width: 160px; font-size: 12px; color: var(--muted); }
+.wide { overflow-x: auto; }
 details > summary { cursor: pointer; }
 .gallery { display: flex; flex-wrap: wrap; gap: 12px; }
 .gallery figure { margin: 0; } .gallery figcaption { color: var(--muted); font-size: 12px; }
@@ -290,25 +292,22 @@ def _stage_section(stage: dict[str, Any], data: dict[str, Any], media: _Media) -
 
 
 def _iterations(stage: dict[str, Any]) -> str:
-    criteria: list[str] = []
-    for it in stage["iterations"]:
-        criteria.extend(k for k in it["criteria"] if k not in criteria)
-    head = "<tr><th>Scope</th><th>#</th><th>Prompt</th><th>Critic</th>"
-    head += "".join(f"<th>{_e(c)}</th>" for c in criteria)
+    head = "<tr><th>Scope</th><th>#</th><th>Prompt</th><th>Critic</th><th>Criteria</th>"
     head += "<th>Critic feedback</th><th>Human feedback</th><th>Cost</th><th>Time (s)</th></tr>"
-    rows = [f"<h3>Writer/critic iterations</h3><table class='iterations'>{head}"]
+    rows = [f"<h3>Writer/critic iterations</h3><div class='wide'><table class='iterations'>{head}"]
     for it in stage["iterations"]:
         prompt = _e(it["prompt"])
         rationale = f"<details><summary>why</summary>{_e(it['rationale'])}</details>" if it["rationale"] else ""
+        criteria = " · ".join(f"{_e(k)}&nbsp;{_num(v, 0)}" for k, v in it["criteria"].items())
         feedback = "".join(f"<li>{_e(f)}</li>" for f in it["feedback"])
         rows.append(
             f"<tr><td>{_e(it['scope'] or '-')}</td><td class='num'>{it['iteration']}</td>"
             f"<td class='prompt'>{prompt}{rationale}</td><td class='num'>{_num(it['critic_score'])}</td>"
-            + "".join(f"<td class='num'>{_num(it['criteria'].get(c), 0)}</td>" for c in criteria)
-            + f"<td><ul>{feedback}</ul></td><td>{_e(it['human_feedback'] or '')}</td>"
+            f"<td class='criteria'>{criteria}</td><td class='feedback'><ul>{feedback}</ul></td>"
+            f"<td class='feedback'>{_e(it['human_feedback'] or '')}</td>"
             f"<td class='num'>{_num(it['cost_usd'], 4)}</td><td class='num'>{_num(it['latency_s'], 2)}</td></tr>"
         )
-    rows.append("</table>")
+    rows.append("</table></div>")
     return "".join(rows)
 
 
@@ -322,7 +321,7 @@ def _matrix(stage: dict[str, Any], selection: str, media: _Media) -> str:
     head += f"<th title='{_e(overall_note)}'>Overall</th><th>Cost (USD)</th><th>Latency (s)</th><th>Seed</th>"
     head += "<th>File</th></tr>"
     title = "Candidates × scorers" + (" (highlighted: the pick)" if picking else " (every keyframe is used)")
-    rows = [f"<h3>{title}</h3><table class='matrix'>{head}"]
+    rows = [f"<h3>{title}</h3><div class='wide'><table class='matrix'>{head}"]
     for c in stage["candidates"]:
         badge = ' <span class="badge win">pick</span>' if c["winner"] else ""
         status = "" if c["status"] == "succeeded" else f'<br><span class="failed">{_e(c["status"])}</span>'
@@ -340,7 +339,7 @@ def _matrix(stage: dict[str, Any], selection: str, media: _Media) -> str:
         cells.append(f"<td class='num'>{_e(c['seed'])}</td>")
         cells.append(f"<td>{media.html(c['path'], c['kind'], c['exists'], c['key'])}</td>")
         rows.append(f"<tr class='{'winner' if c['winner'] else 'candidate'}'>{''.join(cells)}</tr>")
-    rows.append("</table>")
+    rows.append("</table></div>")
     return "".join(rows)
 
 

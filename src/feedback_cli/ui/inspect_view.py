@@ -372,6 +372,15 @@ def excerpt(text: str | None, width: int = 60) -> str:
     return f"{head.rstrip(' ,;')} … {tail}"
 
 
+def critic_feedback(lines: list[str]) -> str:
+    """The critic's points, each cut to its first sentence ("style: missing. Is a ...?" -> "style: missing")."""
+    return "; ".join(line.split(". ", 1)[0].rstrip(".") for line in lines)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 2].rstrip(" ;,") + " …"
+
+
 def _stage_status(stage: dict[str, Any]) -> str:
     if stage["status"] == "skipped":
         return f"skipped: {stage['skip_reason']}" if stage["skip_reason"] else "skipped"
@@ -449,14 +458,14 @@ def iteration_table(stage: dict[str, Any]) -> Table:
     table.add_column("Feedback", ratio=2)
     for it in stage["iterations"]:
         row = [escape(it["scope"])] if scoped else []
-        feedback = "; ".join(it["feedback"])
-        if it["human_feedback"]:
-            feedback = f"human: {it['human_feedback']}" + (f" | critic: {feedback}" if feedback else "")
+        feedback = _clip(critic_feedback(it["feedback"]), 70)
+        if it["human_feedback"]:  # the person's words in full: they are why this iteration exists
+            feedback = f"human: {it['human_feedback']}" + (f"\ncritic: {feedback}" if feedback else "")
         row += [
             str(it["iteration"]),
             escape(excerpt(it["prompt"], 70)),
             _fmt(it["critic_score"]),
-            escape(excerpt(feedback, 60) or "-"),
+            escape(feedback or "-"),
         ]
         table.add_row(*row)
     return table
