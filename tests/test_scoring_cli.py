@@ -15,9 +15,8 @@ from feedback_cli.errors import ScorerUnavailable
 
 pytest.register_assert_rewrite("tests.scoring_models")
 
-from tests.scoring_models import TinyModels, make_images, translating_frames, write_video  # noqa: E402
-
 from feedback_cli.scoring import checkpoints, models, preflight  # noqa: E402
+from tests.scoring_models import TinyModels, make_images, translating_frames, write_video  # noqa: E402
 
 pytest_plugins = ["tests.scoring_models", "tests.fakes.fixtures"]
 

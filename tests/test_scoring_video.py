@@ -18,10 +18,9 @@ from feedback_cli.errors import ScorerUnavailable
 
 pytest.register_assert_rewrite("tests.scoring_models")
 
-from tests.scoring_models import TinyModels, make_settings, texture, translating_frames, write_video  # noqa: E402
-
 from feedback_cli.scoring import models, registry, vbench, vbench_official  # noqa: E402
 from feedback_cli.scoring.video_io import read_video  # noqa: E402
+from tests.scoring_models import TinyModels, make_settings, texture, translating_frames, write_video  # noqa: E402
 
 pytest_plugins = ["tests.scoring_models"]
 
@@ -203,6 +202,10 @@ def test_flicker_and_dynamic_on_known_motion(tiny_settings, clips) -> None:
     # 1 px/frame at 24 fps is sampled every 3rd frame -> 3 px per pair, not > 3 px: static.
     assert out["dynamic_degree"] == [0.0, 1.0, 0.0]
     assert out["dynamic_degree_graded"] == [0.0, 1.0, 0.0]
+    # frame pairs batched by 2 or 16 give the same pair scores
+    frames = vbench.frames_tensor(read_video(clips["moving"]))
+    small_batches = vbench.DynamicDegree(tiny_settings.model_copy(update={"score_batch_size": 2}), shift_oracle)
+    assert small_batches.pair_scores(frames) == dyn.pair_scores(frames) == [pytest.approx(4.0)] * 7
 
 
 def test_dynamic_degree_runs_real_raft_loading(tiny_models: TinyModels, clips) -> None:

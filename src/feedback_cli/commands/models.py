@@ -82,6 +82,7 @@ def list_models(
             rows.append(
                 {
                     "scorer": name,
+                    "kind": req.kind,
                     "what": req.label,
                     "setting": req.env_var,
                     "checkpoint": req.ref,
@@ -99,19 +100,21 @@ def list_models(
     from rich.text import Text
 
     table = Table(title="Scorer checkpoints", title_justify="left")
-    for col in ("scorer", "needs", "setting", "checkpoint", "size", "status"):
-        table.add_column(col)
+    table.add_column("scorer", no_wrap=True)
+    table.add_column("checkpoint", overflow="fold")
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     for r in rows:
         style = "green" if r["available"] else "red"
-        table.add_row(
-            r["scorer"],
-            Text(r["what"]),
-            r["setting"],
-            Text(r["checkpoint"]),
-            r["size"],
-            Text(r["status"], style),
-        )
-    Console(highlight=False).print(table)
+        table.add_row(r["scorer"], Text(r["checkpoint"] or r["what"]), r["size"], Text(r["status"], style))
+    settings_used = sorted({r["setting"] for r in rows if r["setting"]})
+    console = Console(highlight=False)
+    console.print(table)
+    console.print(Text("Choose a checkpoint (hub id or local path) with: " + ", ".join(settings_used)))
+    fetchable = ("hf-model", "hf-processor", "url")
+    missing = sorted({r["scorer"] for r in rows if not r["available"] and r["kind"] in fetchable})
+    if missing:
+        console.print(Text(f"Fetch what is missing: fbloop models download {' '.join(missing)}"))
 
 
 def download_models(

@@ -72,11 +72,13 @@ def score(
         image_names = [n for n in image_names if n not in skipped]
         video_names = [n for n in video_names if n not in skipped]
         for name, exc in skipped.items():
-            sys.stderr.write(f"fbloop: skipping {name}: {exc.line()}\n")
+            sys.stderr.write(f"fbloop: skipping {name}: {_reason(name, exc)}\n")
         if not image_names and not video_names:
             first = next(iter(skipped.values()))
             raise ScorerUnavailable(f"no scorer can run here; {first.message}", hint=first.hint)
 
+    if set(image_names + video_names) & {"pickscore", "clip-score", "aesthetic", *registry.REAL_VIDEO_SET}:
+        _quiet_transformers()
     err = _err_console()
     status = err.status("scoring ...") if err.is_terminal else contextlib.nullcontext()
     with contextlib.redirect_stdout(sys.stderr), status:
@@ -96,6 +98,20 @@ def score(
     if failed:
         name, exc = next(iter(failed.items()))
         raise ScorerUnavailable(exc.message, hint=exc.hint)
+
+
+def _reason(name: str, exc: ScorerUnavailable) -> str:
+    line = exc.line()
+    return line[len(name) + 2 :] if line.startswith(f"{name}: ") else line
+
+
+def _quiet_transformers() -> None:
+    """No "Loading weights" progress bars from transformers on stderr (the spinner says what runs)."""
+    with contextlib.suppress(ImportError):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
 
 
 def _err_console() -> Console:
@@ -131,4 +147,4 @@ def _render(report: Report) -> None:
             table.add_row(Text(f.path.name), "-", "-", "-", "-")
     console.print(table)
     for name, exc in report.errors.items():
-        console.print(Text.assemble((name, "yellow"), f" not scored: {exc.line()}"))
+        console.print(Text.assemble((name, "yellow"), f" not scored: {_reason(name, exc)}"))

@@ -89,7 +89,8 @@ def human_size(n: int | None) -> str:
         return "-"
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if n >= size:
-            return f"~{n / size:.1f} {unit}"
+            value = n / size
+            return f"~{value:.0f} {unit}" if value >= 10 else f"~{value:.1f} {unit}"
     return f"~{n} B"
 
 

@@ -412,20 +412,21 @@ class DynamicDegree(VBenchDimension):
     def pair_scores(self, frames: torch.Tensor) -> list[float]:
         """Top-5 % flow score of each consecutive pair of (N, 3, H, W) uint8 frames."""
         flow_fn = self._flow_fn or self.raft_flow
-        padded = pad_to_8(frames.float())
-        if self._flow_fn is None and min(padded.shape[-2:]) < self.MIN_SIDE:
+        height, width = frames.shape[-2:]
+        pad_h, pad_w = -(-height // 8) * 8, -(-width // 8) * 8
+        if self._flow_fn is None and min(pad_h, pad_w) < self.MIN_SIDE:
             raise ScorerUnavailable(
                 f"dynamic_degree: torchvision's RAFT needs frames of at least {self.MIN_SIDE} px a side; "
-                f"got {frames.shape[-2]}x{frames.shape[-1]}"
+                f"got {height}x{width}"
             )
-        n_pairs = padded.shape[0] - 1
-        h8, w8 = padded.shape[-2] // 8, padded.shape[-1] // 8
-        per_pair = max(1, (h8 * w8) ** 2 * 4 * 2)
+        n_pairs = frames.shape[0] - 1
+        per_pair = max(1, ((pad_h // 8) * (pad_w // 8)) ** 2 * 4 * 2)
         batch = max(1, min(self.settings.score_batch_size, self.MAX_BATCH_BYTES // per_pair))
         scores: list[float] = []
         for start in range(0, n_pairs, batch):
             stop = min(n_pairs, start + batch)
-            flow = flow_fn(padded[start:stop], padded[start + 1 : stop + 1])
+            padded = pad_to_8(frames[start : stop + 1].float())  # padded per batch: frames stay uint8
+            flow = flow_fn(padded[:-1], padded[1:])
             scores.extend(flow_score(f) for f in flow)
         return scores
 
