@@ -265,12 +265,11 @@ def test_storyboard_frames_review_has_no_pick_and_back_returns(tmp_path: Path) -
     s = Session(run_args(out, "--storyboard", "--clips", "1"))
     s.answer(CONTINUE, "y")  # images
     s.expect("Review: Storyboard")
-    s.answer(CONTINUE, "n")
-    s.answer(REGEN_FRAMES, "n")
+    s.answer(CONTINUE, "n")  # the storyboard stage does not take feedback yet: no regenerate question
     s.expect(WHAT_NOW)
     s.expect("Back to the first question")
-    menu = s.transcript().rsplit(WHAT_NOW, 1)[-1]
-    assert "Pick another" not in menu
+    menu = s.transcript().rsplit(CONTINUE, 1)[-1]
+    assert "Pick another" not in menu and REGEN_FRAMES not in menu
     s.send("b\r")
     s.answer(CONTINUE, "y")  # asked again after "back"
     s.expect("Review: Video generation")
@@ -333,14 +332,14 @@ class Script:
         return str(self._next(message))
 
 
-def request(kind: str = "images", can_pick: bool = True) -> ReviewRequest:
+def request(kind: str = "images", can_pick: bool = True, can_regenerate: bool = True) -> ReviewRequest:
     candidates = [
         Candidate(key=f"image_0{i}", path=f"s/image_0{i}.png", absolute_path=None, status="succeeded", overall=o)
         for i, o in ((2, 80.0), (1, 70.0), (3, 60.0))
     ]
     return ReviewRequest(
         stage="image_generation", title="Image generation", kind=kind, candidates=candidates,
-        picks={"": "image_02"}, can_pick=can_pick,
+        picks={"": "image_02"}, can_pick=can_pick, can_regenerate=can_regenerate,
     )  # fmt: skip
 
 
@@ -383,3 +382,26 @@ def test_pick_list_excludes_the_current_pick_and_frames_cannot_pick() -> None:
     reviewer(frames).review(request(kind="frames", can_pick=False))
     assert frames.asked[1] == REGEN_FRAMES
     assert frames.menus[0] == ["stop", "back"]
+    fixed = Script(False, "stop")  # a stage that cannot regenerate skips that question
+    reviewer(fixed).review(request(kind="frames", can_pick=False, can_regenerate=False))
+    assert fixed.asked == [CONTINUE, WHAT_NOW]
+
+
+def test_inline_thumbnails_for_terminals_that_show_images(tmp_path: Path) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    from feedback_cli.ui.review import inline_thumbnail
+
+    picture = tmp_path / "big.png"
+    Image.new("RGB", (800, 400), (200, 40, 40)).save(picture)
+    iterm = inline_thumbnail(str(picture), "iterm")
+    assert iterm is not None and iterm.startswith("\x1b]1337;File=inline=1;")
+    payload = iterm.split(":", 1)[1].split("\a", 1)[0]
+    with Image.open(io.BytesIO(base64.b64decode(payload))) as thumb:
+        assert max(thumb.size) <= 240
+    kitty = inline_thumbnail(str(picture), "kitty")
+    assert kitty is not None and kitty.startswith("\x1b_Ga=T,f=100,")
+    assert inline_thumbnail(str(tmp_path / "missing.png"), "iterm") is None

@@ -256,6 +256,9 @@ class QuestionaryReviewer:
         if feedback:
             console.print(f"your last feedback: {feedback}", markup=False)
         console.print(candidate_table(request))
+        if not request.can_regenerate:
+            _, plural = NOUNS.get(request.kind, ("candidate", "candidates"))
+            console.print(f"Regenerating the {plural} with feedback is not available at this review.", markup=False)
         if self.inline and request.kind in ("images", "frames"):
             self._thumbnails(request)
         console.print(

@@ -310,6 +310,9 @@ class Orchestrator:
                 or next((i.request["prompt"] for i in items if i.request.get("prompt")), "")
             ),
             can_pick=record.name != "storyboard",
+            # regenerating must make something new from the feedback; the storyboard stage does not use
+            # `human_feedback` yet (it would re-run to the same frames), so it opts in with `accepts_feedback`
+            can_regenerate=bool(getattr(stage, "accepts_feedback", record.name != "storyboard")),
             extra={
                 "round": latest_round,
                 "selection": self.services.settings.selection,
