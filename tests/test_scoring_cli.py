@@ -96,6 +96,14 @@ def test_score_images_json(cli_env: TinyModels, media) -> None:
     assert models.load_count(str(cli_env.clip_l)) == 1
 
 
+def test_score_offline_statistics_on_images_only(cli_env: TinyModels, media) -> None:
+    result = run("score", str(media["img0"]), "-p", "x", "-s", "offline", "--json")
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)["results"][0]["scores"]
+    assert set(scores) == {"sharpness", "colorfulness", "exposure"}
+    assert models.load_count() == 0
+
+
 def test_score_video_table(cli_env: TinyModels, media) -> None:
     result = run(
         "score",

@@ -513,3 +513,28 @@ def test_official_results_parser(tmp_path) -> None:
     with pytest.raises(ScorerUnavailable, match="no result"):
         vbench_official.parse_results(path, "dynamic_degree", ["video002.mp4"])
     assert os.environ.get("FAKE_VBENCH_FAIL") is None
+
+
+# --------------------------------------------------------------------------- real weights
+
+
+def _cached(repo: str) -> bool:
+    from feedback_cli.scoring.checkpoints import Requirement, status
+
+    return status(Requirement("x", "hf-model", repo, "", repo), None).available  # type: ignore[arg-type]
+
+
+@pytest.mark.weights
+@pytest.mark.skipif(
+    not (_cached("facebook/dino-vitb16") and _cached("openai/clip-vit-base-patch32")),
+    reason="real DINO ViT-B/16 / CLIP ViT-B/32 weights are not in the HF cache",
+)
+def test_real_consistency_models(clips) -> None:
+    from feedback_cli.config import Settings
+
+    models.clear()
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    for name in ("subject_consistency", "background_consistency"):
+        static, moving = registry.video_scorer(name, settings).score([clips["static"], clips["moving"]], "p")[name]
+        assert static == pytest.approx(1.0, abs=1e-3)
+        assert 0.5 < moving <= static

@@ -54,11 +54,17 @@ def score(
 
     explicit = bool(scorer)
     if explicit:
-        image_names, video_names = registry.split_names(",".join(scorer or []))
-        if image_names and not has_images:
-            raise InputError(f"--scorer {image_names[0]} scores images, but no image was given")
-        if video_names and not has_videos:
-            raise InputError(f"--scorer {video_names[0]} scores videos, but no video was given")
+        requested = [n.strip() for item in scorer or [] for n in item.split(",") if n.strip()]
+        image_names, video_names = registry.split_names(",".join(requested))
+        named = set(requested)  # `offline` expands to image and video statistics: keep the kinds given
+        for name in image_names:
+            if name in named and not has_images:
+                raise InputError(f"--scorer {name} scores images, but no image was given")
+        for name in video_names:
+            if name in named and not has_videos:
+                raise InputError(f"--scorer {name} scores videos, but no video was given")
+        image_names = image_names if has_images else []
+        video_names = video_names if has_videos else []
     else:
         image_names = list(registry.REAL_IMAGE_SET) if has_images else []
         video_names = list(registry.REAL_VIDEO_SET) if has_videos else []
