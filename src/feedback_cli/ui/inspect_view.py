@@ -133,20 +133,20 @@ def render_run_list(console: Console, root: Path, runs: list[RunListing]) -> Non
         return
     table = _table(title=escape(f"runs under {root} (newest first)"))
     table.add_column("Run", no_wrap=True)
-    table.add_column("Date (UTC)", min_width=10)
-    table.add_column("Workflow", overflow="fold")
-    table.add_column("Backend", overflow="fold")
-    table.add_column("Status", min_width=9, overflow="fold")
-    for column, width in (("Image", 5), ("Video", 5), ("USD", 6), ("Time", 5)):
-        table.add_column(column, justify="right", min_width=width)
-    table.caption = "Image, Video: the best overall score (0-100); USD: total cost; Time: seconds of work"
+    table.add_column("Date (UTC)")
+    table.add_column("Workflow")
+    table.add_column("Backend")
+    table.add_column("Status")
+    for column in ("Image", "Video", "USD", "Time"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.caption = "Image, Video: best overall score (0-100); USD: total cost; Time: seconds"
     broken = []
     for r in runs:
         if r.problem is not None:
             broken.append(r)
         table.add_row(
             escape(r.run_id),
-            _date(r.created_at),
+            _date(r.created_at) if console.width >= 100 else _date(r.created_at)[5:],  # narrow: no year
             escape(r.workflow or "-"),
             escape(r.backend or "-"),
             Text("broken", style="red") if r.problem is not None else Text(r.status),
