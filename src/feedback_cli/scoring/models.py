@@ -6,7 +6,8 @@ cuda, then mps, then cpu) and run in fp16 on a GPU, fp32 on the CPU; outputs com
 
 `load_count()` / `load_counts()` tell how many model loads happened (tests and the benchmark read them);
 `clear()` forgets everything. Image embeddings are also memoised per (checkpoint, file, mtime) so two scorers
-that embed the same images with the same model (clip-score and aesthetic) run the forward pass once.
+that embed the same images with the same model (clip-score and aesthetic) run the forward pass once, and
+the last 32 decoded images are kept so every scorer of one batch decodes each file once.
 
 Every checkpoint is a setting taking a hub id or a local directory and is loaded with `from_pretrained(setting)`,
 so real weights and the tests' tiny models take the same code path.
