@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from feedback_cli.errors import UsageError
+from feedback_cli.errors import InputError, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -34,20 +34,20 @@ def inspect(
     from feedback_cli.ui import inspect_view as view
     from feedback_cli.ui.console import err_console, out_console
 
-    if output_dir is None and (run is None or compare is not None or not run.exists()):
+    root = output_dir
+    if root is None and (run is None or compare is not None or not run.exists()):
         from feedback_cli.config import load_settings  # lazy: keeps start-up light
 
         root = load_settings().output_dir
-    else:
-        root = output_dir
     if run is None:
         if compare is not None or html is not None:
             raise UsageError("--compare and --html need a RUN")
-        runs = view.list_runs(root)  # type: ignore[arg-type]
+        assert root is not None
+        runs = view.list_runs(root)
         if as_json:
             _print_json([r.model_dump(mode="json") for r in runs])
         else:
-            view.render_run_list(out_console(), root, runs)  # type: ignore[arg-type]
+            view.render_run_list(out_console(), root, runs)
         return
 
     target = view.resolve_run(run, root)
@@ -65,7 +65,10 @@ def inspect(
     if html is not None:
         from feedback_cli.ui.html_report import write_html
 
-        written = write_html(data, html)
+        try:
+            written = write_html(data, html)
+        except OSError as exc:
+            raise InputError(f"cannot write the HTML report to {html}: {exc.strerror or exc}") from None
         err_console().print(f"wrote {written}", markup=False)
     if as_json:
         _print_json(data)
