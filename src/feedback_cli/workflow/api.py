@@ -10,6 +10,7 @@ from typing import Any
 from feedback_cli.config import Settings
 from feedback_cli.errors import CheckpointError, UsageError
 from feedback_cli.providers.registry import BACKENDS
+from feedback_cli.scoring.registry import OFFLINE_IMAGE_SET, OFFLINE_VIDEO_SET
 from feedback_cli.scoring.select import resolve as resolve_scorers
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.events import EventBus
@@ -69,8 +70,25 @@ def prepare_run(
     kind: str = "workflow",
     prepare: Callable[[RunFolder, RunState], None] | None = None,
 ) -> PreparedRun:
+    chosen_by_user = bool(options.scorers)
     spec, images, videos, notice = resolve_scorers(options.scorers, options.backend.value)
     options = options.model_copy(update={"scorers": spec})
+    notices = [notice] if notice else []
+    # Before any paid call (and before the run folder exists): scorers the user named must be able to run;
+    # from a default set, the ones that cannot are left out and the run says so.
+    from feedback_cli.scoring.preflight import preflight, problems
+
+    if chosen_by_user:
+        preflight([*images, *videos], settings)
+    else:
+        for name, problem in problems([*images, *videos], settings).items():
+            notices.append(f"scorer {name} left out: {problem.line()}")
+            images = [n for n in images if n != name]
+            videos = [n for n in videos if n != name]
+        for kind, names, fallback in (("image", images, OFFLINE_IMAGE_SET), ("video", videos, OFFLINE_VIDEO_SET)):
+            if not names:
+                names.extend(fallback)
+                notices.append(f"no {kind} scorer can run here; {kind}s are scored with offline statistics")
     agents, media = BACKENDS[options.backend.value]
     folder, state = create_run(
         options,
@@ -85,8 +103,7 @@ def prepare_run(
         scorers={"image": images, "video": videos},
         prepare=prepare,
     )
-    if notice:
-        state.notices.append(notice)
+    state.notices.extend(notices)
     return PreparedRun(folder, state, services_for(state, settings))
 
 
