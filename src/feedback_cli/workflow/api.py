@@ -85,10 +85,13 @@ def prepare_run(
             notices.append(f"scorer {name} left out: {problem.line()}")
             images = [n for n in images if n != name]
             videos = [n for n in videos if n != name]
-        for kind, names, fallback in (("image", images, OFFLINE_IMAGE_SET), ("video", videos, OFFLINE_VIDEO_SET)):
+        for media_kind, names, fallback in (
+            ("image", images, OFFLINE_IMAGE_SET),
+            ("video", videos, OFFLINE_VIDEO_SET),
+        ):
             if not names:
                 names.extend(fallback)
-                notices.append(f"no {kind} scorer can run here; {kind}s are scored with offline statistics")
+                notices.append(f"no {media_kind} scorer can run here; {media_kind}s use offline statistics")
     agents, media = BACKENDS[options.backend.value]
     folder, state = create_run(
         options,
