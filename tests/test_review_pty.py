@@ -260,24 +260,41 @@ def test_ctrl_c_at_a_prompt_stops_resumably(tmp_path: Path) -> None:
     assert state["status"] == "stopped" and state["reviews"][-1]["action"] == "stop"
 
 
-def test_storyboard_frames_review_has_no_pick_and_back_returns(tmp_path: Path) -> None:
+def test_storyboard_frames_regenerate_with_feedback_and_no_pick(tmp_path: Path) -> None:
     out = tmp_path / "runs"
+    feedback = "make the last frame darker"
     s = Session(run_args(out, "--storyboard", "--clips", "1"))
     s.answer(CONTINUE, "y")  # images
     s.expect("Review: Storyboard")
-    s.answer(CONTINUE, "n")  # the storyboard stage does not take feedback yet: no regenerate question
+    s.answer(CONTINUE, "n")
+    s.answer(REGEN_FRAMES, "n")
     s.expect(WHAT_NOW)
     s.expect("Back to the first question")
-    menu = s.transcript().rsplit(CONTINUE, 1)[-1]
-    assert "Pick another" not in menu and REGEN_FRAMES not in menu
+    menu = s.transcript().rsplit(REGEN_FRAMES, 1)[-1]
+    assert "Pick another" not in menu  # frames chain into each other: there is nothing to pick between
     s.send("b\r")
-    s.answer(CONTINUE, "y")  # asked again after "back"
+    s.answer(CONTINUE, "n")  # asked again after "back"
+    s.answer(REGEN_FRAMES, "y")
+    s.expect(FEEDBACK_QUESTION)
+    s.send(feedback + "\r")
+    s.expect("Review: Storyboard")
+    s.answer(CONTINUE, "y")
     s.expect("Review: Video generation")
     s.answer(CONTINUE, "y")
     assert s.finish() == 0, s.transcript()
-    state = state_of(only_run(out))
+    run = only_run(out)
+    state = state_of(run)
+    frames = stage(state, "storyboard")
+    assert [i["key"] for i in frames["items"]] == ["keyframe_01", "keyframe_01_r2"]
+    assert feedback in frames["items"][1]["request"]["prompt"]
+    first_round = run / "stage_3_storyboard" / "clip_01_end.png"
+    second_round = run / "stage_3_storyboard" / "clip_01_end_r2.png"
+    assert first_round.is_file() and second_round.is_file(), "the first round's frames are kept"
+    clip = stage(state, "video_prompt")["outputs"]["clip_prompts"][0]
+    assert clip["end_frame"] == "stage_3_storyboard/clip_01_end_r2.png", "videos use the new frames"
     assert [(r["stage"], r["action"]) for r in state["reviews"]] == [
         ("image_generation", "continue"),
+        ("storyboard", "regenerate"),
         ("storyboard", "continue"),
         ("video_generation", "continue"),
     ]

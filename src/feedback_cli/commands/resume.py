@@ -18,16 +18,21 @@ def resume(
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Try again the items that failed (provider errors); finished ones stay."
     ),
+    interactive: bool | None = typer.Option(
+        None, "--interactive/--no-interactive", help="Review between stages [default: as the run started]."
+    ),
 ) -> None:
     """Validate the checkpoint and continue at the first unfinished stage and item."""
-    raise typer.Exit(resume_run(target, verbose=verbose, max_cost=max_cost, retry_failed=retry_failed))
+    raise typer.Exit(
+        resume_run(target, verbose=verbose, max_cost=max_cost, retry_failed=retry_failed, interactive=interactive)
+    )
 
 
 def resume_run(
     target: Path,
     *,
     verbose: bool = False,
-    interactive: bool = False,
+    interactive: bool | None = None,
     max_cost: float | None = None,
     retry_failed: bool = False,
 ) -> int:
@@ -45,7 +50,7 @@ def resume_run(
         return 0
     if max_cost is not None:
         prepared.state.options = state.options.model_copy(update={"max_cost": max_cost})
-    wants_review = interactive or state.options.interactive
+    wants_review = state.options.interactive if interactive is None else interactive
     if wants_review:
         _require_terminal()
     done = sum(1 for r in state.stages if r.status in ("completed", "skipped"))

@@ -51,7 +51,7 @@ def run(
             raise UsageError("--resume and --workflow cannot be used together (a run keeps its workflow)")
         if prompt_file is not None:
             raise UsageError("--resume takes the run from its checkpoint; do not pass PROMPT_FILE too")
-        raise typer.Exit(resume_run(resume, verbose=verbose, interactive=interactive))
+        raise typer.Exit(resume_run(resume, verbose=verbose, interactive=interactive or None))
 
     from feedback_cli.config import load_settings
     from feedback_cli.workflow.models import RunOptions

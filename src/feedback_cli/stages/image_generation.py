@@ -10,7 +10,7 @@ from typing import ClassVar
 from feedback_cli.agents.loop import refine
 from feedback_cli.providers.base import ImageRequest
 from feedback_cli.stages.base import Stage, StageContext
-from feedback_cli.stages.items import ItemSpec, run_items, select, write_scores
+from feedback_cli.stages.items import ItemSpec, earlier_pick, run_items, select, write_scores
 from feedback_cli.stages.registry import register
 
 
@@ -58,7 +58,13 @@ class ImageGenerationStage(Stage):
         ]
         records = await run_items(ctx, specs, prompt)
         best = select(ctx, "image", records)
-        write_scores(ctx, "image", {"all": (records, best)})
+        groups = {"all": (records, best)}
+        for earlier in range(1, round_no):  # earlier rounds stay in scores.json, with the pick they had
+            kept = [i for i in ctx.record.items if i.extra.get("round", 1) == earlier]
+            top = earlier_pick(kept, ctx.services.settings.selection)
+            if top is not None:
+                groups[f"round_{earlier}"] = (kept, top)
+        write_scores(ctx, "image", groups)
         assert best.artifact is not None
         ctx.record.outputs.update(best_image=best.artifact.path, best_key=best.key)
         ctx.record.scores = {

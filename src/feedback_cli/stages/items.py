@@ -232,6 +232,14 @@ def select(ctx: StageContext, kind: str, records: Sequence[ItemRecord]) -> ItemR
     return ok[best_index]
 
 
+def earlier_pick(records: Sequence[ItemRecord], rule: str) -> ItemRecord | None:
+    """The pick an earlier round had, from the overall values recorded then."""
+    scored = [r for r in records if r.overall is not None]
+    if not scored:
+        return None
+    return (min if rule == "rank" else max)(scored, key=lambda r: r.overall or 0.0)
+
+
 def write_scores(ctx: StageContext, kind: str, groups: dict[str, tuple[list[ItemRecord], ItemRecord]]) -> None:
     """scores.json: every candidate with every scorer (raw, 0-100, model), overall, and the pick."""
     scorers = ctx.services.image_scorers() if kind == "image" else ctx.services.video_scorers()

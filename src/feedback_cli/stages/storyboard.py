@@ -39,6 +39,7 @@ class StoryboardStage(Stage):
     number: ClassVar[int] = 3
     title: ClassVar[str] = "Storyboard"
     review = "frames"
+    accepts_feedback: ClassVar[bool] = True
 
     def skip_reason(self, state: RunState) -> str | None:
         if not state.options.storyboard:
@@ -58,27 +59,39 @@ class StoryboardStage(Stage):
         prompt = image_prompt(state)
         reference = ctx.abs(base)
         ratio = ctx.services.settings.aspect_ratio
+        # a person's feedback makes a new round of keyframes; earlier rounds' files stay as they were
+        round_no = int(ctx.record.outputs.get("round", 1))
+        if ctx.human_feedback:
+            round_no += 1
+            ctx.record.outputs.update(round=round_no, feedback=ctx.human_feedback.strip().rstrip("."))
+            await ctx.checkpoint()
+        feedback = f" ({ctx.record.outputs['feedback']})" if ctx.record.outputs.get("feedback") else ""
+        suffix = f"_r{round_no}" if round_no > 1 else ""
 
         def frame_prompt(k: int) -> str:
             beat = BEATS[min(k - 1, len(BEATS) - 1)] if k < opts.clips else BEATS[-1]
-            return f"{prompt}. Storyboard keyframe {k + 1} of {opts.clips + 1}: {beat}"
+            return f"{prompt}. Storyboard keyframe {k + 1} of {opts.clips + 1}: {beat}{feedback}"
+
+        def seed_of(k: int) -> int:
+            return opts.seed + 100 * round_no + k
 
         specs = [
             ItemSpec(
-                key=f"keyframe_{k:02d}",
+                key=f"keyframe_{k:02d}{suffix}",
                 index=k,
-                seed=opts.seed + 100 + k,
+                seed=seed_of(k),
                 kind="image",
                 build=lambda k=k: ImageRequest(
-                    prompt=frame_prompt(k), seed=opts.seed + 100 + k, aspect_ratio=ratio, reference_image=reference
+                    prompt=frame_prompt(k), seed=seed_of(k), aspect_ratio=ratio, reference_image=reference
                 ),
+                extra={"round": round_no},
             )
             for k in range(1, opts.clips + 1)
         ]
         records = await run_items(ctx, specs, prompt)
         failed = [r.key for r in records if r.status != "succeeded"]
         if failed:
-            raise StageFailed(f"storyboard keyframes failed: {', '.join(failed)}; resume with --retry-failed")
+            raise StageFailed(f"storyboard keyframes failed: {', '.join(failed)}; resume to try them again")
         frames = [base] + [r.artifact.path for r in records if r.artifact]
         clips = []
         artifacts = []
@@ -86,14 +99,16 @@ class StoryboardStage(Stage):
             entry = {"clip": clip, "prompt": prompt}
             for end, source in (("start", frames[clip - 1]), ("end", frames[clip])):
                 data = ctx.abs(source).read_bytes()
-                artifact = ctx.folder.write_bytes(ctx.rel(f"clip_{clip:02d}_{end}.png"), data, "image")
+                artifact = ctx.folder.write_bytes(ctx.rel(f"clip_{clip:02d}_{end}{suffix}.png"), data, "image")
                 artifacts.append(artifact)
                 entry[f"{end}_frame"] = artifact.path
                 entry[f"{end}_source"] = source
             entry["end_prompt"] = records[clip - 1].request.get("prompt", "")
             clips.append(entry)
-        storyboard = {"schema_version": 1, "clips": clips, "source_image": base, "prompt": prompt}
-        artifacts.append(ctx.folder.write_json(ctx.rel("storyboard.json"), storyboard))
-        ctx.record.artifacts = artifacts
-        ctx.record.outputs.update(clips=clips, storyboard=ctx.rel("storyboard.json"))
+        storyboard = {"schema_version": 1, "round": round_no, "clips": clips, "source_image": base, "prompt": prompt}
+        name = f"storyboard{suffix}.json"
+        artifacts.append(ctx.folder.write_json(ctx.rel(name), storyboard))
+        ctx.record.artifacts = [a for a in ctx.record.artifacts if a.path not in {x.path for x in artifacts}]
+        ctx.record.artifacts += artifacts
+        ctx.record.outputs.update(clips=clips, storyboard=ctx.rel(name))
         ctx.record.scores = {"clips": float(len(clips))}

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from feedback_cli.providers.base import VideoRequest
 from feedback_cli.stages.base import Stage, StageContext
-from feedback_cli.stages.items import ItemSpec, run_items, select, write_scores
+from feedback_cli.stages.items import ItemSpec, earlier_pick, run_items, select, write_scores
 from feedback_cli.stages.registry import register
 from feedback_cli.stages.storyboard import start_image
 
@@ -83,6 +83,14 @@ class VideoGenerationStage(Stage):
         for group, group_specs in groups.items():
             records = [by_key[s.key] for s in group_specs]
             picks[group] = (records, select(ctx, "video", records))
+        for earlier in range(1, round_no):  # earlier rounds stay in scores.json, with the pick they had
+            for group in groups:
+                kept = [
+                    i for i in ctx.record.items if i.extra.get("round", 1) == earlier and i.extra.get("group") == group
+                ]
+                top = earlier_pick(kept, ctx.services.settings.selection)
+                if top is not None:
+                    picks[f"{group}_round_{earlier}"] = (kept, top)
         write_scores(ctx, "video", picks)
         bests = [best for _, best in picks.values()]
         if clip_prompts:
