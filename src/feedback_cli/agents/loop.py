@@ -128,3 +128,24 @@ async def refine(
         await ctx.checkpoint()
     best = _best(done[round_start:] or done)
     return LoopResult(prompt=best.prompt, score=best.critique.overall, iterations=done, stop_reason=stop_reason)
+
+
+def save_loop_files(ctx: StageContext, *, source: str, threshold: float, result: LoopResult) -> None:
+    """iterations.json and final_prompt.txt in the stage folder (replacing an earlier round's record)."""
+    written = [
+        ctx.folder.write_json(
+            ctx.rel("iterations.json"),
+            {
+                "schema_version": 1,
+                "source_prompt": source,
+                "threshold": threshold,
+                "stop_reason": result.stop_reason,
+                "iterations": [it.model_dump(mode="json") for it in result.iterations],
+                "final_prompt": result.prompt,
+                "final_score": result.score,
+            },
+        ),
+        ctx.folder.write_text(ctx.rel("final_prompt.txt"), result.prompt + "\n"),
+    ]
+    paths = {a.path for a in written}
+    ctx.record.artifacts = [a for a in ctx.record.artifacts if a.path not in paths] + written

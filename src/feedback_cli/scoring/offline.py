@@ -20,6 +20,19 @@ from feedback_cli.scoring.base import ImageScorer, VideoScorer
 MODEL_ID = "offline-statistics"
 
 
+class _Statistics:
+    """What every offline statistic shares: no settings, no model, labelled as statistics."""
+
+    offline: ClassVar[bool] = True
+
+    def __init__(self, settings: object | None = None) -> None:
+        pass
+
+    @property
+    def model_id(self) -> str:
+        return MODEL_ID
+
+
 def _gray(path: Path) -> np.ndarray:
     with Image.open(path) as img:
         return np.asarray(img.convert("L"), dtype=np.float64)
@@ -44,19 +57,11 @@ def colorfulness(rgb: np.ndarray) -> float:
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
-class SharpnessScorer(ImageScorer):
+class SharpnessScorer(_Statistics, ImageScorer):
     """Raw: variance of the Laplacian of the grey image. 0-100: 100 * (1 - exp(-raw / 500))."""
 
     name: ClassVar[str] = "sharpness"
     raw_range: ClassVar[str] = "0..inf (Laplacian variance)"
-    offline: ClassVar[bool] = True
-
-    def __init__(self, settings: object | None = None) -> None:
-        pass
-
-    @property
-    def model_id(self) -> str:
-        return MODEL_ID
 
     def score(self, images: Sequence[Path], prompt: str) -> list[float]:
         return [laplacian_variance(_gray(p)) for p in images]
@@ -65,19 +70,11 @@ class SharpnessScorer(ImageScorer):
         return float(100.0 * (1.0 - np.exp(-max(raw, 0.0) / 500.0)))
 
 
-class ColorfulnessScorer(ImageScorer):
+class ColorfulnessScorer(_Statistics, ImageScorer):
     """Raw: Hasler-Suesstrunk M3 (0 grey .. ~110 very colourful). 0-100: min(100, raw / 1.1)."""
 
     name: ClassVar[str] = "colorfulness"
     raw_range: ClassVar[str] = "0..~110 (Hasler-Suesstrunk M3)"
-    offline: ClassVar[bool] = True
-
-    def __init__(self, settings: object | None = None) -> None:
-        pass
-
-    @property
-    def model_id(self) -> str:
-        return MODEL_ID
 
     def score(self, images: Sequence[Path], prompt: str) -> list[float]:
         return [colorfulness(_rgb(p)) for p in images]
@@ -86,20 +83,12 @@ class ColorfulnessScorer(ImageScorer):
         return float(min(100.0, max(0.0, raw / 1.1)))
 
 
-class ExposureScorer(ImageScorer):
+class ExposureScorer(_Statistics, ImageScorer):
     """Raw: 1 - |mean luminance - 0.5| * 2, minus the fraction of clipped pixels (0..1).
     0-100: 100 * raw."""
 
     name: ClassVar[str] = "exposure"
     raw_range: ClassVar[str] = "0..1 (1 = mid-grey mean, nothing clipped)"
-    offline: ClassVar[bool] = True
-
-    def __init__(self, settings: object | None = None) -> None:
-        pass
-
-    @property
-    def model_id(self) -> str:
-        return MODEL_ID
 
     def score(self, images: Sequence[Path], prompt: str) -> list[float]:
         out = []
@@ -135,20 +124,12 @@ def _decode(path: str, mtime_ns: int, size: int, max_frames: int) -> np.ndarray:
     return np.stack(frames)
 
 
-class FlickerScorer(VideoScorer):
+class FlickerScorer(_Statistics, VideoScorer):
     """Raw: mean absolute difference of consecutive frames, 0..255 (lower is steadier).
     0-100: 100 * (255 - raw) / 255, the same shape as VBench's temporal flickering."""
 
     name: ClassVar[str] = "flicker"
     dimensions: ClassVar[tuple[str, ...]] = ("flicker",)
-    offline: ClassVar[bool] = True
-
-    def __init__(self, settings: object | None = None) -> None:
-        pass
-
-    @property
-    def model_id(self) -> str:
-        return MODEL_ID
 
     def score(self, videos: Sequence[Path], prompt: str) -> dict[str, list[float]]:
         values = []
@@ -161,21 +142,13 @@ class FlickerScorer(VideoScorer):
         return float(100.0 * (255.0 - min(max(raw, 0.0), 255.0)) / 255.0)
 
 
-class MotionScorer(VideoScorer):
+class MotionScorer(_Statistics, VideoScorer):
     """Raw: mean absolute difference between the first and last frame, 0..255 (how much changes).
     0-100: a bell around a lively-but-coherent amount, 100 * exp(-((raw - 30) / 25) ** 2): a frozen clip
     and a clip that turns into noise both score low."""
 
     name: ClassVar[str] = "motion"
     dimensions: ClassVar[tuple[str, ...]] = ("motion",)
-    offline: ClassVar[bool] = True
-
-    def __init__(self, settings: object | None = None) -> None:
-        pass
-
-    @property
-    def model_id(self) -> str:
-        return MODEL_ID
 
     def score(self, videos: Sequence[Path], prompt: str) -> dict[str, list[float]]:
         values = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from feedback_cli.agents.loop import refine
+from feedback_cli.agents.loop import refine, save_loop_files
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.registry import register
 
@@ -29,21 +29,7 @@ class ImagePromptStage(Stage):
             human_feedback=ctx.human_feedback,
             seed=opts.seed,
         )
-        ctx.record.artifacts = [
-            ctx.folder.write_json(
-                ctx.rel("iterations.json"),
-                {
-                    "schema_version": 1,
-                    "source_prompt": source,
-                    "threshold": opts.threshold_image,
-                    "stop_reason": result.stop_reason,
-                    "iterations": [it.model_dump(mode="json") for it in result.iterations],
-                    "final_prompt": result.prompt,
-                    "final_score": result.score,
-                },
-            ),
-            ctx.folder.write_text(ctx.rel("final_prompt.txt"), result.prompt + "\n"),
-        ]
+        save_loop_files(ctx, source=source, threshold=opts.threshold_image, result=result)
         ctx.record.outputs.update(final_prompt=result.prompt, final_score=result.score, stop_reason=result.stop_reason)
         ctx.record.scores = {"prompt_score": result.score}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
-from feedback_cli.agents.loop import refine
+from feedback_cli.agents.loop import refine, save_loop_files
 from feedback_cli.agents.schemas import PlanRequest, VideoPlan
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.image_prompt import starting_text
@@ -86,21 +86,7 @@ class VideoPromptStage(Stage):
                 human_feedback=ctx.human_feedback,
                 seed=opts.seed,
             )
-            ctx.record.artifacts += [
-                ctx.folder.write_json(
-                    ctx.rel("iterations.json"),
-                    {
-                        "schema_version": 1,
-                        "source_prompt": source,
-                        "threshold": opts.threshold_video,
-                        "stop_reason": result.stop_reason,
-                        "iterations": [it.model_dump(mode="json") for it in result.iterations],
-                        "final_prompt": result.prompt,
-                        "final_score": result.score,
-                    },
-                ),
-                ctx.folder.write_text(ctx.rel("final_prompt.txt"), result.prompt + "\n"),
-            ]
+            save_loop_files(ctx, source=source, threshold=opts.threshold_video, result=result)
             ctx.record.outputs.update(video_prompt=result.prompt, stop_reason=result.stop_reason)
             ctx.record.scores = {"prompt_score": result.score}
 
