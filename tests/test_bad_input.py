@@ -119,6 +119,8 @@ def make(tmp: Path, case: str) -> list[str]:
     if case == "stage-bad-storyboard-json":
         (f / "sb.json").write_text("{not json")
         return ["stage", "video-prompt", "--storyboard", str(f / "sb.json"), "--output-dir", str(tmp / "out")]
+    if case == "stage-zero-count":
+        return ["stage", "image-generation", "--prompt-file", str(text), "-n", "0", "--output-dir", str(tmp / "out")]
     if case == "inspect-missing-run":
         return ["inspect", str(f / "no-such-run")]
     raise KeyError(case, cases)
@@ -160,6 +162,7 @@ CASES = {
     "unknown-stage": "'upscale' is not one of",
     "stage-without-prompt": "needs --prompt-file",
     "stage-bad-storyboard-json": "is not valid JSON",
+    "stage-zero-count": "--num must be between 1 and 64, got 0",
     "inspect-missing-run": "does not exist",
 }
 

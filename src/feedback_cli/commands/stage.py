@@ -55,7 +55,9 @@ def stage(
     from feedback_cli.workflow.inputs import read_prompt, validate_image
     from feedback_cli.workflow.models import RunOptions
 
-    _check_ranges(max_iterations, max_iterations, count or 1, min(count or 1, 16), threshold, threshold, clips, None)
+    _check_ranges(max_iterations, max_iterations, 1, 1, threshold, threshold, clips, None)
+    if count is not None and not 1 <= count <= 64:
+        raise InputError(f"--num must be between 1 and 64, got {count}")
     settings = load_settings(scorers=scorers, backend=backend.value if backend else None)
     stage_key = name.value.replace("-", "_")
     text, prompt_image = "", None
