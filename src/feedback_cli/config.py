@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     max_cost: float | None = Field(default=None, ge=0)
     price_file: Path | None = None
 
+    # --- cloud providers ---
+    poll_interval_s: float = Field(default=0.5, gt=0)  # first poll wait; grows to 5 s (images) / 15 s (videos)
+    download_retries: int = Field(default=2, ge=0)
+
     # --- offline backend ---
     offline_latency: float = Field(default=0.0, ge=0)  # seconds per simulated call
     offline_latency_llm: float | None = Field(default=None, ge=0)  # overrides per kind of call

@@ -75,8 +75,8 @@ async def refine(
         history = _history(done)
         last_critique: Critique | None = done[-1].critique if done else None
         # two calls follow (writer, critic): both must fit under the cap before the first is made
-        estimate = getattr(agents, "estimate_call_cost", lambda: 0.0)()
-        ctx.ledger.check(2 * estimate, f"the next {kind} prompt iteration")
+        estimate = agents.estimate_call_cost()
+        ctx.ledger.check(None if estimate is None else 2 * estimate, f"the next {kind} prompt iteration")
         start = time.perf_counter()
         async with limit:
             draft = await agents.write(

@@ -81,8 +81,10 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         if is_video
         else media.estimate_image_cost()
     )
-    if item.job_id is None:  # a recorded job is re-attached, already paid for: no budget check
-        ctx.ledger.check(estimate, f"{spec.key} ({model})")
+    what = f"{spec.key} ({model})"
+    # a recorded job is re-attached and already paid for: it is not held against the cap again
+    held = estimate if item.job_id is None else 0.0
+    ctx.ledger.check(held, what)
     item.provider, item.model = media.name, model
     item.request = _describe(request)
     item.started_at = item.started_at or utcnow()
@@ -96,12 +98,22 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         ctx.emit("item_submitted", spec.key, key=spec.key, job_id=job_id)
         await ctx.checkpoint()
 
+    hook = JobHook(item.job_id, submitted)
     try:
-        output = await (
-            media.generate_video(request, JobHook(item.job_id, submitted))  # type: ignore[arg-type]
-            if is_video
-            else media.generate_image(request, JobHook(item.job_id, submitted))  # type: ignore[arg-type]
-        )
+        with ctx.ledger.reserve(held, what):
+            output = await (
+                media.generate_video(request, hook)  # type: ignore[arg-type]
+                if is_video
+                else media.generate_image(request, hook)  # type: ignore[arg-type]
+            )
+            # paid once the provider delivered, whatever the file turns out to be: into the ledger now
+            item.job_id = output.job_id or item.job_id
+            item.model = output.model
+            item.cost_usd = round(output.cost_usd, 6)
+            ctx.ledger.add(ctx.record.name, media.name, output.model, spec.key, output.cost_usd, job_id=item.job_id)
+        if output.request:
+            item.request = {**item.request, **output.request}
+        item.extra["metrics"] = output.metrics
         relative = ctx.rel(f"{spec.key}{output.extension}")
         artifact = ctx.folder.write_bytes(relative, output.data, spec.kind)
         await asyncio.to_thread(check_video if is_video else check_image, ctx.abs(relative))
@@ -116,16 +128,9 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         await ctx.checkpoint()
         return
     item.artifact = artifact
-    item.job_id = output.job_id or item.job_id
-    item.model = output.model
-    item.cost_usd = round(output.cost_usd, 6)
     item.latency_s = round(time.perf_counter() - start, 3)
     item.finished_at = utcnow()
     item.status = "succeeded"
-    item.extra["metrics"] = output.metrics
-    if output.request:
-        item.request = {**item.request, **output.request}
-    ctx.ledger.add(ctx.record.name, media.name, output.model, spec.key, output.cost_usd, job_id=item.job_id)
     ctx.emit(
         "item_finished", spec.key, key=spec.key, path=artifact.path, cost_usd=item.cost_usd, latency_s=item.latency_s
     )

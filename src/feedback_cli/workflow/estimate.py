@@ -42,7 +42,15 @@ class DryRunPlan(BaseModel):
 def dry_run(options: RunOptions, settings: Settings, *, starts_from_image: bool) -> DryRunPlan:
     agents = load_agents(BACKENDS[options.backend.value][0], settings)
     media = load_media(BACKENDS[options.backend.value][1], settings)
-    per_call = float(getattr(agents, "estimate_call_cost", lambda: 0.0)())
+    unknown: list[str] = []
+
+    def price(value: float | None, what: str) -> float:
+        if value is None:
+            unknown.append(what)
+            return 0.0
+        return value
+
+    per_call = price(agents.estimate_call_cost(), "agent calls")
     agent_models = (
         ["offline-rubric"]
         if options.backend.value == "offline"
@@ -64,12 +72,14 @@ def dry_run(options: RunOptions, settings: Settings, *, starts_from_image: bool)
         elif name == "image_generation":
             plan.media_calls = options.num_image_variations
             plan.models = [media.image_model()]
-            cost = plan.media_calls * media.estimate_image_cost()
+            cost = plan.media_calls * price(media.estimate_image_cost(), media.image_model())
             plan.cost_min_usd = plan.cost_max_usd = cost
         elif name == "storyboard":
             plan.media_calls = options.clips
             plan.models = [media.image_model()]
-            plan.cost_min_usd = plan.cost_max_usd = plan.media_calls * media.estimate_image_cost()
+            plan.cost_min_usd = plan.cost_max_usd = plan.media_calls * price(
+                media.estimate_image_cost(), media.image_model()
+            )
         elif name == "video_prompt":
             loops = max(clips, 1)
             describe = 1 if options.workflow.value == "video-only" and not starts_from_image else 0
@@ -80,15 +90,15 @@ def dry_run(options: RunOptions, settings: Settings, *, starts_from_image: bool)
             with_end = clips > 0
             plan.media_calls = options.num_video_attempts * max(clips, 1)
             plan.models = [media.video_model(with_end_frame=with_end)]
-            per_video = media.estimate_video_cost(with_end, float(settings.video_duration_s))
+            per_video = price(media.estimate_video_cost(with_end, float(settings.video_duration_s)), plan.models[0])
             plan.cost_min_usd = plan.cost_max_usd = plan.media_calls * per_video
         plan.cost_min_usd += plan.agent_calls_min * per_call
         plan.cost_max_usd += plan.agent_calls_max * per_call
         plans.append(plan)
     if options.backend.value == "offline":
         notes.append("offline backend: nothing is paid")
-    elif per_call == 0.0:
-        notes.append("agent calls are not priced for this model; the range covers media only")
+    if unknown:
+        notes.append(f"no known price for {', '.join(sorted(set(unknown)))}: not in the range")
     return DryRunPlan(
         workflow=options.workflow.value,
         backend=options.backend.value,

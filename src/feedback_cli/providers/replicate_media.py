@@ -1,0 +1,234 @@
+"""Images and videos on Replicate through the `replicate` client, with the money-safety of paid calls.
+
+- A prediction's id is handed to the engine (`JobHook.submitted`, which checkpoints it) before fbloop waits
+  on it; a resumed run re-attaches to a recorded id instead of creating a new prediction.
+- The client retries GETs but never POSTs, so creating a prediction has its own bounded retry: on 429
+  (honouring the wait it names) and 5xx, with exponential backoff and jitter. An answer that never came
+  (timeout, reset connection) is not retried: the prediction may exist, and a retry could pay twice.
+- Polling backs off (short for images, longer for videos) up to a deadline, then cancels.
+- Every output is downloaded at once (Replicate deletes them after an hour): `https://` and `data:`
+  come back from the client as FileOutput, `http://` as plain strings; both are handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import random
+import re
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import replicate
+from replicate.exceptions import ReplicateError
+
+from feedback_cli.config import Settings
+from feedback_cli.errors import ProviderError, UsageError
+from feedback_cli.providers.base import ImageRequest, JobHook, MediaOutput, VideoRequest
+from feedback_cli.providers.prices import load_prices
+from feedback_cli.providers.replicate_models import describe_input, image_input, model, video_input
+
+EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "video/mp4": ".mp4",
+    "image/gif": ".gif",
+    "video/webm": ".webm",
+}
+MAX_RETRY_WAIT_S = 60.0
+
+
+def retry_wait(error: ReplicateError, attempt: int) -> float:
+    """The wait a 429 names ("... available in ~3s"), else exponential backoff; jittered, bounded."""
+    named = re.search(r"(\d+(?:\.\d+)?)\s*s(?:ec(?:ond)?s?)?\b", error.detail or "")
+    base = float(named.group(1)) if named and error.status == 429 else min(0.5 * 2**attempt, 8.0)
+    return min(base + random.uniform(0, 0.25 * max(base, 0.1)), MAX_RETRY_WAIT_S)
+
+
+def _extension(url: str, content_type: str | None) -> str:
+    if content_type:
+        ext = EXTENSIONS.get(content_type.split(";")[0].strip().lower())
+        if ext:
+            return ext
+    suffix = Path(urlparse(url).path).suffix.lower()
+    return suffix if suffix in set(EXTENSIONS.values()) else ".bin"
+
+
+class ReplicateMedia:
+    name = "replicate"
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.replicate_api_token is None:
+            raise UsageError("the Replicate backend needs REPLICATE_API_TOKEN")
+        self.settings = settings
+        self.prices = load_prices(settings.price_file)
+        timeout = httpx.Timeout(settings.request_timeout_s, connect=10.0)
+        # one client per run: its connection pool is reused by every create and poll
+        self.client = replicate.Client(
+            api_token=settings.replicate_api_token.get_secret_value(),
+            base_url=settings.replicate_base_url,
+            timeout=timeout,
+        )
+        self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+
+    # --- models and prices ---
+    def image_model(self) -> str:
+        return model(self.settings.image_model, "image").id
+
+    def video_model(self, with_end_frame: bool) -> str:
+        chosen = self.settings.storyboard_video_model if with_end_frame else self.settings.video_model
+        return model(chosen, "video", end_frame=with_end_frame).id
+
+    def estimate_image_cost(self) -> float | None:
+        return self.prices.media_cost(self.image_model(), outputs=1)
+
+    def estimate_video_cost(self, with_end_frame: bool, duration_s: float) -> float | None:
+        spec = model(self.video_model(with_end_frame), "video", end_frame=with_end_frame)
+        return self.prices.media_cost(spec.id, seconds=spec.nearest_duration(duration_s), end_frame=with_end_frame)
+
+    # --- generation ---
+    async def generate_image(self, request: ImageRequest, job: JobHook) -> MediaOutput:
+        spec = model(self.settings.image_model, "image")
+        data = image_input(spec, request.prompt, request.seed, request.aspect_ratio, request.reference_image)
+        prediction = await self._run(spec.id, data, job, long_job=False)
+        files = await self._download(prediction)
+        cost = self.prices.media_cost(spec.id, outputs=len(files), predict_time=_predict_time(prediction))
+        return self._output(spec.id, data, prediction, files[0], cost)
+
+    async def generate_video(self, request: VideoRequest, job: JobHook) -> MediaOutput:
+        end = request.end_image is not None
+        spec = model(self.video_model(end), "video", end_frame=end)
+        data = video_input(
+            spec, request.prompt, request.seed, request.start_image, request.end_image, request.duration_s
+        )
+        prediction = await self._run(spec.id, data, job, long_job=True)
+        files = await self._download(prediction)
+        seconds = spec.nearest_duration(request.duration_s)
+        cost = self.prices.media_cost(spec.id, seconds=seconds, end_frame=end, predict_time=_predict_time(prediction))
+        return self._output(spec.id, data, prediction, files[0], cost)
+
+    def _output(
+        self, model_id: str, data: dict[str, Any], prediction: Any, file: tuple[bytes, str], cost: float | None
+    ) -> MediaOutput:
+        payload, extension = file
+        request = {"model": model_id, "input": describe_input(data), "prediction_id": prediction.id}
+        if cost is None:
+            request["cost_note"] = f"no price known for {model_id}; add it to FBLOOP_PRICE_FILE"
+        return MediaOutput(
+            data=payload,
+            extension=extension,
+            model=model_id,
+            cost_usd=cost or 0.0,
+            job_id=prediction.id,
+            metrics=dict(prediction.metrics or {}),
+            request=request,
+        )
+
+    async def _run(self, model_id: str, data: dict[str, Any], job: JobHook, long_job: bool) -> Any:
+        if job.existing_job_id is not None:
+            try:
+                prediction = await self.client.predictions.async_get(job.existing_job_id)
+            except (ReplicateError, httpx.HTTPError) as exc:
+                raise ProviderError(f"cannot re-attach to prediction {job.existing_job_id}: {exc}") from None
+        else:
+            prediction = await self._create(model_id, data)
+            await job.submitted(prediction.id)  # in the checkpoint before any wait: a crash never pays twice
+        return await self._wait(prediction, long_job)
+
+    async def _create(self, model_id: str, data: dict[str, Any]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await asyncio.wait_for(
+                    self.client.predictions.async_create(model=model_id, input=data),
+                    timeout=self.settings.request_timeout_s,
+                )
+            except ReplicateError as exc:
+                status = exc.status or 0
+                retryable = status == 429 or status >= 500
+                if not retryable or attempt >= self.settings.create_retries:
+                    detail = exc.detail or exc.title or "no detail"
+                    raise ProviderError(
+                        f"{model_id}: creating the prediction failed (HTTP {status}): {detail}"
+                    ) from None
+                await asyncio.sleep(retry_wait(exc, attempt))
+            except httpx.ConnectError as exc:  # nothing reached the server: safe to try again
+                if attempt >= self.settings.create_retries:
+                    raise ProviderError(f"{model_id}: cannot connect to Replicate: {exc}") from None
+                await asyncio.sleep(min(0.5 * 2**attempt, 8.0))
+            except (TimeoutError, httpx.TimeoutException, httpx.TransportError) as exc:
+                raise ProviderError(
+                    f"{model_id}: no answer to the create request ({type(exc).__name__}); not retried, since the"
+                    " prediction may exist and a retry could pay twice"
+                ) from None
+            attempt += 1
+
+    async def _wait(self, prediction: Any, long_job: bool) -> Any:
+        deadline = time.monotonic() + self.settings.prediction_deadline_s
+        interval = self.settings.poll_interval_s
+        ceiling = 15.0 if long_job else 5.0
+        failures = 0
+        while prediction.status not in ("succeeded", "failed", "canceled"):
+            if time.monotonic() >= deadline:
+                with contextlib.suppress(ReplicateError, httpx.HTTPError):  # best effort: stop paying
+                    await prediction.async_cancel()
+                raise ProviderError(
+                    f"prediction {prediction.id} did not finish within {self.settings.prediction_deadline_s:.0f}s;"
+                    " canceled"
+                )
+            await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
+            interval = min(interval * 1.5, ceiling)
+            try:
+                await prediction.async_reload()
+                failures = 0
+            except (ReplicateError, httpx.HTTPError) as exc:  # polls are safe to repeat
+                failures += 1
+                if failures > 5:
+                    raise ProviderError(f"prediction {prediction.id}: polling keeps failing: {exc}") from None
+        if prediction.status == "failed":
+            raise ProviderError(f"prediction {prediction.id} failed: {prediction.error or 'no error given'}")
+        if prediction.status == "canceled":
+            raise ProviderError(f"prediction {prediction.id} was canceled")
+        return prediction
+
+    async def _download(self, prediction: Any) -> list[tuple[bytes, str]]:
+        outputs = prediction.output if isinstance(prediction.output, list) else [prediction.output]
+        urls = [str(getattr(o, "url", o)) for o in outputs if o]
+        if not urls:
+            raise ProviderError(f"prediction {prediction.id} succeeded without an output")
+        return list(await asyncio.gather(*(self._fetch(url) for url in urls)))
+
+    async def _fetch(self, url: str) -> tuple[bytes, str]:
+        if url.startswith("data:"):
+            header, _, body = url.partition(",")
+            mime = header[5:].split(";")[0]
+            payload = base64.b64decode(body) if ";base64" in header else body.encode()
+            return payload, _extension(url, mime)
+        for attempt in range(self.settings.download_retries + 1):
+            try:
+                response = await self.http.get(url)
+            except httpx.HTTPError as exc:
+                if attempt >= self.settings.download_retries:
+                    raise ProviderError(f"downloading {url} failed: {exc}") from None
+                await asyncio.sleep(0.5 * 2**attempt)
+                continue
+            if response.status_code == 200:
+                return response.content, _extension(url, response.headers.get("content-type"))
+            if response.status_code < 500 or attempt >= self.settings.download_retries:
+                raise ProviderError(f"downloading {url} failed: HTTP {response.status_code}")
+            await asyncio.sleep(0.5 * 2**attempt)
+        raise ProviderError(f"downloading {url} failed")
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def _predict_time(prediction: Any) -> float | None:
+    metrics = prediction.metrics or {}
+    value = metrics.get("predict_time")
+    return float(value) if isinstance(value, int | float) else None
