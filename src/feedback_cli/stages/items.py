@@ -47,10 +47,18 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
     limit = ctx.services.media_limit()
     records = [_record_for(ctx, spec) for spec in specs]
 
+    refused: list[BudgetError] = []
+
     async def one(spec: ItemSpec, item: ItemRecord) -> None:
         if item.status != "succeeded":
             async with limit:
-                await _generate(ctx, spec, item)
+                if refused:  # the cap was reached: start nothing more, let what is in flight finish
+                    return
+                try:
+                    await _generate(ctx, spec, item)
+                except BudgetError as exc:
+                    refused.append(exc)
+                    return
         if item.status == "succeeded" and not item.extra.get("scored"):
             await _score(ctx, spec.kind, item, spec.extra.get("prompt") or score_prompt)
 
@@ -62,6 +70,9 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    if refused:  # items already paid for are finished and checkpointed; the rest waits for a higher cap
+        await ctx.checkpoint()
+        raise refused[0]
     return records
 
 

@@ -1,0 +1,279 @@
+"""The cloud backend, driven by the real `openai` and `replicate` clients against the fake provider
+server on 127.0.0.1 (tests/fakes): nothing in the client libraries is patched."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedback_cli.agents.schemas import CritiqueRequest, PlanRequest, WriteRequest
+from feedback_cli.config import Settings
+from feedback_cli.errors import ProviderError
+from feedback_cli.providers.openai_agents import OpenAIAgents
+from tests.conftest import EXAMPLE, only_run, read_json
+from tests.fakes.script import ChatReply
+
+FAST = {"FBLOOP_POLL_INTERVAL_S": "0.02", "FBLOOP_SCORERS": "offline"}
+
+
+@pytest.fixture
+def cloud(fake_provider_env, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    for key, value in FAST.items():
+        monkeypatch.setenv(key, value)
+    fake_provider_env.image_latency = 0.05
+    fake_provider_env.video_latency = 0.1
+    return fake_provider_env
+
+
+def agents() -> OpenAIAgents:
+    return OpenAIAgents(Settings(llm_retries=0))
+
+
+def run_cloud(cli: Any, out: Path, *args: str) -> Any:
+    return cli(
+        "run",
+        EXAMPLE,
+        "--backend",
+        "cloud",
+        "--seed",
+        "3",
+        "--output-dir",
+        out,
+        "--num-image-variations",
+        "3",
+        "--num-video-attempts",
+        "2",
+        *args,
+    )
+
+
+def assert_each_prediction_paid_once(cloud, run: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every prediction the server created belongs to exactly one item of the run: nothing paid twice.
+    (Video attempts of a model without a seed field have identical inputs by design, so identical inputs
+    alone do not mean a duplicate.)"""
+    trace = read_json(run / "workflow_trace.json")
+    job_ids = [i["job_id"] for s in trace["stages"] for i in s["items"] if i["job_id"]]
+    assert len(job_ids) == len(set(job_ids))
+    assert set(job_ids) == set(cloud.predictions), (len(job_ids), cloud.predictions_created)
+
+
+# --- agents ---------------------------------------------------------------------------------------
+
+
+def both(*calls: Any) -> list[Any]:
+    """Run agent calls in one event loop with one client, as a run does."""
+
+    async def scenario() -> list[Any]:
+        a = agents()
+        try:
+            return [await call(a) for call in calls]
+        finally:
+            await a.aclose()
+
+    return asyncio.run(scenario())
+
+
+def test_structured_outputs_are_parsed(cloud) -> None:  # type: ignore[no-untyped-def]
+    critique, plan = both(
+        lambda a: a.critique(CritiqueRequest(kind="image", source="a red fox", prompt="a red fox, 85mm")),
+        lambda a: a.plan_video(PlanRequest(source="a red fox", scenes=2)),
+    )
+    assert 0 <= critique.value.overall <= 100 and critique.value.scores
+    assert critique.model == "gpt-4.1-mini" and critique.usage.prompt_tokens > 0 and critique.cost_usd > 0
+    assert critique.request["mode"] == "json_schema"
+    body = cloud.requests_for("chat")[0].body
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["strict"] is True
+    assert plan.value.scenes and plan.value.entities
+
+
+def test_json_mode_fallback_and_one_repair(cloud) -> None:  # type: ignore[no-untyped-def]
+    cloud.json_mode_only = True
+    cloud.queue_chat_replies('{"prompt": 42}', match="json_object")  # JSON of the wrong shape: repaired once
+    first, second = both(
+        lambda a: a.write(WriteRequest(kind="image", source="a red fox")),
+        lambda a: a.write(WriteRequest(kind="image", source="a red fox")),
+    )
+    assert first.value.prompt and first.request["mode"] == "json_object+repair"
+    kinds = [r.body["response_format"]["type"] for r in cloud.requests_for("chat")]
+    # rejected, asked, repaired; then the client has learnt: straight to JSON mode
+    assert kinds == ["json_schema", "json_object", "json_object", "json_object"]
+    assert second.request["mode"] == "json_object"
+
+
+@pytest.mark.parametrize(
+    ("replies", "message"),
+    [
+        ([ChatReply.refuse("I can't help with that")], "refused: I can't help with that"),
+        ([ChatReply.cut_off()], "cut off at the token limit"),
+        (
+            [ChatReply.not_json(), ChatReply.not_json(), ChatReply.not_json()],
+            "did not return valid JSON after one repair",
+        ),
+    ],
+    ids=["refusal", "cut-off", "not-json"],
+)
+def test_bad_llm_replies_are_clear_provider_errors(cloud, replies, message: str) -> None:  # type: ignore[no-untyped-def]
+    cloud.queue_chat_replies(*replies)
+    with pytest.raises(ProviderError) as info:
+        both(lambda a: a.critique(CritiqueRequest(kind="image", source="a fox", prompt="a fox")))
+    assert message in info.value.message
+
+
+# --- whole runs -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workflow", ["full", "image-only", "prompt-only", "video-only", "full-storyboard"])
+def test_every_workflow_completes_on_the_cloud_backend(cli, cloud, tmp_path: Path, workflow: str) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "runs"
+    args = ["--workflow", workflow.split("-storyboard")[0]]
+    if workflow == "full-storyboard":
+        args = ["--storyboard", "--clips", "2"]
+    if workflow == "video-only":
+        from PIL import Image
+
+        Image.new("RGB", (64, 36), (200, 60, 20)).save(tmp_path / "start.png")
+        args += ["--input-image", str(tmp_path / "start.png")]
+    result = run_cloud(cli, out, *args)
+    assert result.exit_code == 0, result.stderr
+    run = only_run(out)
+    summary = read_json(run / "workflow_summary.json")
+    assert summary["status"] == "completed" and summary["backend"] == "cloud" and not summary["offline"]
+    trace = read_json(run / "workflow_trace.json")
+    for stage in trace["stages"]:
+        for item in stage["items"]:  # every paid request is in the trace with what it cost
+            assert item["status"] == "succeeded" and item["job_id"] and item["model"]
+            assert item["request"]["prediction_id"] == item["job_id"] and item["request"]["input"]["prompt"]
+            assert isinstance(item["seed"], int) and item["cost_usd"] > 0
+        for it in stage["iterations"]:
+            assert it["writer_model"] == "gpt-4.1-mini" and it["cost_usd"] > 0
+    llm = [e for e in trace["ledger"] if e["provider"] == "openai"]
+    assert llm and all(e["detail"]["prompt_tokens"] > 0 for e in llm)
+    assert summary["total_cost_usd"] == pytest.approx(sum(e["usd"] for e in trace["ledger"]), abs=1e-6)
+    assert_each_prediction_paid_once(cloud, run)
+
+
+def test_storyboard_uses_start_and_end_frames(cli, cloud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run_cloud(cli, tmp_path / "runs", "--storyboard", "--clips", "2")
+    assert result.exit_code == 0, result.stderr
+    videos = [p for p in cloud.predictions.values() if p.model == "kwaivgi/kling-v2.1"]
+    assert len(videos) == 4
+    for prediction in videos:
+        assert prediction.input["start_image"].startswith("data:image/png;base64,")
+        assert prediction.input["end_image"].startswith("data:image/png;base64,")
+        assert prediction.input["mode"] == "pro"  # kling takes an end frame only in pro mode
+
+
+def test_429_and_5xx_on_create_are_retried(cli, cloud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cloud.fail_next_creates(429, count=2, retry_after=0)
+    cloud.fail_next_creates(503, count=1)
+    result = run_cloud(cli, tmp_path / "runs", "--workflow", "image-only")
+    assert result.exit_code == 0, result.stderr
+    assert len(cloud.requests_for("create")) == 6  # 3 rejected, then one per image
+    assert cloud.predictions_created == 3  # the rejected attempts created nothing
+    assert_each_prediction_paid_once(cloud, only_run(tmp_path / "runs"))
+
+
+def test_a_failed_prediction_is_recorded_and_the_run_goes_on(cli, cloud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cloud.fail_next_predictions("CUDA out of memory", count=1, model="black-forest-labs/flux-schnell")
+    out = tmp_path / "runs"
+    result = run_cloud(cli, out, "--workflow", "image-only")
+    assert result.exit_code == 0, result.stderr
+    run = only_run(out)
+    items = read_json(run / "workflow_trace.json")["stages"][1]["items"]
+    failed = [i for i in items if i["status"] == "failed"]
+    assert len(failed) == 1 and "CUDA out of memory" in failed[0]["error"] and failed[0]["job_id"]
+    assert "CUDA out of memory" in result.stderr
+    scores = read_json(run / "stage_2_image_generation" / "scores.json")
+    assert scores["groups"]["all"]["best"] != failed[0]["key"]
+
+
+def test_keys_never_reach_the_run_folder(cli, cloud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "runs"
+    result = run_cloud(cli, out, "--storyboard", "--clips", "1", "--verbose")
+    assert result.exit_code == 0, result.stderr
+    secrets = [os.environ["OPENAI_API_KEY"], os.environ["REPLICATE_API_TOKEN"]]
+    assert set(secrets) <= cloud.auth_tokens  # they were really used...
+    for secret in secrets:  # ...and written nowhere
+        assert secret not in result.stdout + result.stderr
+        for path in only_run(out).rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+
+
+def test_budget_cap_stops_before_the_call_that_would_pass_it(cli, cloud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "runs"
+    # 3 images at $0.003 and 2 videos at $0.25 (kling standard, 5 s): the second video would pass $0.30
+    result = run_cloud(cli, out, "--max-cost", "0.30")
+    assert result.exit_code == 1
+    assert "budget reached" in result.stderr and "--max-cost" in result.stderr
+    run = only_run(out)
+    state = read_json(run / "workflow_checkpoint.json")["state"]
+    assert state["status"] == "budget_exceeded"
+    spent = sum(e["usd"] for e in state["ledger"])
+    assert spent <= 0.30
+    assert cloud.predictions_per_model.get("kwaivgi/kling-v2.1", 0) == 1
+    again = cli("resume", run, "--max-cost", "1.0")
+    assert again.exit_code == 0, again.stderr
+    assert read_json(run / "workflow_summary.json")["status"] == "completed"
+    assert_each_prediction_paid_once(cloud, run)
+
+
+# --- crash while predictions are in flight -----------------------------------------------------
+
+
+def test_kill_with_predictions_in_flight_then_resume_creates_none_twice(cloud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cloud.image_latency = 1.5
+    out = tmp_path / "runs"
+    env = {**os.environ, **cloud.env(), **FAST}
+    cmd = [
+        sys.executable,
+        "-m",
+        "feedback_cli",
+        "run",
+        str(EXAMPLE),
+        "--backend",
+        "cloud",
+        "--workflow",
+        "image-only",
+        "--num-image-variations",
+        "4",
+        "--seed",
+        "9",
+        "--output-dir",
+        str(out),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    submitted: list[str] = []
+    while time.monotonic() < deadline and len(submitted) < 4:
+        time.sleep(0.02)
+        for run in out.glob("*"):
+            try:
+                state = json.loads((run / "workflow_checkpoint.json").read_text())["state"]
+            except (OSError, ValueError, KeyError):
+                continue
+            submitted = [i["job_id"] for s in state["stages"] for i in s["items"] if i["status"] == "submitted"]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert len(submitted) == 4, "all four predictions were in flight at the kill"
+    assert cloud.predictions_created == 4
+    cloud.image_latency = 0.05
+    run = only_run(out)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "feedback_cli", "resume", str(run)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert cloud.predictions_created == 4, "resume re-attached to the recorded predictions"
+    assert_each_prediction_paid_once(cloud, run)
+    items = read_json(run / "workflow_trace.json")["stages"][1]["items"]
+    assert sorted(i["job_id"] for i in items) == sorted(submitted)
