@@ -277,3 +277,43 @@ def test_kill_with_predictions_in_flight_then_resume_creates_none_twice(cloud, t
     assert_each_prediction_paid_once(cloud, run)
     items = read_json(run / "workflow_trace.json")["stages"][1]["items"]
     assert sorted(i["job_id"] for i in items) == sorted(submitted)
+
+
+def test_a_prediction_created_just_before_a_crash_is_adopted_not_paid_again(
+    cli,
+    cloud,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """The narrow window: the provider created the job, the process died before the id was checkpointed."""
+    from tests.test_checkpoint import rewrite_state
+
+    out = tmp_path / "runs"
+    assert run_cloud(cli, out, "--workflow", "image-only").exit_code == 0
+    run = only_run(out)
+    lost = read_json(run / "workflow_checkpoint.json")["state"]["stages"][1]["items"][1]
+    (run / lost["artifact"]["path"]).unlink()
+
+    def died_before_the_id_was_saved(state: dict) -> None:
+        state["status"] = "interrupted"
+        stage = state["stages"][1]
+        stage.update(status="interrupted", outputs={}, artifacts=[])
+        stage["items"][1].update(
+            status="pending",
+            job_id=None,
+            artifact=None,
+            scores=[],
+            overall=None,
+            finished_at=None,
+            extra={},
+            started_at="2000-01-01T00:00:00.000+00:00",
+        )
+        state["ledger"] = [e for e in state["ledger"] if e["detail"].get("job_id") != lost["job_id"]]
+
+    rewrite_state(run, died_before_the_id_was_saved)
+    created = cloud.predictions_created
+    result = cli("resume", run)
+    assert result.exit_code == 0, result.stderr
+    assert cloud.predictions_created == created, "no new prediction: the orphan was found and adopted"
+    items = read_json(run / "workflow_trace.json")["stages"][1]["items"]
+    assert items[1]["job_id"] == lost["job_id"] and items[1]["status"] == "succeeded"
+    assert_each_prediction_paid_once(cloud, run)

@@ -126,9 +126,7 @@ def download_models(
     from feedback_cli.scoring.weights import hub_offline
 
     if hub_offline():
-        raise UsageError(
-            "HF_HUB_OFFLINE=1 forbids downloads", hint="unset HF_HUB_OFFLINE for `fbloop models download`"
-        )
+        raise UsageError("HF_HUB_OFFLINE=1 forbids downloads", hint="unset HF_HUB_OFFLINE for `fbloop models download`")
     settings = load_settings()
     seen: set[tuple[str, str]] = set()
     for name in _names(scorers):
@@ -150,9 +148,7 @@ def _download(name: str, req: Requirement, settings: Settings) -> None:
 
     if req.kind in ("hf-model", "hf-processor"):
         if checkpoints.looks_local(req.ref):
-            raise UsageError(
-                f"{name}: {req.env_var}={req.ref} is a local path that is not a complete checkpoint"
-            )
+            raise UsageError(f"{name}: {req.env_var}={req.ref} is a local path that is not a complete checkpoint")
         typer.echo(
             f"{name}: downloading {req.ref} ({req.label}, {checkpoints.human_size(req.approx_bytes)})",
             err=True,
@@ -167,9 +163,7 @@ def _download(name: str, req: Requirement, settings: Settings) -> None:
         _fetch_with_progress(req.url_file, dest, settings.request_timeout_s)
         typer.echo(f"{name}: saved {dest}", err=True)
     elif req.kind == "python":
-        raise ScorerUnavailable(
-            f"{name}: needs the {req.ref} package, not a download", hint=f"pip install {req.ref}"
-        )
+        raise ScorerUnavailable(f"{name}: needs the {req.ref} package, not a download", hint=f"pip install {req.ref}")
     elif req.kind == "official":
         typer.echo(
             f"{name}: runs in VBench's own env, which downloads its checkpoints itself "

@@ -28,9 +28,7 @@ def register(app: typer.Typer) -> None:
 
 
 def score(
-    files: list[Path] = typer.Argument(
-        ..., help="Images (.png .jpg .webp) and/or videos (.mp4 .mov .webm .gif)."
-    ),
+    files: list[Path] = typer.Argument(..., help="Images (.png .jpg .webp) and/or videos (.mp4 .mov .webm .gif)."),
     prompt: str = typer.Option(..., "--prompt", "-p", help="The prompt the files were generated from."),
     scorer: list[str] | None = typer.Option(
         None, "--scorer", "-s", help="A scorer name (repeat, or comma-separate). Default: every real scorer."

@@ -80,6 +80,11 @@ class JobHook:
 
     existing_job_id: str | None
     submitted: Callable[[str], Awaitable[None]]
+    #: set when an earlier attempt at this item started (at this UTC time) but recorded no job id: a crash
+    #: may have come between the provider creating the job and the checkpoint; look for it before paying again
+    orphan_since: str | None = None
+    #: job ids other items of the run own (never adopted as this item's orphan)
+    claimed: frozenset[str] = frozenset()
 
 
 class Media(Protocol):

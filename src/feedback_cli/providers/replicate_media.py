@@ -18,6 +18,7 @@ import contextlib
 import random
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -136,9 +137,31 @@ class ReplicateMedia:
             except (ReplicateError, httpx.HTTPError) as exc:
                 raise ProviderError(f"cannot re-attach to prediction {job.existing_job_id}: {exc}") from None
         else:
-            prediction = await self._create(model_id, data)
+            prediction = await self._orphan(model_id, data, job) if job.orphan_since else None
+            if prediction is None:
+                prediction = await self._create(model_id, data)
             await job.submitted(prediction.id)  # in the checkpoint before any wait: a crash never pays twice
         return await self._wait(prediction, long_job)
+
+    async def _orphan(self, model_id: str, data: dict[str, Any], job: JobHook) -> Any | None:
+        """A prediction this item created before a crash took the process before its id was saved:
+        same model, same prompt and seed, created after the item started, owned by no other item."""
+        assert job.orphan_since is not None
+        since = datetime.fromisoformat(job.orphan_since)
+        try:
+            page = await self.client.predictions.async_list()
+        except (ReplicateError, httpx.HTTPError):
+            return None  # cannot look: creating anew is the only way on
+        for candidate in page.results:
+            created = _parse_time(getattr(candidate, "created_at", None))
+            if candidate.id in job.claimed or candidate.model != model_id or created is None or created < since:
+                continue
+            if candidate.status in ("failed", "canceled"):
+                continue
+            seen = candidate.input or {}
+            if all(seen.get(k) == data.get(k) for k in ("prompt", "seed")) and seen.get("prompt"):
+                return candidate
+        return None
 
     async def _create(self, model_id: str, data: dict[str, Any]) -> Any:
         attempt = 0
@@ -226,6 +249,16 @@ class ReplicateMedia:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _predict_time(prediction: Any) -> float | None:

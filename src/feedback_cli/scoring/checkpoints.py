@@ -150,9 +150,7 @@ def requirements(scorer: str, settings: Settings) -> list[Requirement]:
         case "imaging_quality":
             if settings.vbench_python and importlib.util.find_spec("pyiqa") is None:
                 return [
-                    Requirement(
-                        scorer, "official", "VBench official CLI env", "vbench_python", settings.vbench_python
-                    )
+                    Requirement(scorer, "official", "VBench official CLI env", "vbench_python", settings.vbench_python)
                 ]
             return [
                 Requirement(scorer, "python", "pyiqa package (MUSIQ)", "", "pyiqa"),

@@ -62,9 +62,7 @@ def resolve_device(setting: str = "auto") -> torch.device:
     except RuntimeError as exc:
         raise ScorerUnavailable(f"FBLOOP_DEVICE={setting!r} is not a torch device: {exc}") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ScorerUnavailable(
-            f"FBLOOP_DEVICE={setting} but CUDA is not available", hint="FBLOOP_DEVICE=auto"
-        )
+        raise ScorerUnavailable(f"FBLOOP_DEVICE={setting} but CUDA is not available", hint="FBLOOP_DEVICE=auto")
     return device
 
 
@@ -312,9 +310,7 @@ def clip_text_features(
     return torch.stack([v for v in out if v is not None])
 
 
-def clip_frame_features(
-    model_ref: str, pixels: torch.Tensor, settings: Settings, scorer: str
-) -> torch.Tensor:
+def clip_frame_features(model_ref: str, pixels: torch.Tensor, settings: Settings, scorer: str) -> torch.Tensor:
     """CLIP image embeddings of already-transformed frames (N, 3, H, W), batched, float32 on the CPU."""
     loaded = clip_model(model_ref, settings, scorer)
     batch = max(1, settings.score_batch_size)

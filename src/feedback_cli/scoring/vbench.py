@@ -268,9 +268,7 @@ class VBenchDimension(VideoScorer):
 
     def _need_pairs(self, video: Video) -> None:
         if video.num_frames < 2:
-            raise ScorerUnavailable(
-                f"{self.name} needs at least 2 frames; {video.path.name} has {video.num_frames}"
-            )
+            raise ScorerUnavailable(f"{self.name} needs at least 2 frames; {video.path.name} has {video.num_frames}")
 
     def _chunks(self, n: int) -> range:
         return range(0, n, max(1, self.settings.score_batch_size))
@@ -378,9 +376,7 @@ class DynamicDegree(VBenchDimension):
     #: torchvision's RAFT refuses feature maps under 16 x 16, i.e. inputs under 128 px a side
     MIN_SIDE: ClassVar[int] = 128
 
-    def __init__(
-        self, settings: Settings, flow_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
-    ):
+    def __init__(self, settings: Settings, flow_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
         super().__init__(settings)
         #: (B,3,H,W) float 0..255 padded, twice -> (B,2,H,W) flow; None = RAFT
         self._flow_fn = flow_fn

@@ -160,8 +160,7 @@ def resolve(
         return path
     if hub_offline() or not download:
         raise ScorerUnavailable(
-            f"{scorer}: {spec.label} is not downloaded ({path})"
-            + (" and HF_HUB_OFFLINE=1" if hub_offline() else ""),
+            f"{scorer}: {spec.label} is not downloaded ({path})" + (" and HF_HUB_OFFLINE=1" if hub_offline() else ""),
             hint=f"fbloop models download {scorer}",
         )
     fetch(spec, path, timeout=settings.request_timeout_s)

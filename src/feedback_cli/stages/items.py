@@ -96,6 +96,8 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
     # a recorded job is re-attached and already paid for: it is not held against the cap again
     held = estimate if item.job_id is None else 0.0
     ctx.ledger.check(held, what)
+    # an earlier attempt that started but recorded no job may have been created just before a crash
+    orphan_since = item.started_at if item.job_id is None and item.status == "pending" else None
     item.provider, item.model = media.name, model
     item.request = _describe(request)
     item.started_at = item.started_at or utcnow()
@@ -109,7 +111,8 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         ctx.emit("item_submitted", spec.key, key=spec.key, job_id=job_id)
         await ctx.checkpoint()
 
-    hook = JobHook(item.job_id, submitted)
+    claimed = frozenset(i.job_id for r in ctx.state.stages for i in r.items if i.job_id and i is not item)
+    hook = JobHook(item.job_id, submitted, orphan_since=orphan_since, claimed=claimed)
     try:
         with ctx.ledger.reserve(held, what):
             output = await (

@@ -133,6 +133,7 @@ def retry_failed_items(state: RunState) -> int:
         if failed and reopen:
             for item in failed:
                 item.status, item.error, item.job_id, item.finished_at = "pending", None, None, None
+                item.started_at = None  # a fresh attempt: not an orphan search for the failed job
                 item.extra.pop("scored", None)
             reset += len(failed)
             if record.status in ("completed", "failed"):
