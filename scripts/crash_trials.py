@@ -9,7 +9,7 @@ random delay (uniform over the length of an undisturbed run). Then:
 - the checkpoint (if the run got far enough to write one) must load and validate;
 - `fbloop resume` must finish the run (exit 0, status completed);
 - every artifact recorded as finished at the kill must be byte-identical afterwards;
-- cloud: the fake server must have created no prediction twice (same model + input + seed).
+- cloud: the fake server must have created exactly one prediction per item that owns one (nothing paid twice).
 The last lines print the counts; `--report` writes them as markdown.
 """
 
@@ -119,7 +119,7 @@ def base_env(backend: str, latency: float, server: FakeServer | None) -> dict[st
         env.update(FBLOOP_OFFLINE_LATENCY=str(latency), FBLOOP_OFFLINE_LATENCY_LLM=str(latency / 3))
     else:
         assert server is not None
-        env.update(server.env)
+        env.update(server.env, FBLOOP_POLL_INTERVAL_S="0.05")
     return env
 
 
@@ -148,6 +148,8 @@ def trial(
     if not runs or not (runs[0] / "workflow_checkpoint.json").exists():
         result.stage_at_kill = "before the first checkpoint"
         result.resumed_ok = True  # nothing to resume; nothing was paid for or lost
+        if server is not None and before_stats is not None:
+            result.duplicates = server.stats()["predictions_created"] - before_stats["predictions_created"]
         return result
     run_dir = runs[0]
     try:
@@ -182,8 +184,13 @@ def trial(
         result.checkpoint_readable = False
         result.problems.append(f"final checkpoint invalid: {exc.message}")
     if server is not None and before_stats is not None:
-        after = server.stats()
-        result.duplicates = after["duplicate_predictions"] - before_stats["duplicate_predictions"]
+        # paid twice = the server created more predictions in this trial than the run has items owning one
+        created = server.stats()["predictions_created"] - before_stats["predictions_created"]
+        _, final = checkpoint.load(run_dir, verify_artifacts=False)
+        owned = {i.job_id for r in final.stages for i in r.items if i.job_id}
+        result.duplicates = created - len(owned)
+        if result.duplicates:
+            result.problems.append(f"{created} predictions created for {len(owned)} items")
     return result
 
 
