@@ -28,7 +28,7 @@ def test_cloud_run_reports_every_real_scorer(
     cli,
     fake_provider_env,
     tiny_models,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import tests.fakes.media as fake_media
