@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from feedback_cli.app import app
 
-pytest_plugins = ["tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.scoring_models"]
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "red_fox.txt"

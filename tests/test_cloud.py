@@ -94,6 +94,11 @@ def test_structured_outputs_are_parsed(cloud) -> None:  # type: ignore[no-untype
     assert body["response_format"]["type"] == "json_schema"
     assert body["response_format"]["json_schema"]["strict"] is True
     assert plan.value.scenes and plan.value.entities
+    # the strict schema holds the critic to the rubric: one 0-100 score per criterion, by name
+    rubric_names = {"subject", "style", "composition", "lighting", "colour", "camera", "mood", "detail"}
+    assert set(critique.value.scores) == rubric_names
+    assert len(plan.value.scenes) == 2
+    assert [e.id for e in plan.value.entities] == [f"e{i + 1}" for i in range(len(plan.value.entities))]
 
 
 def test_json_mode_fallback_and_one_repair(cloud) -> None:  # type: ignore[no-untyped-def]
@@ -116,7 +121,7 @@ def test_json_mode_fallback_and_one_repair(cloud) -> None:  # type: ignore[no-un
         ([ChatReply.refuse("I can't help with that")], "refused: I can't help with that"),
         ([ChatReply.cut_off()], "cut off at the token limit"),
         (
-            [ChatReply.not_json(), ChatReply.not_json(), ChatReply.not_json()],
+            [ChatReply.not_json(), ChatReply.not_json()],
             "did not return valid JSON after one repair",
         ),
     ],
@@ -127,6 +132,7 @@ def test_bad_llm_replies_are_clear_provider_errors(cloud, replies, message: str)
     with pytest.raises(ProviderError) as info:
         both(lambda a: a.critique(CritiqueRequest(kind="image", source="a fox", prompt="a fox")))
     assert message in info.value.message
+    assert len(cloud.requests_for("chat")) == len(replies)  # a bad JSON reply gets exactly one repair
 
 
 # --- whole runs -----------------------------------------------------------------------------------
@@ -317,3 +323,38 @@ def test_a_prediction_created_just_before_a_crash_is_adopted_not_paid_again(
     items = read_json(run / "workflow_trace.json")["stages"][1]["items"]
     assert items[1]["job_id"] == lost["job_id"] and items[1]["status"] == "succeeded"
     assert_each_prediction_paid_once(cloud, run)
+
+
+def test_the_plan_is_held_to_its_brief() -> None:
+    from feedback_cli.agents.templates import EntityReply, PlanReply, SceneReply
+    from feedback_cli.providers.openai_agents import normalize_plan
+
+    scene = SceneReply(
+        description="s",
+        entity_ids=["fox", "ghost"],
+        background="b",
+        camera_motion="pan",
+        action="a",
+        mood="m",
+        duration_s=5,
+    )
+    reply = PlanReply(
+        scenes=[scene, scene, scene],
+        entities=[EntityReply(id="fox", description="a red fox")],
+        background="snow",
+        camera_motion="pan",
+        consistency_groups=[["fox", "ghost"], ["ghost"]],
+    )
+    plan = normalize_plan(reply, PlanRequest(source="a red fox", scenes=2))
+    assert [s.index for s in plan.scenes] == [1, 2]  # the third scene is cut
+    assert [e.id for e in plan.entities] == ["e1"]
+    assert all(s.entity_ids == ["e1"] for s in plan.scenes)  # "ghost" is in no entity list
+    assert plan.consistency_groups == [["e1"]]
+
+
+def test_an_unfaithful_prompt_cannot_win(cloud) -> None:  # type: ignore[no-untyped-def]
+    names = ["subject", "style", "composition", "lighting", "colour", "camera", "mood", "detail"]
+    verdict = {"scores": dict.fromkeys(names, 95), "overall": 97, "feedback": [], "faithful": False}
+    cloud.queue_chat_replies(json.dumps(verdict))
+    (critique,) = both(lambda a: a.critique(CritiqueRequest(kind="image", source="a fox", prompt="a cat")))
+    assert critique.value.overall == 50.0 and not critique.value.faithful

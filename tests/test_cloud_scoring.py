@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE, only_run, read_json
-from tests.scoring_models import have_pyiqa, tiny_models  # noqa: F401  (session fixture)
+from tests.scoring_models import have_pyiqa
 
 pytest.importorskip("torch")
 pytest.importorskip("torchvision")

@@ -101,6 +101,7 @@ async def refine(
                 reply.cost_usd,
                 prompt_tokens=reply.usage.prompt_tokens,
                 completion_tokens=reply.usage.completion_tokens,
+                request=reply.request,
             )
         iteration = IterationRecord(
             iteration=len(done) + 1,

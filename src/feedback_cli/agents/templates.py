@@ -7,8 +7,10 @@ free-form dicts (strict JSON schema rejects those), converted to fbloop's own mo
 from __future__ import annotations
 
 import json
+from functools import cache
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from feedback_cli.agents.rubric import rubric
 from feedback_cli.agents.schemas import CritiqueRequest, PlanRequest, WriteRequest
@@ -19,16 +21,21 @@ class WriterReply(BaseModel):
     rationale: str
 
 
-class CriterionScore(BaseModel):
-    criterion: str
-    score: float = Field(ge=0, le=100)
-
-
 class CriticReply(BaseModel):
-    scores: list[CriterionScore]
+    """The critic's reply; `scores` is a model with one required 0-100 field per rubric criterion, so the
+    strict schema itself holds the critic to the rubric (see `critic_reply`)."""
+
+    scores: BaseModel
     overall: float = Field(ge=0, le=100)
     feedback: list[str]
     faithful: bool
+
+
+@cache
+def critic_reply(kind: str) -> type[CriticReply]:
+    fields: dict[str, Any] = {c.name: (int, Field(ge=0, le=100, description=c.question)) for c in rubric(kind)}
+    scores = create_model(f"{kind.title()}RubricScores", **fields)
+    return create_model(f"{kind.title()}CriticReply", __base__=CriticReply, scores=(scores, ...))
 
 
 class EntityReply(BaseModel):

@@ -38,6 +38,10 @@ from feedback_cli.workflow.models import Critique
 
 R = TypeVar("R", bound=BaseModel)
 MAX_TOKENS = 1500
+#: reasoning models spend hidden tokens before answering and take `max_completion_tokens` only
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+REASONING_MAX_TOKENS = 8000
+UNFAITHFUL_CAP = 50.0
 
 
 def _schema_rejected(exc: openai.BadRequestError) -> bool:
@@ -87,12 +91,17 @@ class OpenAIAgents:
 
     async def critique(self, request: CritiqueRequest) -> AgentReply[Critique]:
         reply, meta = await self._structured(
-            "critic", self.settings.critic_model, templates.critic_messages(request), templates.CriticReply
+            "critic",
+            self.settings.critic_model,
+            templates.critic_messages(request),
+            templates.critic_reply(request.kind),
         )
-        clamp = lambda v: max(0.0, min(100.0, float(v)))  # noqa: E731
+        overall = float(reply.overall)
+        if not reply.faithful:  # a prompt that lost the user's idea must never win the loop
+            overall = min(overall, UNFAITHFUL_CAP)
         critique = Critique(
-            scores={s.criterion: clamp(s.score) for s in reply.scores},
-            overall=clamp(reply.overall),
+            scores={k: float(v) for k, v in reply.scores.model_dump().items()},
+            overall=overall,
             feedback=reply.feedback,
             faithful=reply.faithful,
         )
@@ -102,15 +111,7 @@ class OpenAIAgents:
         reply, meta = await self._structured(
             "planner", self.settings.writer_model, templates.planner_messages(request), templates.PlanReply
         )
-        plan = VideoPlan(
-            scenes=[Scene(index=i + 1, **s.model_dump()) for i, s in enumerate(reply.scenes)]
-            or [Scene(index=1, description=request.source)],
-            entities=[Entity(**e.model_dump()) for e in reply.entities],
-            background=reply.background,
-            camera_motion=reply.camera_motion,
-            consistency_groups=reply.consistency_groups,
-        )
-        return self._reply(plan, meta)
+        return self._reply(normalize_plan(reply, request), meta)
 
     async def describe_image(self, image: Path) -> AgentReply[str]:
         model = self.settings.vision_model
@@ -153,10 +154,15 @@ class OpenAIAgents:
 
     async def _call(self, model: str, messages: list[dict[str, Any]], usage: Usage, **kwargs: Any) -> Any:
         try:
+            limit = (
+                {"max_completion_tokens": REASONING_MAX_TOKENS}
+                if model.startswith(REASONING_PREFIXES)
+                else {"max_tokens": MAX_TOKENS}
+            )
             completion = await self.client.chat.completions.create(
                 model=model,
                 messages=messages,
-                max_tokens=MAX_TOKENS,
+                **limit,
                 **kwargs,  # type: ignore[arg-type]
             )
         except openai.APIStatusError as exc:
@@ -186,37 +192,33 @@ class OpenAIAgents:
     ) -> tuple[R, dict[str, Any]]:
         start = time.perf_counter()
         usage = Usage()
-        mode = "json_schema"
         reply: R | None = None
+        response_format: dict[str, Any] = {"type": "json_object"}
+        completion = None
         if not self.json_mode_only:
-            schema = strict_schema(reply_type)
             response_format = {
                 "type": "json_schema",
-                "json_schema": {"name": reply_type.__name__, "schema": schema, "strict": True},
+                "json_schema": {"name": reply_type.__name__, "schema": strict_schema(reply_type), "strict": True},
             }
             try:
                 completion = await self._call(model, messages, usage, response_format=response_format)
             except openai.BadRequestError:
                 self.json_mode_only = True  # this server has no strict schemas: JSON mode from now on
-            else:
-                content = completion.choices[0].message.content or ""
-                reply, error = _validate(reply_type, content)
-                if reply is None:  # a schema-following server that still slipped: repair below
-                    messages = [*messages, {"role": "assistant", "content": content}, _repair(error)]
-        if reply is None:
-            mode = "json_object"
+                response_format = {"type": "json_object"}
+        mode = "json_object" if self.json_mode_only else "json_schema"
+        if completion is None:
             schema_text = templates.json_mode_instructions(reply_type.model_json_schema())
-            asked = [{"role": "system", "content": schema_text}, *messages]
-            completion = await self._call(model, asked, usage, response_format={"type": "json_object"})
-            content = completion.choices[0].message.content or ""
-            reply, error = _validate(reply_type, content)
+            messages = [{"role": "system", "content": schema_text}, *messages]
+            completion = await self._call(model, messages, usage, response_format=response_format)
+        content = completion.choices[0].message.content or ""
+        reply, error = _validate(reply_type, content)
+        if reply is None:  # one repair request carrying the validation error, in the same mode
+            mode += "+repair"
+            messages = [*messages, {"role": "assistant", "content": content}, _repair(error)]
+            completion = await self._call(model, messages, usage, response_format=response_format)
+            reply, error = _validate(reply_type, completion.choices[0].message.content or "")
             if reply is None:
-                mode = "json_object+repair"
-                repaired = [*asked, {"role": "assistant", "content": content}, _repair(error)]
-                completion = await self._call(model, repaired, usage, response_format={"type": "json_object"})
-                reply, error = _validate(reply_type, completion.choices[0].message.content or "")
-                if reply is None:
-                    raise ProviderError(f"{role} {model} did not return valid JSON after one repair: {error}")
+                raise ProviderError(f"{role} {model} did not return valid JSON after one repair: {error}")
         meta = {
             "model": model,
             "usage": usage,
@@ -231,6 +233,38 @@ class OpenAIAgents:
             },
         }
         return reply, meta
+
+
+def normalize_plan(reply: templates.PlanReply, request: PlanRequest) -> VideoPlan:
+    """Hold the planner to its brief: exactly the scenes asked for, entity ids e1..eN, and no scene or
+    consistency group naming an entity that is not in the list."""
+    renamed = {e.id: f"e{i + 1}" for i, e in enumerate(reply.entities)}
+    entities = [Entity(id=renamed[e.id], description=e.description) for e in reply.entities]
+    scenes_in = list(reply.scenes[: request.scenes]) or [
+        templates.SceneReply(
+            description=request.source,
+            entity_ids=[],
+            background=reply.background,
+            camera_motion=reply.camera_motion,
+            action="",
+            mood="",
+            duration_s=5.0,
+        )
+    ]
+    while len(scenes_in) < request.scenes:  # too few: the last scene continues
+        scenes_in.append(scenes_in[-1])
+    scenes = [
+        Scene(index=i + 1, **{**s.model_dump(), "entity_ids": [renamed[x] for x in s.entity_ids if x in renamed]})
+        for i, s in enumerate(scenes_in)
+    ]
+    groups = [[renamed[x] for x in group if x in renamed] for group in reply.consistency_groups]
+    return VideoPlan(
+        scenes=scenes,
+        entities=entities,
+        background=reply.background,
+        camera_motion=reply.camera_motion,
+        consistency_groups=[g for g in groups if g],
+    )
 
 
 def strict_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import contextlib
 import random
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -42,6 +42,7 @@ EXTENSIONS = {
     "video/webm": ".webm",
 }
 MAX_RETRY_WAIT_S = 60.0
+ORPHAN_CLOCK_SLACK = timedelta(minutes=5)
 
 
 def retry_wait(error: ReplicateError, attempt: int) -> float:
@@ -76,6 +77,8 @@ class ReplicateMedia:
             timeout=timeout,
         )
         self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+        #: predictions adopted as orphans in this process, so two resumed items never share one
+        self.adopted: set[str] = set()
 
     # --- models and prices ---
     def image_model(self) -> str:
@@ -147,19 +150,23 @@ class ReplicateMedia:
         """A prediction this item created before a crash took the process before its id was saved:
         same model, same prompt and seed, created after the item started, owned by no other item."""
         assert job.orphan_since is not None
-        since = datetime.fromisoformat(job.orphan_since)
+        # the provider's clock is not ours: a few minutes of slack; prompt, seed and ownership keep it exact
+        since = datetime.fromisoformat(job.orphan_since) - ORPHAN_CLOCK_SLACK
         try:
             page = await self.client.predictions.async_list()
         except (ReplicateError, httpx.HTTPError):
             return None  # cannot look: creating anew is the only way on
         for candidate in page.results:
             created = _parse_time(getattr(candidate, "created_at", None))
-            if candidate.id in job.claimed or candidate.model != model_id or created is None or created < since:
+            if candidate.id in job.claimed or candidate.id in self.adopted:
+                continue
+            if candidate.model != model_id or created is None or created < since:
                 continue
             if candidate.status in ("failed", "canceled"):
                 continue
             seen = candidate.input or {}
             if all(seen.get(k) == data.get(k) for k in ("prompt", "seed")) and seen.get("prompt"):
+                self.adopted.add(candidate.id)  # no await since the check: no other item can take it
                 return candidate
         return None
 
@@ -201,7 +208,7 @@ class ReplicateMedia:
                 with contextlib.suppress(ReplicateError, httpx.HTTPError):  # best effort: stop paying
                     await prediction.async_cancel()
                 raise ProviderError(
-                    f"prediction {prediction.id} did not finish within {self.settings.prediction_deadline_s:.0f}s;"
+                    f"prediction {prediction.id} did not finish within {self.settings.prediction_deadline_s:g}s;"
                     " canceled"
                 )
             await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
@@ -249,6 +256,10 @@ class ReplicateMedia:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        # the replicate client has no public close; its async pool would otherwise leak a socket per run
+        pool = getattr(self.client, "_Client__async_client", None)
+        if pool is not None:
+            await pool.aclose()
 
 
 def _parse_time(value: Any) -> datetime | None:

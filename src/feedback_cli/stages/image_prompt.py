@@ -53,6 +53,7 @@ async def starting_text(ctx: StageContext) -> str:
         reply.cost_usd,
         prompt_tokens=reply.usage.prompt_tokens,
         completion_tokens=reply.usage.completion_tokens,
+        request=reply.request,
     )
     state.source_prompt = reply.value
     ctx.record.outputs["derived_prompt"] = reply.value

@@ -103,6 +103,9 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
     item.started_at = item.started_at or utcnow()
     item.error = None
     ctx.emit("item_started", spec.key, key=spec.key, index=spec.index, seed=spec.seed, media=spec.kind)
+    if orphan_since is None and item.job_id is None:
+        # on disk before the paid request goes out, so a crash in between leaves a trail to find the job by
+        await ctx.checkpoint()
     start = time.perf_counter()
 
     async def submitted(job_id: str) -> None:

@@ -105,6 +105,7 @@ class VideoPromptStage(Stage):
             reply.cost_usd,
             prompt_tokens=reply.usage.prompt_tokens,
             completion_tokens=reply.usage.completion_tokens,
+            request=reply.request,
         )
         ctx.record.artifacts = [a for a in ctx.record.artifacts if not a.path.endswith("video_plan.json")]
         ctx.record.artifacts.append(
