@@ -264,7 +264,7 @@ def write_report(path: Path, by_backend: dict[str, list[Trial]], latency: float)
         ]
         lines += [
             f"| {r.number} | {r.kill_after_s} | {r.stage_at_kill} | {r.finished_artifacts} | "
-            f"{'ok' if r.ok else '; '.join(r.problems)} |"
+            f"{'ok' if r.ok else '; '.join(r.problems).replace(chr(10), ' ')} |"
             for r in results
         ]
         lines.append("")
