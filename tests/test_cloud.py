@@ -358,3 +358,48 @@ def test_an_unfaithful_prompt_cannot_win(cloud) -> None:  # type: ignore[no-unty
     cloud.queue_chat_replies(json.dumps(verdict))
     (critique,) = both(lambda a: a.critique(CritiqueRequest(kind="image", source="a fox", prompt="a cat")))
     assert critique.value.overall == 50.0 and not critique.value.faithful
+
+
+def test_a_starting_image_is_described_by_the_vision_model(cli, cloud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    image = tmp_path / "harbour_at_night.png"
+    Image.new("RGB", (2000, 1000), (20, 30, 90)).save(image)
+    result = cli("run", image, "--backend", "cloud", "--workflow", "prompt-only", "--output-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.stderr
+    first = cloud.requests_for("chat")[0].body
+    parts = first["messages"][0]["content"]
+    url = next(p["image_url"]["url"] for p in parts if p["type"] == "image_url")
+    assert url.startswith("data:image/jpeg;base64,") and first["model"] == "gpt-4.1-mini"
+    trace = read_json(only_run(tmp_path / "runs") / "workflow_trace.json")
+    assert trace["stages"][0]["outputs"]["derived_prompt"] == trace["source_prompt"]
+    assert any(e["what"] == "describe starting image" and e["usd"] > 0 for e in trace["ledger"])
+
+
+def test_variations_are_in_flight_together_and_a_price_file_overrides(
+    cli,
+    cloud,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"replicate": {"black-forest-labs/flux-schnell": {"per_image": 0.5}}}))
+    monkeypatch.setenv("FBLOOP_PRICE_FILE", str(prices))
+    cloud.image_latency = 0.3
+    out = tmp_path / "runs"
+    result = cli(
+        "run",
+        EXAMPLE,
+        "--backend",
+        "cloud",
+        "--workflow",
+        "image-only",
+        "--num-image-variations",
+        "4",
+        "--output-dir",
+        out,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert cloud.max_in_flight_predictions == 4  # all four variations were running at once
+    items = read_json(only_run(out) / "workflow_trace.json")["stages"][1]["items"]
+    assert [i["cost_usd"] for i in items] == [0.5] * 4
