@@ -148,9 +148,9 @@ class ReplicateMedia:
 
     async def _orphan(self, model_id: str, data: dict[str, Any], job: JobHook) -> Any | None:
         """A prediction this item created before a crash took the process before its id was saved:
-        same model, same prompt and seed, created after the item started, owned by no other item."""
+        same model and the very same input, created after the item started, owned by no other item."""
         assert job.orphan_since is not None
-        # the provider's clock is not ours: a few minutes of slack; prompt, seed and ownership keep it exact
+        # the provider's clock is not ours: a few minutes of slack; the full input and ownership keep it exact
         since = datetime.fromisoformat(job.orphan_since) - ORPHAN_CLOCK_SLACK
         try:
             page = await self.client.predictions.async_list()
@@ -165,7 +165,8 @@ class ReplicateMedia:
             if candidate.status in ("failed", "canceled"):
                 continue
             seen = candidate.input or {}
-            if all(seen.get(k) == data.get(k) for k in ("prompt", "seed")) and seen.get("prompt"):
+            # the whole input must match (prompt, seed, frames): another run with the same prompt is not ours
+            if seen and all(seen.get(k) == v for k, v in data.items()):
                 self.adopted.add(candidate.id)  # no await since the check: no other item can take it
                 return candidate
         return None
