@@ -12,6 +12,8 @@ class FbloopError(Exception):
     """Base of every expected failure. `hint` is a short next step for the user."""
 
     exit_code = EXIT_FAILED
+    #: flags the printed resume command needs to get past this failure (e.g. "--retry-failed")
+    resume_flags = ""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)

@@ -85,6 +85,12 @@ class JobHook:
     orphan_since: str | None = None
     #: job ids other items of the run own (never adopted as this item's orphan)
     claimed: frozenset[str] = frozenset()
+    #: tell the person a request is being retried (status, wait) instead of going silent
+    retrying: Callable[[str], None] | None = None
+    #: the job is paid for (USD) the moment the provider finished it, before any download can fail
+    paid: Callable[[float], None] | None = None
+    #: a create request got no answer at this UTC time: the job may exist; a later retry must look for it
+    unanswered: Callable[[str], None] | None = None
 
 
 class Media(Protocol):

@@ -9,9 +9,12 @@ every response goes into the cost ledger at the model's price.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,9 +75,11 @@ class OpenAIAgents:
             api_key=settings.openai_api_key.get_secret_value(),
             base_url=settings.openai_base_url,
             timeout=settings.request_timeout_s,
-            max_retries=settings.llm_retries,
+            max_retries=0,  # fbloop retries itself, so the person sees each retry and its wait
         )
         self.json_mode_only = False  # learnt from the first 400 on json_schema
+        #: where retry notices go (the engine points it at the running stage)
+        self.notify: Callable[[str], None] | None = None
 
     def estimate_call_cost(self) -> float | None:
         estimates = [self.prices.llm_estimate(m) for m in (self.settings.writer_model, self.settings.critic_model)]
@@ -153,32 +158,38 @@ class OpenAIAgents:
         )
 
     async def _call(self, model: str, messages: list[dict[str, Any]], usage: Usage, **kwargs: Any) -> Any:
-        try:
-            limit = (
-                {"max_completion_tokens": REASONING_MAX_TOKENS}
-                if model.startswith(REASONING_PREFIXES)
-                else {"max_tokens": MAX_TOKENS}
-            )
-            completion = await self.client.chat.completions.create(
-                model=model,
-                messages=messages,
-                **limit,
-                **kwargs,  # type: ignore[arg-type]
-            )
-        except openai.APIStatusError as exc:
-            if (
-                exc.status_code == 400
-                and kwargs.get("response_format", {}).get("type") == "json_schema"
-                and (
-                    _schema_rejected(exc)  # type: ignore[arg-type]
+        limit = (
+            {"max_completion_tokens": REASONING_MAX_TOKENS}
+            if model.startswith(REASONING_PREFIXES)
+            else {"max_tokens": MAX_TOKENS}
+        )
+        attempt = 0
+        while True:
+            try:
+                completion = await self.client.chat.completions.create(
+                    model=model,
+                    messages=messages,
+                    **limit,
+                    **kwargs,  # type: ignore[arg-type]
                 )
-            ):
-                raise
-            code = getattr(exc, "code", None)
-            hint = " (billing quota exhausted)" if code == "insufficient_quota" else ""
-            raise ProviderError(f"{model}: HTTP {exc.status_code}{hint}: {_message(exc)}") from None
-        except openai.APIConnectionError as exc:
-            raise ProviderError(f"{model}: cannot reach the server ({type(exc).__name__})") from None
+                break
+            except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
+                status = getattr(exc, "status_code", None)
+                if getattr(exc, "code", None) == "insufficient_quota" or attempt >= self.settings.llm_retries:
+                    raise ProviderError(_describe(model, exc)) from None
+                wait = _retry_after(exc, attempt)
+                what = f"HTTP {status}" if status else type(exc).__name__
+                if self.notify is not None:
+                    self.notify(
+                        f"{model} answered {what}; retry {attempt + 1} of {self.settings.llm_retries} in {wait:.1f}s"
+                    )
+                await asyncio.sleep(wait)
+                attempt += 1
+            except openai.APIStatusError as exc:
+                asked_schema = kwargs.get("response_format", {}).get("type") == "json_schema"
+                if exc.status_code == 400 and asked_schema and _schema_rejected(exc):  # type: ignore[arg-type]
+                    raise
+                raise ProviderError(_describe(model, exc)) from None
         _add_usage(usage, completion)
         choice = completion.choices[0]
         if getattr(choice.message, "refusal", None):
@@ -305,6 +316,27 @@ def _repair(error: str) -> dict[str, str]:
         "role": "user",
         "content": f"That reply was not valid ({error}). Reply again with only the corrected JSON object.",
     }
+
+
+def _describe(model: str, exc: openai.APIError) -> str:
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        return f"{model}: cannot reach the server ({type(exc).__name__})"
+    hint = " (billing quota exhausted)" if getattr(exc, "code", None) == "insufficient_quota" else ""
+    return f"{model}: HTTP {status}{hint}: {_message(exc)}"  # type: ignore[arg-type]
+
+
+def _retry_after(exc: openai.APIError, attempt: int) -> float:
+    """The wait the server names (retry-after-ms, retry-after), else exponential backoff with jitter."""
+    response = getattr(exc, "response", None)
+    headers = response.headers if response is not None else {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return min(float(headers[name]) * scale, 60.0)
+        except (KeyError, TypeError, ValueError):
+            continue
+    base = min(0.5 * 2**attempt, 8.0)
+    return base + random.uniform(0, 0.25 * base)
 
 
 def _message(exc: openai.APIStatusError) -> str:

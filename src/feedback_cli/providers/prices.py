@@ -23,7 +23,6 @@ class PriceTable:
     as_of: str
     llm: dict[str, dict[str, float]]
     replicate: dict[str, dict[str, float]]
-    hardware: dict[str, float]
 
     def llm_price(self, model: str) -> dict[str, float] | None:
         if model in self.llm:
@@ -48,20 +47,11 @@ class PriceTable:
         return self.llm_cost(model, TYPICAL_PROMPT_TOKENS, TYPICAL_COMPLETION_TOKENS)
 
     def media_cost(
-        self,
-        model: str,
-        *,
-        outputs: int = 1,
-        seconds: float = 0.0,
-        end_frame: bool = False,
-        predict_time: float | None = None,
-        hardware: str | None = None,
+        self, model: str, *, outputs: int = 1, seconds: float = 0.0, end_frame: bool = False
     ) -> float | None:
-        """A Replicate prediction's price: per image, per second of video, per video, or GPU time."""
+        """A Replicate prediction's price: per image, per second of video, or per video; None if unknown."""
         price = self.replicate.get(model)
         if price is None:
-            if predict_time is not None and hardware in self.hardware:
-                return predict_time * self.hardware[hardware]
             return None
         if "per_image" in price:
             return price["per_image"] * outputs
@@ -92,5 +82,4 @@ def load_prices(user_file: Path | None = None) -> PriceTable:
         as_of=str(data.get("as_of", "unknown")),
         llm=data.get("llm_per_million_tokens", {}),
         replicate=data.get("replicate", {}),
-        hardware=data.get("replicate_hardware_per_second", {}),
     )

@@ -100,8 +100,11 @@ class ReplicateMedia:
         spec = model(self.settings.image_model, "image")
         data = image_input(spec, request.prompt, request.seed, request.aspect_ratio, request.reference_image)
         prediction = await self._run(spec.id, data, job, long_job=False)
+        outputs = prediction.output if isinstance(prediction.output, list) else [prediction.output]
+        cost = self.prices.media_cost(spec.id, outputs=max(len([o for o in outputs if o]), 1))
+        if job.paid is not None:  # billed now, even if the download below fails
+            job.paid(cost or 0.0)
         files = await self._download(prediction)
-        cost = self.prices.media_cost(spec.id, outputs=len(files), predict_time=_predict_time(prediction))
         return self._output(spec.id, data, prediction, files[0], cost)
 
     async def generate_video(self, request: VideoRequest, job: JobHook) -> MediaOutput:
@@ -111,9 +114,11 @@ class ReplicateMedia:
             spec, request.prompt, request.seed, request.start_image, request.end_image, request.duration_s
         )
         prediction = await self._run(spec.id, data, job, long_job=True)
-        files = await self._download(prediction)
         seconds = spec.nearest_duration(request.duration_s)
-        cost = self.prices.media_cost(spec.id, seconds=seconds, end_frame=end, predict_time=_predict_time(prediction))
+        cost = self.prices.media_cost(spec.id, seconds=seconds, end_frame=end)
+        if job.paid is not None:  # billed now, even if the download below fails
+            job.paid(cost or 0.0)
+        files = await self._download(prediction)
         return self._output(spec.id, data, prediction, files[0], cost)
 
     def _output(
@@ -140,18 +145,18 @@ class ReplicateMedia:
             except (ReplicateError, httpx.HTTPError) as exc:
                 raise ProviderError(f"cannot re-attach to prediction {job.existing_job_id}: {exc}") from None
         else:
-            prediction = await self._orphan(model_id, data, job) if job.orphan_since else None
+            since = _parse_time(job.orphan_since) if job.orphan_since else None
+            prediction = await self._orphan(model_id, data, job, since) if since else None
             if prediction is None:
-                prediction = await self._create(model_id, data)
+                prediction = await self._create(model_id, data, job)
             await job.submitted(prediction.id)  # in the checkpoint before any wait: a crash never pays twice
         return await self._wait(prediction, long_job)
 
-    async def _orphan(self, model_id: str, data: dict[str, Any], job: JobHook) -> Any | None:
+    async def _orphan(self, model_id: str, data: dict[str, Any], job: JobHook, started: datetime) -> Any | None:
         """A prediction this item created before a crash took the process before its id was saved:
         same model and the very same input, created after the item started, owned by no other item."""
-        assert job.orphan_since is not None
         # the provider's clock is not ours: a few minutes of slack; the full input and ownership keep it exact
-        since = datetime.fromisoformat(job.orphan_since) - ORPHAN_CLOCK_SLACK
+        since = started - ORPHAN_CLOCK_SLACK
         try:
             page = await self.client.predictions.async_list()
         except (ReplicateError, httpx.HTTPError):
@@ -171,9 +176,13 @@ class ReplicateMedia:
                 return candidate
         return None
 
-    async def _create(self, model_id: str, data: dict[str, Any]) -> Any:
+    async def _create(self, model_id: str, data: dict[str, Any], job: JobHook) -> Any:
+        """POST a prediction. The client never retries POSTs; this does, but only where paying twice is
+        impossible: a 429 (nothing was created), a refused connection, and a 5xx or an unanswered request
+        only after looking up whether the prediction exists after all (then it is adopted, not created again)."""
         attempt = 0
         while True:
+            sent_at = datetime.now(UTC)
             try:
                 return await asyncio.wait_for(
                     self.client.predictions.async_create(model=model_id, input=data),
@@ -181,23 +190,54 @@ class ReplicateMedia:
                 )
             except ReplicateError as exc:
                 status = exc.status or 0
-                retryable = status == 429 or status >= 500
-                if not retryable or attempt >= self.settings.create_retries:
-                    detail = exc.detail or exc.title or "no detail"
+                detail = (exc.detail or exc.title or "no detail").rstrip(".")
+                if status >= 500:
+                    found = await self._orphan(model_id, data, job, sent_at)
+                    if found is not None:
+                        self._tell(
+                            job,
+                            f"Replicate answered HTTP {status}, but prediction {found.id} had been "
+                            "created: using it instead of creating it again",
+                        )
+                        return found
+                if not (status == 429 or status >= 500) or attempt >= self.settings.create_retries:
                     raise ProviderError(
                         f"{model_id}: creating the prediction failed (HTTP {status}): {detail}"
                     ) from None
-                await asyncio.sleep(retry_wait(exc, attempt))
+                wait = retry_wait(exc, attempt)
+                self._tell(
+                    job,
+                    f"Replicate answered HTTP {status} ({detail}); retry {attempt + 1} of "
+                    f"{self.settings.create_retries} in {wait:.1f}s",
+                )
+                await asyncio.sleep(wait)
             except httpx.ConnectError as exc:  # nothing reached the server: safe to try again
                 if attempt >= self.settings.create_retries:
                     raise ProviderError(f"{model_id}: cannot connect to Replicate: {exc}") from None
-                await asyncio.sleep(min(0.5 * 2**attempt, 8.0))
+                wait = min(0.5 * 2**attempt, 8.0)
+                self._tell(job, f"cannot connect to Replicate; retry {attempt + 1} in {wait:.1f}s")
+                await asyncio.sleep(wait)
             except (TimeoutError, httpx.TimeoutException, httpx.TransportError) as exc:
+                found = await self._orphan(model_id, data, job, sent_at)
+                if found is not None:
+                    self._tell(
+                        job,
+                        f"no answer to the create request ({type(exc).__name__}), but prediction "
+                        f"{found.id} had been created: using it instead of creating it again",
+                    )
+                    return found
+                if job.unanswered is not None:  # so a later --retry-failed looks for it before paying
+                    job.unanswered(sent_at.isoformat())
                 raise ProviderError(
                     f"{model_id}: no answer to the create request ({type(exc).__name__}); not retried, since the"
                     " prediction may exist and a retry could pay twice"
                 ) from None
             attempt += 1
+
+    @staticmethod
+    def _tell(job: JobHook, message: str) -> None:
+        if job.retrying is not None:
+            job.retrying(message)
 
     async def _wait(self, prediction: Any, long_job: bool) -> Any:
         deadline = time.monotonic() + self.settings.prediction_deadline_s
@@ -271,9 +311,3 @@ def _parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _predict_time(prediction: Any) -> float | None:
-    metrics = prediction.metrics or {}
-    value = metrics.get("predict_time")
-    return float(value) if isinstance(value, int | float) else None

@@ -50,7 +50,8 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
     refused: list[BudgetError] = []
 
     async def one(spec: ItemSpec, item: ItemRecord) -> None:
-        if item.status != "succeeded":
+        # failed items stay failed until `fbloop resume --retry-failed`: re-running them pays again
+        if item.status not in ("succeeded", "failed"):
             async with limit:
                 if refused:  # the cap was reached: start nothing more, let what is in flight finish
                     return
@@ -115,7 +116,30 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         await ctx.checkpoint()
 
     claimed = frozenset(i.job_id for r in ctx.state.stages for i in r.items if i.job_id and i is not item)
-    hook = JobHook(item.job_id, submitted, orphan_since=orphan_since, claimed=claimed)
+    paid_usd: list[float] = []
+
+    def paid(usd: float) -> None:
+        paid_usd.append(usd)
+        item.cost_usd = round(usd, 6)
+        ctx.ledger.add(ctx.record.name, media.name, model, spec.key, usd, job_id=item.job_id)
+
+    def retrying(message: str) -> None:
+        note = f"{spec.key}: {message}"
+        ctx.record.notes.append(note)
+        ctx.emit("notice", note, key=spec.key)
+
+    def unanswered(since: str) -> None:
+        item.extra["unanswered_since"] = since
+
+    hook = JobHook(
+        item.job_id,
+        submitted,
+        orphan_since=orphan_since,
+        claimed=claimed,
+        retrying=retrying,
+        paid=paid,
+        unanswered=unanswered,
+    )
     try:
         with ctx.ledger.reserve(held, what):
             output = await (
@@ -126,8 +150,8 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
             # paid once the provider delivered, whatever the file turns out to be: into the ledger now
             item.job_id = output.job_id or item.job_id
             item.model = output.model
-            item.cost_usd = round(output.cost_usd, 6)
-            ctx.ledger.add(ctx.record.name, media.name, output.model, spec.key, output.cost_usd, job_id=item.job_id)
+            if not paid_usd:  # backends that do not report payment early (offline) are booked here
+                paid(output.cost_usd)
         if output.request:
             item.request = {**item.request, **output.request}
         item.extra["metrics"] = output.metrics
@@ -241,7 +265,9 @@ def select(ctx: StageContext, kind: str, records: Sequence[ItemRecord]) -> ItemR
     minimum = min(ctx.services.settings.min_successful_items, len(records))
     if len(ok) < max(1, minimum):
         errors = "; ".join(sorted({r.error or "unknown error" for r in records if r.status == "failed"}))
-        raise StageFailed(f"{ctx.record.name}: {len(ok)} of {len(records)} items succeeded ({errors})")
+        failure = StageFailed(f"{ctx.record.name}: {len(ok)} of {len(records)} items succeeded ({errors})")
+        failure.resume_flags = "--retry-failed"  # a plain resume keeps failed items failed
+        raise failure
     rule = ctx.services.settings.selection
     weights = weights_for(ctx, kind)
     candidates = [{e.scorer: e.normalized for e in r.scores if e.scorer in weights} for r in ok]

@@ -91,7 +91,9 @@ class StoryboardStage(Stage):
         records = await run_items(ctx, specs, prompt)
         failed = [r.key for r in records if r.status != "succeeded"]
         if failed:
-            raise StageFailed(f"storyboard keyframes failed: {', '.join(failed)}; resume to try them again")
+            failure = StageFailed(f"storyboard keyframes failed: {', '.join(failed)}")
+            failure.resume_flags = "--retry-failed"
+            raise failure
         frames = [base] + [r.artifact.path for r in records if r.artifact]
         clips = []
         artifacts = []

@@ -46,11 +46,12 @@ def drive(
         code = 0
     except BudgetError as exc:
         renderer.close()
-        error_line(f"{exc.message}. Checkpoint saved; resume with: {resume_command(prepared)} --max-cost N")
+        error_line(f"{exc.message.rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)} --max-cost N")
         code = exc.exit_code
     except FbloopError as exc:
         renderer.close()
-        error_line(f"{exc.line()}. Checkpoint saved; resume with: {resume_command(prepared)}")
+        flags = f" {exc.resume_flags}" if exc.resume_flags else ""
+        error_line(f"{exc.line().rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)}{flags}")
         code = exc.exit_code
     finally:
         renderer.close()

@@ -133,7 +133,8 @@ def retry_failed_items(state: RunState) -> int:
         if failed and reopen:
             for item in failed:
                 item.status, item.error, item.job_id, item.finished_at = "pending", None, None, None
-                item.started_at = None  # a fresh attempt: not an orphan search for the failed job
+                # a fresh attempt; but a create that got no answer may have made a job: look for it first
+                item.started_at = item.extra.pop("unanswered_since", None)
                 item.extra.pop("scored", None)
             reset += len(failed)
             if record.status in ("completed", "failed"):

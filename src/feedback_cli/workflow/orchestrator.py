@@ -219,6 +219,12 @@ class Orchestrator:
             checkpoint=self.save,
             human_feedback=human_feedback,
         )
+
+        def notice(message: str) -> None:
+            record.notes.append(message)
+            ctx.emit("notice", message)
+
+        self.services.notice_sink = notice
         try:
             await stage.run(ctx)
         except BudgetError:

@@ -7,6 +7,7 @@ scoring runs on one worker thread so model compute overlaps provider waits witho
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -33,12 +34,20 @@ class Services:
     _video_scorers: dict[str, VideoScorer | ScorerUnavailable] = field(default_factory=dict)
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _executor: ThreadPoolExecutor | None = None
+    #: where provider notices (retries and their waits) go; the orchestrator points it at the running stage
+    notice_sink: Callable[[str], None] | None = None
 
     @property
     def agents(self) -> Agents:
         if self._agents is None:
             self._agents = load_agents(BACKENDS[self.backend][0], self.settings)
+            if hasattr(self._agents, "notify"):
+                self._agents.notify = self.notice  # type: ignore[union-attr]
         return self._agents
+
+    def notice(self, message: str) -> None:
+        if self.notice_sink is not None:
+            self.notice_sink(message)
 
     @property
     def media(self) -> Media:
