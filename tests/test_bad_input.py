@@ -121,6 +121,8 @@ def make(tmp: Path, case: str) -> list[str]:
         return ["stage", "video-prompt", "--storyboard", str(f / "sb.json"), "--output-dir", str(tmp / "out")]
     if case == "stage-zero-count":
         return ["stage", "image-generation", "--prompt-file", str(text), "-n", "0", "--output-dir", str(tmp / "out")]
+    if case == "stage-zero-iterations":
+        return ["stage", "image-prompt", "--prompt-file", str(text), "--max-iterations", "0"]
     if case == "inspect-missing-run":
         return ["inspect", str(f / "no-such-run")]
     raise KeyError(case, cases)
@@ -163,6 +165,7 @@ CASES = {
     "stage-without-prompt": "needs --prompt-file",
     "stage-bad-storyboard-json": "is not valid JSON",
     "stage-zero-count": "--num must be between 1 and 64, got 0",
+    "stage-zero-iterations": "--max-iterations must be between 1 and 50, got 0",
     "inspect-missing-run": "does not exist",
 }
 

@@ -55,7 +55,9 @@ def stage(
     from feedback_cli.workflow.inputs import read_prompt, validate_image
     from feedback_cli.workflow.models import RunOptions
 
-    _check_ranges(max_iterations, max_iterations, 1, 1, threshold, threshold, clips, None)
+    if not 1 <= max_iterations <= 50:
+        raise InputError(f"--max-iterations must be between 1 and 50, got {max_iterations}")
+    _check_ranges(1, 1, 1, 1, threshold, threshold, clips, None)  # the flags stage shares with run
     if count is not None and not 1 <= count <= 64:
         raise InputError(f"--num must be between 1 and 64, got {count}")
     settings = load_settings(scorers=scorers, backend=backend.value if backend else None)
