@@ -10,7 +10,7 @@ from feedback_cli.ui.summary import render_summary
 from feedback_cli.workflow.api import PreparedRun, execute
 from feedback_cli.workflow.events import EventBus
 from feedback_cli.workflow.orchestrator import RunStopped
-from feedback_cli.workflow.report import summarize
+from feedback_cli.workflow.report import WorkflowSummary, summarize
 from feedback_cli.workflow.review import Reviewer
 
 
@@ -22,38 +22,44 @@ def drive(
     prepared: PreparedRun, *, verbose: bool = False, reviewer: Reviewer | None = None, announce: str | None = None
 ) -> int:
     console = err_console()
+    redact = prepared.folder.redact  # the engine redacts what it emits; error lines and the summary too
+
+    def fail(line: str) -> None:
+        error_line(redact(line))
+
     if announce:
         console.print(f"backend: {announce}", markup=False)
     renderer = EventRenderer(console, verbose)
     bus = EventBus()
     bus.subscribe(renderer)
     for notice in prepared.state.notices:
-        console.print(f"note: {notice}", markup=False)
+        console.print(redact(f"note: {notice}"), markup=False)
     code = 0
     try:
         asyncio.run(execute(prepared, bus, reviewer))
     except Interrupted:
         renderer.close()
-        error_line(f"interrupted; checkpoint saved. Resume with: {resume_command(prepared)}")
+        fail(f"interrupted; checkpoint saved. Resume with: {resume_command(prepared)}")
         code = EXIT_INTERRUPTED
     except KeyboardInterrupt:  # a second Ctrl-C: leave at once, the last checkpoint stands
         renderer.close()
-        error_line(f"interrupted. Resume with: {resume_command(prepared)}")
+        fail(f"interrupted. Resume with: {resume_command(prepared)}")
         return EXIT_INTERRUPTED
     except RunStopped as exc:
         renderer.close()
-        console.print(f"{exc.message}. Resume with: {resume_command(prepared)}", markup=False)
+        console.print(redact(f"{exc.message}. Resume with: {resume_command(prepared)}"), markup=False)
         code = 0
     except BudgetError as exc:
         renderer.close()
-        error_line(f"{exc.message.rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)} --max-cost N")
+        fail(f"{exc.message.rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)} --max-cost N")
         code = exc.exit_code
     except FbloopError as exc:
         renderer.close()
         flags = f" {exc.resume_flags}" if exc.resume_flags else ""
-        error_line(f"{exc.line().rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)}{flags}")
+        fail(f"{exc.line().rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)}{flags}")
         code = exc.exit_code
     finally:
         renderer.close()
-    render_summary(out_console(), summarize(prepared.state), prepared.folder.root)
+    summary = WorkflowSummary.model_validate(prepared.folder.redactor.scrub(summarize(prepared.state).model_dump()))
+    render_summary(out_console(), summary, prepared.folder.root)
     return code

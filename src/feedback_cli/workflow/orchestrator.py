@@ -111,6 +111,7 @@ class Orchestrator:
             state, state.options.max_cost if state.options.max_cost is not None else services.settings.max_cost
         )
         self._stage_clock: tuple[StageRecord, float, float] | None = None
+        events.redactor = folder.redactor  # the run's secrets, whoever created the bus
         events.subscribe(self._log)
 
     def _log(self, event: object) -> None:
