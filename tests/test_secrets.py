@@ -103,6 +103,9 @@ def test_a_resume_after_an_echoed_key_does_not_poll_the_failed_predictions_again
     run = only_run(out)
     failed = {i.job_id for s in checkpoint.load(run)[1].stages for i in s.items if i.status == "failed"}
     assert len(failed) == 3 and None not in failed
+    for job_id in failed:  # the provider's own record of each: its error and its logs carry the token
+        shown = server.predictions[job_id].to_json(server.url, lambda p, o: "")  # type: ignore[index]
+        assert REPLICATE_TOKEN in shown["error"] and REPLICATE_TOKEN in shown["logs"]
     polls = polls_of(server, failed)  # type: ignore[arg-type]
     plain = cli("resume", run)
     assert plain.exit_code == 1 and "--retry-failed" in plain.stderr, plain.stderr
@@ -256,3 +259,17 @@ def test_a_checkpoint_with_a_secret_in_its_state_is_saved_redacted_and_loads(tmp
     assert OPENAI_KEY.encode() not in path.read_bytes()
     _, loaded = checkpoint.load(tmp_path)
     assert loaded.source_prompt == f"fox {REDACTED}" and loaded.error == f"HTTP 401: bad key {REDACTED}"
+
+
+def test_fbloop_score_redacts_a_key_the_vqa_server_echoes(
+    cli: Any, server: FakeProviderServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (200, 80, 20)).save(tmp_path / "fox.png")
+    monkeypatch.setenv("FBLOOP_VQA_MODEL", "gpt-4.1")
+    server.fail_next_chats(401, retry_after=None, echo_auth=True)
+    result = cli("score", tmp_path / "fox.png", "-p", "a red fox", "-s", "vqascore", "--json")
+    assert result.exit_code != 0 and "Traceback" not in result.stderr
+    assert f"Authorization: Bearer {REDACTED}" in result.stdout + result.stderr, result.stdout + result.stderr
+    assert OPENAI_KEY not in result.stdout + result.stderr
