@@ -155,20 +155,65 @@ def test_a_placeholder_key_is_not_a_secret(
 # --- a key inside model output -----------------------------------------------------------------------
 
 
+def writer_leaks_key(body: dict[str, Any]) -> str | None:
+    """Every writer draft carries the key (so the final prompt, the image requests and the review do too)."""
+    if body.get("response_format", {}).get("json_schema", {}).get("name") != "WriterReply":
+        return None
+    return json.dumps({"prompt": f"a red fox in snow, api key {OPENAI_KEY}, golden light", "rationale": "r"})
+
+
 def test_a_key_inside_model_output_is_redacted_not_fatal(cli: Any, server: FakeProviderServer, tmp_path: Path) -> None:
-    leaked = json.dumps({"prompt": f"a red fox in snow, api key {OPENAI_KEY}, golden light", "rationale": "r"})
-    server.queue_chat_replies(leaked)  # the writer's first draft carries the key
+    server.chat_handler = writer_leaks_key
     out = tmp_path / "runs"
     result = run_cloud(cli, out, "--workflow", "image-only", "--verbose")
     assert result.exit_code == 0, result.stderr
+    assert any(OPENAI_KEY in json.dumps(p.input) for p in server.predictions.values())  # it really was in use
     run = only_run(out)
     trace = read_json(run / "workflow_trace.json")
     assert trace["status"] == "completed"
     drafts = [it["prompt"] for s in trace["stages"] for it in s["iterations"]]
-    assert f"api key {REDACTED}, golden light" in drafts[0], drafts
+    assert drafts and all(f"api key {REDACTED}, golden light" in d for d in drafts), drafts
+    assert f"image prompt: a red fox in snow, api key {REDACTED}" in result.stdout  # the summary shows it redacted
     assert_nowhere([OPENAI_KEY, REPLICATE_TOKEN], run, result.stdout, result.stderr)
     resumed = cli("resume", run)  # the redacted checkpoint is one a resume trusts
     assert resumed.exit_code == 0 and "already complete" in resumed.stderr, resumed.stderr
+
+
+def test_what_a_review_shows_is_redacted(server: FakeProviderServer, tmp_path: Path) -> None:
+    import asyncio
+
+    from feedback_cli.choices import Backend, Workflow
+    from feedback_cli.config import load_settings
+    from feedback_cli.workflow.api import execute, prepare_run
+    from feedback_cli.workflow.events import EventBus
+    from feedback_cli.workflow.models import ReviewDecision, RunOptions
+    from feedback_cli.workflow.review import ReviewRequest
+
+    server.chat_handler = writer_leaks_key
+    server.fail_next_predictions("CUDA OOM", echo_auth=True)  # one candidate fails with an echoed token
+    shown: list[ReviewRequest] = []
+
+    class Recorder:
+        def review(self, request: ReviewRequest) -> ReviewDecision:
+            shown.append(request)
+            return ReviewDecision(stage=request.stage, action="continue")
+
+    options = RunOptions(
+        workflow=Workflow.image_only,
+        backend=Backend.cloud,
+        num_image_variations=2,
+        max_iterations_image=1,
+        seed=3,
+        scorers="offline",
+        interactive=True,
+    )
+    prepared = prepare_run(options, load_settings(), output_dir=tmp_path / "runs", source_prompt="a red fox")
+    asyncio.run(execute(prepared, EventBus(), Recorder()))
+    assert [r.stage for r in shown] == ["image_generation"]
+    text = json.dumps([r.model_dump() for r in shown])
+    assert OPENAI_KEY not in text and REPLICATE_TOKEN not in text
+    assert f"api key {REDACTED}" in shown[0].prompt
+    assert any(f"Bearer {REDACTED}" in (c.error or "") for c in shown[0].candidates)
 
 
 # --- credentials inside URL settings -----------------------------------------------------------------
@@ -245,7 +290,20 @@ def test_the_redactor() -> None:
         "a": [REDACTED, 3, None],
         "b": {"c": "http://***@h/"},
     }
+    assert r("see https://h.example/?mail=a@b.example") == "see https://h.example/?mail=a@b.example"  # no userinfo
     assert mask_url("http://h:8/v1") == "http://h:8/v1"
+
+
+def test_the_last_resort_error_line_redacts_what_the_settings_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedback_cli.config import load_settings
+    from feedback_cli.redaction import redact_known
+
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_only-known-to-this-test-42")
+    assert "r8_only-known-to-this-test-42" in redact_known("x r8_only-known-to-this-test-42")  # not loaded yet
+    load_settings()
+    assert redact_known("internal error: bad token r8_only-known-to-this-test-42") == (
+        f"internal error: bad token {REDACTED}"
+    )
 
 
 def test_a_checkpoint_with_a_secret_in_its_state_is_saved_redacted_and_loads(tmp_path: Path) -> None:

@@ -26,8 +26,8 @@ MIN_SECRET_LENGTH = 8
 REDACTED = "***redacted***"
 MASK = "***"
 
-# scheme://userinfo@ : userinfo has no "/", "@" or whitespace (RFC 3986); masked whatever its length
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
+# scheme://userinfo@ : userinfo has no "/", "?", "#", "@" or whitespace (RFC 3986); masked whatever its length
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@]+@")
 
 
 def url_secrets(url: str) -> list[str]:

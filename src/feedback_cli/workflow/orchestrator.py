@@ -305,7 +305,7 @@ class Orchestrator:
             if item.key in chosen:
                 picks[str(item.extra.get("group", ""))] = item.key
         feedback = [r.feedback for r in self.state.reviews if r.stage == record.name and r.feedback]
-        return ReviewRequest(
+        request = ReviewRequest(
             stage=record.name,
             title=stage.title,
             kind=stage.review or "",
@@ -326,6 +326,8 @@ class Orchestrator:
                 "feedback": feedback[-1] if feedback and latest_round > 1 else None,
             },
         )
+        # shown on the terminal: model output (the prompt) and provider errors may hold a secret
+        return ReviewRequest.model_validate(self.folder.redactor.scrub(request.model_dump()))
 
     async def _review(self, record: StageRecord) -> None:
         assert self.reviewer is not None
