@@ -22,11 +22,7 @@ def drive(
     prepared: PreparedRun, *, verbose: bool = False, reviewer: Reviewer | None = None, announce: str | None = None
 ) -> int:
     console = err_console()
-    redact = prepared.folder.redact  # the engine redacts what it emits; error lines and the summary too
-
-    def fail(line: str) -> None:
-        error_line(redact(line))
-
+    redact = prepared.folder.redact  # the engine redacts its events; error_line redacts itself; the rest here
     if announce:
         console.print(f"backend: {announce}", markup=False)
     renderer = EventRenderer(console, verbose)
@@ -39,24 +35,24 @@ def drive(
         asyncio.run(execute(prepared, bus, reviewer))
     except Interrupted:
         renderer.close()
-        fail(f"interrupted; checkpoint saved. Resume with: {resume_command(prepared)}")
+        error_line(f"interrupted; checkpoint saved. Resume with: {resume_command(prepared)}")
         code = EXIT_INTERRUPTED
     except KeyboardInterrupt:  # a second Ctrl-C: leave at once, the last checkpoint stands
         renderer.close()
-        fail(f"interrupted. Resume with: {resume_command(prepared)}")
+        error_line(f"interrupted. Resume with: {resume_command(prepared)}")
         return EXIT_INTERRUPTED
     except RunStopped as exc:
         renderer.close()
-        console.print(redact(f"{exc.message}. Resume with: {resume_command(prepared)}"), markup=False)
+        console.print(f"{exc.message}. Resume with: {resume_command(prepared)}", markup=False)
         code = 0
     except BudgetError as exc:
         renderer.close()
-        fail(f"{exc.message.rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)} --max-cost N")
+        error_line(f"{exc.message.rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)} --max-cost N")
         code = exc.exit_code
     except FbloopError as exc:
         renderer.close()
         flags = f" {exc.resume_flags}" if exc.resume_flags else ""
-        fail(f"{exc.line().rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)}{flags}")
+        error_line(f"{exc.line().rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)}{flags}")
         code = exc.exit_code
     finally:
         renderer.close()
