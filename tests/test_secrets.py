@@ -101,18 +101,19 @@ def test_a_resume_after_an_echoed_key_does_not_poll_the_failed_predictions_again
     first = run_cloud(cli, out, "--workflow", "image-only")
     assert first.exit_code == 1, first.stderr
     run = only_run(out)
-    failed = {i.job_id for s in checkpoint.load(run)[1].stages for i in s.items if i.status == "failed"}
-    assert len(failed) == 3 and None not in failed
+    items = [i for s in checkpoint.load(run)[1].stages for i in s.items if i.status == "failed"]
+    failed = {i.job_id for i in items if i.job_id}
+    assert len(items) == len(failed) == 3, "each failed item keeps the id of its prediction"
     for job_id in failed:  # the provider's own record of each: its error and its logs carry the token
-        shown = server.predictions[job_id].to_json(server.url, lambda p, o: "")  # type: ignore[index]
+        shown = server.predictions[job_id].to_json(server.url, lambda p, o: "")
         assert REPLICATE_TOKEN in shown["error"] and REPLICATE_TOKEN in shown["logs"]
-    polls = polls_of(server, failed)  # type: ignore[arg-type]
+    polls = polls_of(server, failed)
     plain = cli("resume", run)
     assert plain.exit_code == 1 and "--retry-failed" in plain.stderr, plain.stderr
-    assert polls_of(server, failed) == polls, "a plain resume never polls a failed prediction again"  # type: ignore[arg-type]
+    assert polls_of(server, failed) == polls, "a plain resume never polls a failed prediction again"
     retried = cli("resume", run, "--retry-failed")  # the fault is gone: fresh predictions finish the run
     assert retried.exit_code == 0, retried.stderr
-    assert polls_of(server, failed) == polls  # type: ignore[arg-type]
+    assert polls_of(server, failed) == polls
     assert read_json(run / "workflow_summary.json")["status"] == "completed"
     assert_nowhere([OPENAI_KEY, REPLICATE_TOKEN], run, *(r.stdout + r.stderr for r in (first, plain, retried)))
 
