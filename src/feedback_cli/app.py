@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from feedback_cli import __version__
 from feedback_cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, FbloopError
+from feedback_cli.redaction import redact_known
 
 COMMAND_MODULES = ("run", "resume", "stage", "inspect", "score", "models")
 
@@ -30,7 +31,8 @@ ClickException = _click_class("ClickException")
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"fbloop: error: {message}\n")
+    # the last line of defence: any exception text may carry a secret (or a URL with credentials)
+    sys.stderr.write(f"fbloop: error: {redact_known(message)}\n")
     sys.stderr.flush()
 
 

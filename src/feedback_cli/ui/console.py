@@ -17,6 +17,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from feedback_cli.redaction import redact_known
 from feedback_cli.workflow.events import Event
 
 
@@ -29,8 +30,8 @@ def err_console() -> Console:
 
 
 def error_line(message: str) -> None:
-    """One line on stderr, no markup interpretation (messages may contain brackets)."""
-    sys.stderr.write(f"fbloop: error: {message}\n")
+    """One line on stderr, no markup interpretation (messages may contain brackets); known secrets redacted."""
+    sys.stderr.write(f"fbloop: error: {redact_known(message)}\n")
     sys.stderr.flush()
 
 

@@ -10,7 +10,7 @@ from feedback_cli.ui.summary import render_summary
 from feedback_cli.workflow.api import PreparedRun, execute
 from feedback_cli.workflow.events import EventBus
 from feedback_cli.workflow.orchestrator import RunStopped
-from feedback_cli.workflow.report import summarize
+from feedback_cli.workflow.report import WorkflowSummary, summarize
 from feedback_cli.workflow.review import Reviewer
 
 
@@ -22,13 +22,14 @@ def drive(
     prepared: PreparedRun, *, verbose: bool = False, reviewer: Reviewer | None = None, announce: str | None = None
 ) -> int:
     console = err_console()
+    redact = prepared.folder.redact  # the engine redacts its events; error_line redacts itself; the rest here
     if announce:
         console.print(f"backend: {announce}", markup=False)
     renderer = EventRenderer(console, verbose)
     bus = EventBus()
     bus.subscribe(renderer)
     for notice in prepared.state.notices:
-        console.print(f"note: {notice}", markup=False)
+        console.print(redact(f"note: {notice}"), markup=False)
     code = 0
     try:
         asyncio.run(execute(prepared, bus, reviewer))
@@ -55,5 +56,6 @@ def drive(
         code = exc.exit_code
     finally:
         renderer.close()
-    render_summary(out_console(), summarize(prepared.state), prepared.folder.root)
+    summary = WorkflowSummary.model_validate(prepared.folder.redactor.scrub(summarize(prepared.state).model_dump()))
+    render_summary(out_console(), summary, prepared.folder.root)
     return code

@@ -111,6 +111,7 @@ class Orchestrator:
             state, state.options.max_cost if state.options.max_cost is not None else services.settings.max_cost
         )
         self._stage_clock: tuple[StageRecord, float, float] | None = None
+        events.redactor = folder.redactor  # the run's secrets, whoever created the bus
         events.subscribe(self._log)
 
     def _log(self, event: object) -> None:
@@ -304,7 +305,7 @@ class Orchestrator:
             if item.key in chosen:
                 picks[str(item.extra.get("group", ""))] = item.key
         feedback = [r.feedback for r in self.state.reviews if r.stage == record.name and r.feedback]
-        return ReviewRequest(
+        request = ReviewRequest(
             stage=record.name,
             title=stage.title,
             kind=stage.review or "",
@@ -325,6 +326,8 @@ class Orchestrator:
                 "feedback": feedback[-1] if feedback and latest_round > 1 else None,
             },
         )
+        # shown on the terminal: model output (the prompt) and provider errors may hold a secret
+        return ReviewRequest.model_validate(self.folder.redactor.scrub(request.model_dump()))
 
     async def _review(self, record: StageRecord) -> None:
         assert self.reviewer is not None
