@@ -24,6 +24,7 @@ IMAGE_SCORERS: dict[str, str] = {
     "clip-score": "feedback_cli.scoring.clip_score:ClipScoreScorer",
     "aesthetic": "feedback_cli.scoring.aesthetic:AestheticScorer",
     "vqascore": "feedback_cli.scoring.vqascore:VQAScoreScorer",
+    "elements": "feedback_cli.scoring.elements:ElementsScorer",
 }
 VIDEO_SCORERS: dict[str, str] = {
     "flicker": "feedback_cli.scoring.offline:FlickerScorer",
@@ -35,6 +36,7 @@ VIDEO_SCORERS: dict[str, str] = {
     "dynamic_degree": "feedback_cli.scoring.vbench:DynamicDegree",
     "aesthetic_quality": "feedback_cli.scoring.vbench:AestheticQuality",
     "imaging_quality": "feedback_cli.scoring.vbench:ImagingQuality",
+    "elements": "feedback_cli.scoring.elements:VideoElementsScorer",
 }
 
 #: `--scorers offline` expands to these.
@@ -98,6 +100,8 @@ def split_names(spec: str) -> tuple[list[str], list[str]]:
             videos += [n for n in OFFLINE_VIDEO_SET if n not in videos]
         elif name in IMAGE_SCORERS:
             images.append(name)
+            if name in VIDEO_SCORERS:  # one name for both kinds (`elements`)
+                videos.append(name)
         elif name in VIDEO_SCORERS:
             videos.append(name)
         else:
