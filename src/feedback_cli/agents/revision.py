@@ -175,8 +175,12 @@ def critic_text(request: RevisionRequest) -> str:
     for i, c in enumerate(request.candidates):
         score = "unscored" if c.overall is None else f"overall {c.overall:.0f}/100"
         elements = "" if c.elements is None else f", elements {c.elements:.0f}/100"
-        failed = "; ".join(f"{q.question}{' (not asked: its parent failed)' if q.zeroed_by_parent else ''}"
-                           for q in c.failed) or "none"  # fmt: skip
+        failed = (
+            "; ".join(
+                f"{q.question}{' (not asked: its parent failed)' if q.zeroed_by_parent else ''}" for q in c.failed
+            )
+            or "none"
+        )
         parts.append(f"Candidate {i + 1} ({'shown' if c.image else 'not shown'}, {score}{elements}); failed: {failed}")
     if request.history:
         parts.append("Earlier rounds:\n" + _history_lines(request))

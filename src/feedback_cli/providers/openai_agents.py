@@ -168,21 +168,26 @@ class OpenAIAgents:
             {"role": "system", "content": revision.CRITIC_SYSTEM.format(what=what)},
             {"role": "user", "content": shown},
         ]
-        notes, meta = await self._structured("round critic", self.settings.critic_model, critic_messages,
-                                             RevisionNotes)  # fmt: skip
+        critic_model = self.settings.critic_model
+        notes, meta = await self._structured("round critic", critic_model, critic_messages, RevisionNotes)
         critic = self._reply(notes, meta)
         writer_messages = [
             {"role": "system", "content": revision.WRITER_SYSTEM.format(what=what)},
             {"role": "user", "content": revision.writer_text(request, notes)},
         ]
-        draft, meta = await self._structured("round writer", self.settings.writer_model, writer_messages,
-                                             templates.WriterReply)  # fmt: skip
+        writer_model = self.settings.writer_model
+        draft, meta = await self._structured("round writer", writer_model, writer_messages, templates.WriterReply)
         if not draft.prompt.strip():
-            raise ProviderError(f"writer {self.settings.writer_model} returned an empty prompt")
+            raise ProviderError(f"writer {writer_model} returned an empty prompt")
         writer = self._reply(draft, meta)
         usage = Usage(**{k: getattr(critic.usage, k) + getattr(writer.usage, k) for k in Usage.model_fields})
-        value = Revision(prompt=draft.prompt.strip(), rationale=draft.rationale, changes=notes.changes,
-                         keep=notes.keep, human_feedback=request.human_feedback)  # fmt: skip
+        value = Revision(
+            prompt=draft.prompt.strip(),
+            rationale=draft.rationale,
+            changes=notes.changes,
+            keep=notes.keep,
+            human_feedback=request.human_feedback,
+        )
         return AgentReply(
             value,
             f"{critic.model}+{writer.model}",

@@ -15,7 +15,6 @@ import itertools
 import random
 import re
 import zlib
-from collections import deque
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -133,8 +132,15 @@ STYLES: dict[str, str] = {
     "blurry": "soft",
 }
 MOTIONS = ("moving", "moves", "rolling", "rolls", "flying", "flies", "drifting", "drifts", "running", "runs")
-CAMERAS: dict[str, str] = {"zoom in": "zoom_in", "zooms in": "zoom_in", "push in": "zoom_in", "pan": "pan",
-                           "pans": "pan", "zoom out": "zoom_out", "pull back": "zoom_out"}  # fmt: skip
+CAMERAS: dict[str, str] = {
+    "zoom in": "zoom_in",
+    "zooms in": "zoom_in",
+    "push in": "zoom_in",
+    "pan": "pan",
+    "pans": "pan",
+    "zoom out": "zoom_out",
+    "pull back": "zoom_out",
+}
 
 BACKGROUND_TOP = (150, 200, 235)
 BACKGROUND_BOTTOM = (205, 225, 170)
@@ -196,10 +202,48 @@ class ScenePlan:
 
 _TOKEN = re.compile(r'"[^"]*"|[a-z]+')
 _STOP = {
-    "a", "an", "the", "of", "and", "with", "in", "on", "at", "to", "is", "are", "that", "says", "say", "reads",
-    "read", "which", "its", "it", "their", "there", "clearly", "visible", "shown", "showing", "exactly", "by",
-    "style", "scene", "picture", "image", "photo", "video", "camera", "some", "from", "while", "as", "each", "for",
-}  # fmt: skip
+    "a",
+    "an",
+    "the",
+    "of",
+    "and",
+    "with",
+    "in",
+    "on",
+    "at",
+    "to",
+    "is",
+    "are",
+    "that",
+    "says",
+    "say",
+    "reads",
+    "read",
+    "which",
+    "its",
+    "it",
+    "their",
+    "there",
+    "clearly",
+    "visible",
+    "shown",
+    "showing",
+    "exactly",
+    "by",
+    "style",
+    "scene",
+    "picture",
+    "image",
+    "photo",
+    "video",
+    "camera",
+    "some",
+    "from",
+    "while",
+    "as",
+    "each",
+    "for",
+}
 
 
 def parse(prompt: str) -> ScenePlan:
@@ -291,8 +335,9 @@ def _stable(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
-def _unit_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[float, float, float, float], fill: object,
-                background: object) -> None:  # fmt: skip
+def _unit_shape(
+    draw: ImageDraw.ImageDraw, shape: str, box: tuple[float, float, float, float], fill: object, background: object
+) -> None:
     """Draw one silhouette into `box` (x0, y0, x1, y1)."""
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
@@ -511,8 +556,10 @@ def _descriptor(mask: np.ndarray) -> np.ndarray:
     grid = np.zeros((8, 8))
     for gy in range(8):
         for gx in range(8):
-            cell = crop[gy * hh // 8 : max(gy * hh // 8 + 1, (gy + 1) * hh // 8),
-                        gx * ww // 8 : max(gx * ww // 8 + 1, (gx + 1) * ww // 8)]  # fmt: skip
+            cell = crop[
+                gy * hh // 8 : max(gy * hh // 8 + 1, (gy + 1) * hh // 8),
+                gx * ww // 8 : max(gx * ww // 8 + 1, (gx + 1) * ww // 8),
+            ]
             grid[gy, gx] = cell.mean()
     return np.concatenate([[2.0 * np.log(ww / hh)], grid.ravel()])
 
@@ -530,23 +577,42 @@ def _templates() -> dict[str, np.ndarray]:
 
 
 def _components(mask: np.ndarray) -> list[np.ndarray]:
-    """4-connected components of a boolean mask (each as a boolean mask)."""
+    """4-connected components of a boolean mask (each as a boolean mask), by runs per row and union-find:
+    a few hundred runs instead of a walk over every pixel."""
     h, w = mask.shape
-    labels = np.zeros((h, w), dtype=np.int32)
+    padded = np.zeros((h, w + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    edges = np.diff(padded, axis=1)
+    runs: list[tuple[int, int, int]] = []  # (row, start, end exclusive)
+    for y in range(h):
+        starts = np.nonzero(edges[y] == 1)[0]
+        ends = np.nonzero(edges[y] == -1)[0]
+        runs += [(y, int(s0), int(e0)) for s0, e0 in zip(starts, ends, strict=True)]
+    parent = list(range(len(runs)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    by_row: dict[int, list[int]] = {}
+    for index, (y, s0, e0) in enumerate(runs):
+        for other in by_row.get(y - 1, []):
+            _, s1, e1 = runs[other]
+            if s0 < e1 and s1 < e0:  # overlapping columns: the same component
+                parent[root(index)] = root(other)
+        by_row.setdefault(y, []).append(index)
+    groups: dict[int, list[int]] = {}
+    for index in range(len(runs)):
+        groups.setdefault(root(index), []).append(index)
     out = []
-    for y0, x0 in zip(*np.nonzero(mask), strict=True):
-        if labels[y0, x0]:
-            continue
-        label = len(out) + 1
-        labels[y0, x0] = label
-        queue = deque([(y0, x0)])
-        while queue:
-            y, x = queue.popleft()
-            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
-                if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not labels[ny, nx]:
-                    labels[ny, nx] = label
-                    queue.append((ny, nx))
-        out.append(labels == label)
+    for members in sorted(groups.values(), key=lambda m: (runs[m[0]][0], runs[m[0]][1])):
+        component = np.zeros((h, w), dtype=bool)
+        for index in members:
+            y, s0, e0 = runs[index]
+            component[y, s0:e0] = True
+        out.append(component)
     return out
 
 
