@@ -8,8 +8,10 @@ loop at the first unfinished stage, and inside it at the first unfinished item.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +38,34 @@ class RunStopped(FbloopError):
     """The person chose to stop at a review; the run can be resumed."""
 
     exit_code = 0
+
+
+async def _on_daemon_thread(ask: Callable[[ReviewRequest], ReviewDecision], request: ReviewRequest) -> ReviewDecision:
+    """Run a blocking review question on a daemon thread. Unlike `asyncio.to_thread`, a run stopped while the
+    question waits (SIGTERM, SIGHUP) does not wait for an answer that will never come before it exits."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[ReviewDecision] = loop.create_future()
+
+    def settle(value: ReviewDecision | None, error: BaseException | None) -> None:
+        if answer.done():  # the run was stopped meanwhile
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(value)  # type: ignore[arg-type]
+
+    def work() -> None:
+        value: ReviewDecision | None = None
+        error: BaseException | None = None
+        try:
+            value = ask(request)
+        except BaseException as exc:  # handed to the awaiting task, which raises it
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the run has already stopped
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=work, name="fbloop-review", daemon=True).start()
+    return await answer
 
 
 def copy_input(folder: RunFolder, source: Path, name: str, kind: str) -> Artifact:
@@ -335,7 +365,7 @@ class Orchestrator:
         while True:
             request = self.review_request(record)
             self.emit("review", f"review of {record.name}", stage=record.name)
-            decision: ReviewDecision = await asyncio.to_thread(self.reviewer.review, request)
+            decision = await _on_daemon_thread(self.reviewer.review, request)
             decision.stage = record.name
             self.state.reviews.append(decision)
             self.emit(
