@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -291,6 +292,28 @@ def test_ctrl_c_at_a_prompt_stops_resumably(tmp_path: Path) -> None:
     assert "stopped at the review of image_generation" in s.transcript()
     state = state_of(run)
     assert state["status"] == "stopped" and state["reviews"][-1]["action"] == "stop"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_at_a_review_question_saves_and_resumes_at_that_review(tmp_path: Path, signum: int) -> None:
+    out = tmp_path / "runs"
+    s = Session(run_args(out))
+    s.expect(CONTINUE)
+    s.child.kill(signum)  # the question waits on another thread: the stop must not wait for its answer
+    assert s.finish() == 128 + signum, s.transcript()
+    run = only_run(out)
+    text = ANSI.sub("", "".join(s.raw)).replace("\n", "")  # transcript() repeats the last chunk after finish()
+    assert text.count(f"Resume with: fbloop resume {run}") == 1, text
+    state = state_of(run)
+    assert state["status"] == "interrupted"
+    assert stage(state, "image_generation")["outputs"]["awaiting_review"] is True
+    r = Session(["resume", str(run)])
+    r.expect("Review: Image generation")
+    r.answer(CONTINUE, "y")
+    r.expect("Review: Video generation")
+    r.answer(CONTINUE, "y")
+    assert r.finish() == 0, r.transcript()
+    assert state_of(run)["status"] == "completed"
 
 
 def test_storyboard_frames_regenerate_with_feedback_and_no_pick(tmp_path: Path) -> None:
