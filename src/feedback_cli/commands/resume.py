@@ -23,7 +23,7 @@ def resume(
         False, "--retry-failed", help="Try again the items that failed (provider errors); finished ones stay."
     ),
     interactive: bool | None = typer.Option(
-        None, "--interactive/--no-interactive", help="Review between stages [default: as the run started]."
+        None, "--interactive/--no-interactive", help="Review between stages [default: as the run last ran; recorded]."
     ),
     use_current_settings: bool = typer.Option(
         False,
