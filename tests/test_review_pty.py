@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from feedback_cli.ui.review import Option, QuestionaryReviewer
 from feedback_cli.workflow.review import Candidate, ReviewRequest
 from tests.conftest import EXAMPLE, only_run, read_json
+from tests.test_picks import assert_one_pick_per_group
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\a]*\a|\r")
 CONTINUE = "Continue to next stage? (y/n)"
@@ -181,7 +183,8 @@ def test_regenerate_images_with_feedback(tmp_path: Path) -> None:
     assert rounds == [1, 2]
     assert len(images["items"]) == 6
     assert all((run / i["artifact"]["path"]).is_file() for i in images["items"])
-    assert images["outputs"]["best_key"] in {i["key"] for i in images["items"] if i["extra"]["round"] == 2}
+    # one pick, the best of both rounds, and the stage's scores are that pick's (summary and trace alike)
+    assert_one_pick_per_group(run, "weighted", storyboard=False)
     assert [it["human_feedback"] for it in images["iterations"] if it["human_feedback"]] == [feedback]
     trace = read_json(run / "workflow_trace.json")
     regenerate = [r for r in trace["reviews"] if r["action"] == "regenerate"]
@@ -209,12 +212,43 @@ def test_regenerate_videos_with_feedback(tmp_path: Path) -> None:
     assert len(videos["items"]) == 4
     second = [i for i in videos["items"] if i["extra"]["round"] == 2]
     assert len(second) == 2 and all(feedback in i["extra"]["prompt"] for i in second)
-    assert videos["outputs"]["best_video"] in {i["artifact"]["path"] for i in second}
+    assert_one_pick_per_group(run, "weighted", storyboard=False)
     assert [(r["stage"], r["action"], r["feedback"]) for r in state["reviews"]][1] == (
         "video_generation",
         "regenerate",
         feedback,
     )
+
+
+def test_storyboard_regenerate_videos_keeps_one_pick_per_clip(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    feedback = "slower camera"
+    s = Session(run_args(out, "--storyboard", "--clips", "2", "--seed", "2"))
+    s.answer(CONTINUE, "y")  # images
+    s.expect("Review: Storyboard")
+    s.answer(CONTINUE, "y")
+    s.expect("Review: Video generation")
+    s.answer(CONTINUE, "n")
+    s.answer(REGEN_VIDEOS, "y")
+    s.expect(FEEDBACK_QUESTION)
+    s.send(feedback + "\r")
+    s.expect("Review: Video generation")
+    s.expect("(round 2)")
+    s.answer(CONTINUE, "y")
+    assert s.finish() == 0, s.transcript()
+    run = only_run(out)
+    trace = read_json(run / "workflow_trace.json")
+    videos = stage(trace, "video_generation")
+    assert len(videos["items"]) == 8 and {i["extra"]["round"] for i in videos["items"]} == {1, 2}
+    summary = read_json(run / "workflow_summary.json")
+    assert len(summary["best_videos"]) == 2
+    assert [p.split("/")[-1][:7] for p in summary["best_videos"]] == ["clip_01", "clip_02"]
+    assert_one_pick_per_group(run, "weighted", storyboard=True)
+    # the second review listed both rounds (a Round column) and marked exactly one pick per clip
+    second_review = s.transcript().rsplit("(round 2)", 1)[-1].split(CONTINUE, 1)[0]
+    assert "Round" in second_review
+    marked = [line for line in second_review.splitlines() if re.search(r"│\s*\*\s*│", line)]
+    assert len(marked) == 2, second_review
 
 
 def test_stop_at_review_then_resume_at_that_review(tmp_path: Path) -> None:
@@ -258,6 +292,28 @@ def test_ctrl_c_at_a_prompt_stops_resumably(tmp_path: Path) -> None:
     assert "stopped at the review of image_generation" in s.transcript()
     state = state_of(run)
     assert state["status"] == "stopped" and state["reviews"][-1]["action"] == "stop"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_at_a_review_question_saves_and_resumes_at_that_review(tmp_path: Path, signum: int) -> None:
+    out = tmp_path / "runs"
+    s = Session(run_args(out))
+    s.expect(CONTINUE)
+    s.child.kill(signum)  # the question waits on another thread: the stop must not wait for its answer
+    assert s.finish() == 128 + signum, s.transcript()
+    run = only_run(out)
+    text = ANSI.sub("", "".join(s.raw)).replace("\n", "")  # transcript() repeats the last chunk after finish()
+    assert text.count(f"Resume with: fbloop resume {run}") == 1, text
+    state = state_of(run)
+    assert state["status"] == "interrupted"
+    assert stage(state, "image_generation")["outputs"]["awaiting_review"] is True
+    r = Session(["resume", str(run)])
+    r.expect("Review: Image generation")
+    r.answer(CONTINUE, "y")
+    r.expect("Review: Video generation")
+    r.answer(CONTINUE, "y")
+    assert r.finish() == 0, r.transcript()
+    assert state_of(run)["status"] == "completed"
 
 
 def test_storyboard_frames_regenerate_with_feedback_and_no_pick(tmp_path: Path) -> None:

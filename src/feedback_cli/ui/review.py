@@ -154,6 +154,9 @@ def candidate_table(request: ReviewRequest, base: Path | None = None) -> Table:
     if len(groups) > 1:
         table.add_column("Group")
     table.add_column("Candidate")
+    rounds = len({c.round for c in request.candidates}) > 1
+    if rounds:
+        table.add_column("Round", justify="right")
     for name in scorers:
         table.add_column(name, justify="right")
     table.add_column("Overall", justify="right")
@@ -172,6 +175,8 @@ def candidate_table(request: ReviewRequest, base: Path | None = None) -> Table:
         if len(groups) > 1:
             row.append(escape(candidate.group))
         row.append(escape(candidate.key))
+        if rounds:
+            row.append(str(candidate.round))
         row.extend(_number(candidate.scores.get(name)) for name in scorers)
         row.append(_number(candidate.overall, 2 if rule == "rank" else 1))
         row.append(_money(candidate.cost_usd))

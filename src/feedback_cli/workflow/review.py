@@ -20,6 +20,7 @@ class Candidate(BaseModel):
     latency_s: float | None = None
     error: str | None = None
     group: str = ""
+    round: int = 1  # regenerating adds rounds; every round's candidates stay pickable
 
 
 class ReviewRequest(BaseModel):
