@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from feedback_cli.providers.base import VideoRequest
+from feedback_cli.stages.assemble import join_final_video
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.items import ItemSpec, earlier_pick, run_items, select, write_scores
 from feedback_cli.stages.registry import register
@@ -103,3 +104,5 @@ class VideoGenerationStage(Stage):
         for best in bests:
             for e in best.scores:
                 ctx.record.scores[f"{best.extra.get('group', '')}_{e.scorer}".lstrip("_")] = round(e.normalized, 3)
+        if clip_prompts:  # stage 5's last step: the per-clip picks joined, in order, into final.mp4
+            await join_final_video(ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from rich.console import Console
@@ -9,9 +10,27 @@ from rich.table import Table
 
 from feedback_cli.workflow.report import WorkflowSummary
 
+#: figures a stage keeps among its scores that are counts, not 0-100 scores (the storyboard's clips)
+COUNT_FIGURES = frozenset({"clips"})
+
+
+def score_text(key: str, value: float) -> str:
+    """A count reads as a whole number (clips=2), a score with one decimal (90.0 stays 90.0): the
+    checkpoint stores both as JSON floats, so the figure's name tells them apart."""
+    return str(round(value)) if key in COUNT_FIGURES else f"{value:.1f}"
+
+
+def clip_labels(paths: list[str]) -> list[str]:
+    """`clip N` for each per-clip video: the number in its file name (clip_02_video_03.mp4), else its place."""
+    labels = []
+    for index, path in enumerate(paths, start=1):
+        found = re.match(r"clip_(\d+)", Path(path).name)
+        labels.append(f"clip {int(found.group(1)) if found else index}")
+    return labels
+
 
 def _scores(scores: dict[str, float | None]) -> str:
-    parts = [f"{k}={v:.1f}" for k, v in scores.items() if v is not None]
+    parts = [f"{k}={score_text(k, v)}" for k, v in scores.items() if v is not None]
     return ", ".join(parts[:4]) + (" ..." if len(parts) > 4 else "")
 
 
@@ -40,10 +59,12 @@ def render_summary(console: Console, summary: WorkflowSummary, run_dir: Path) ->
     if summary.best_image:
         console.print(f"best image:   {run_dir / summary.best_image}", markup=False)
     if summary.best_videos:
-        for path in summary.best_videos:
-            console.print(f"best video:   {run_dir / path}", markup=False)
+        for label, path in zip(clip_labels(summary.best_videos), summary.best_videos, strict=True):
+            console.print(f"best video ({label}): {run_dir / path}", markup=False)
     elif summary.best_video:
         console.print(f"best video:   {run_dir / summary.best_video}", markup=False)
+    if summary.final_video:
+        console.print(f"final video:  {run_dir / summary.final_video}", markup=False)
     console.print(f"run folder:   {run_dir}", markup=False)
     console.print(f"summary:      {run_dir / 'workflow_summary.json'}", markup=False)
     console.print(f"total time:   {summary.total_time_s:.1f}s, total cost ${summary.total_cost_usd:.4f}", markup=False)

@@ -49,6 +49,8 @@ class WorkflowSummary(BaseModel):
     best_image: str | None = None
     best_video: str | None = None
     best_videos: list[str] = Field(default_factory=list)
+    #: the storyboard's clips joined in order (stage 5's last step), relative to the run folder
+    final_video: str | None = None
     stages: list[StageSummary]
     files: list[str]
     notices: list[str] = Field(default_factory=list)
@@ -96,6 +98,7 @@ def summarize(state: RunState) -> WorkflowSummary:
         best_image=state.output("best_image"),
         best_video=state.output("best_video") or (best_videos[0] if best_videos else None),
         best_videos=best_videos,
+        final_video=state.output("final_video"),
         stages=stages,
         files=sorted({a.path for a in state.all_artifacts()} | {s for st in stages for s in st.files}),
         notices=state.notices,
