@@ -7,8 +7,8 @@ The flow keeps the original spec's three questions:
    empty), then the stage runs again from it.
 3. no: a menu: pick another candidate (then a list of candidates), stop here (resumable), or go back.
 
-Ctrl-C (or Ctrl-D) at any prompt stops the run at this review; the checkpoint keeps it, and `fbloop
-resume` comes back to the same review. This runs on a worker thread (the engine waits for it), so it
+Ctrl-C (or Ctrl-D) at any prompt interrupts the run as Ctrl-C during a stage does (exit 130); the checkpoint
+keeps it, and `fbloop resume` comes back to the same review. "Stop here" in the menu stops it (exit 0). This runs on a worker thread (the engine waits for it), so it
 never touches the event loop.
 """
 
@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from feedback_cli.errors import Interrupted
 from feedback_cli.workflow.models import ReviewDecision
 from feedback_cli.workflow.review import Candidate, ReviewRequest
 
@@ -285,7 +286,8 @@ class QuestionaryReviewer:
         try:
             decision = self.ask(request)
         except StopReview:
-            decision = ReviewDecision(stage=request.stage, action="stop", feedback=None)
+            # Ctrl-C here is Ctrl-C during the run (exit 130, resumable at this review); "stop" is the menu's
+            raise Interrupted(f"interrupted at the review of {request.stage}") from None
         self.console.print(f"review: {describe(decision)}", markup=False)
         return decision
 

@@ -170,7 +170,7 @@ class Orchestrator:
         except RunStopped:
             state.status = "stopped"
             raise
-        except (asyncio.CancelledError, KeyboardInterrupt):
+        except (asyncio.CancelledError, KeyboardInterrupt, Interrupted):  # Interrupted: Ctrl-C at a review
             state.status = "interrupted"
             for record in state.stages:
                 if record.status == "running":
