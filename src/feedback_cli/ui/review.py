@@ -8,8 +8,8 @@ The flow keeps the original spec's three questions:
 3. no: a menu: pick another candidate (then a list of candidates), stop here (resumable), or go back.
 
 Ctrl-C (or Ctrl-D) at any prompt interrupts the run as Ctrl-C during a stage does (exit 130); the checkpoint
-keeps it, and `fbloop resume` comes back to the same review. "Stop here" in the menu stops it (exit 0). This runs on a worker thread (the engine waits for it), so it
-never touches the event loop.
+keeps it, and `fbloop resume` comes back to the same review. "Stop here" in the menu stops it (exit 0).
+This runs on a worker thread (the engine waits for it), so it never touches the event loop.
 """
 
 from __future__ import annotations
