@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.registry import register
-from feedback_cli.workflow.assemble import assemble_picks, describe
+from feedback_cli.workflow.assemble import assemble_picks, describe, forget_final_video
 
 #: `state.given` key of the clip files `fbloop stage assemble` copied into the run's input/ (in order)
 GIVEN_CLIPS = "clip_videos"
@@ -20,7 +20,10 @@ GIVEN_CLIPS = "clip_videos"
 
 async def join_final_video(ctx: StageContext) -> None:
     """Join the stage's current per-clip picks (`best_videos`) into its final.mp4 and announce it."""
+    if forget_final_video(ctx.record):  # an earlier round's film: unrecorded before it is replaced
+        await ctx.checkpoint()
     assembly = await asyncio.to_thread(assemble_picks, ctx.folder, ctx.record)
+    await ctx.checkpoint()
     ctx.emit(
         "final_video",
         describe(assembly),

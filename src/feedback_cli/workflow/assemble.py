@@ -170,6 +170,19 @@ def join_clips(clips: list[Path], labels: list[str] | None = None) -> tuple[byte
     return data, assembly
 
 
+def forget_final_video(record: StageRecord) -> bool:
+    """Drop the record's final video (outputs and artifact) before it is rebuilt; True if there was one.
+
+    The caller checkpoints in between when this returns True: a crash while the new file is written must
+    not leave a checkpoint whose recorded sha256 no longer matches the file (resume would refuse it)."""
+    relative = f"{record.folder}/{FINAL_VIDEO_NAME}"
+    had = any(a.path == relative for a in record.artifacts) or "final_video" in record.outputs
+    record.artifacts = [a for a in record.artifacts if a.path != relative]
+    record.outputs.pop("final_video", None)
+    record.outputs.pop("assembly", None)
+    return had
+
+
 def assemble_picks(folder: RunFolder, record: StageRecord, clip_key: str = "best_videos") -> Assembly:
     """Join the record's current per-clip picks into `{stage folder}/final.mp4` and record it.
 
@@ -177,13 +190,12 @@ def assemble_picks(folder: RunFolder, record: StageRecord, clip_key: str = "best
     goes on (a human pick or a regenerated round at review): the file always shows the current picks.
     The clips are only read; a failed join leaves no final video recorded (never a stale one)."""
     paths = [p for p in record.outputs.get(clip_key) or [] if isinstance(p, str)]
-    record.outputs.pop("final_video", None)
-    record.outputs.pop("assembly", None)
+    forget_final_video(record)
     data, assembly = join_clips([folder.path(p) for p in paths], labels=paths)
     relative = f"{record.folder}/{FINAL_VIDEO_NAME}"
     artifact = folder.write_bytes(relative, data, "video")
     assembly.path = relative
-    record.artifacts = [a for a in record.artifacts if a.path != relative] + [artifact]
+    record.artifacts.append(artifact)
     record.outputs["final_video"] = relative
     record.outputs["assembly"] = assembly.model_dump(mode="json")
     return assembly

@@ -20,7 +20,7 @@ from feedback_cli.errors import BudgetError, FbloopError, Interrupted, StageFail
 from feedback_cli.stages.base import StageContext
 from feedback_cli.stages.registry import get as get_stage
 from feedback_cli.workflow import checkpoint
-from feedback_cli.workflow.assemble import assemble_picks, describe
+from feedback_cli.workflow.assemble import assemble_picks, describe, forget_final_video
 from feedback_cli.workflow.events import EventBus
 from feedback_cli.workflow.files import sha256_file
 from feedback_cli.workflow.ledger import CostLedger
@@ -355,7 +355,9 @@ class Orchestrator:
                 before = list(record.outputs.get("best_videos") or [])
                 self._apply_pick(record, decision.choice)
                 if "final_video" in record.outputs and record.outputs.get("best_videos") != before:
-                    # the storyboard's joined film follows the human pick
+                    # the storyboard's joined film follows the human pick (unrecorded while it is rewritten)
+                    forget_final_video(record)
+                    await self.save()
                     assembly = await asyncio.to_thread(assemble_picks, self.folder, record)
                     self.emit("final_video", describe(assembly), stage=record.name, path=assembly.path)
             record.outputs.pop("awaiting_review", None)
