@@ -275,6 +275,20 @@ def test_ctrl_c_at_a_prompt_exits_130_and_resumes_at_that_review(tmp_path: Path)
     assert r.finish() == 130, r.transcript()
 
 
+def test_ctrl_c_while_the_review_is_being_shown_exits_130(tmp_path: Path) -> None:
+    """Ctrl-C typed as the review appears, before its question reads the keyboard, reaches the engine as
+    SIGINT: the question that then comes up is ended too, instead of waiting for an answer."""
+    out = tmp_path / "runs"
+    s = Session(run_args(out), timeout=60)
+    s.expect("Review: Image generation")
+    s.send("\x03")
+    assert s.finish() == 130, s.transcript()
+    text = s.transcript()
+    assert text.count("interrupted; checkpoint saved") == 1, text
+    state = state_of(only_run(out))
+    assert state["status"] == "interrupted" and state["reviews"] == []
+
+
 def test_storyboard_frames_regenerate_with_feedback_and_no_pick(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     feedback = "make the last frame darker"

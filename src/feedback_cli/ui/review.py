@@ -18,6 +18,7 @@ import base64
 import io
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,11 +70,27 @@ def _terminal_stream() -> TextIO:
     return sys.stderr
 
 
+def _quit(app: Any) -> None:
+    """End a running prompt_toolkit question as if Ctrl-C was pressed (in the question's own loop)."""
+    if app.is_running and app.future is not None and not app.future.done():
+        app.exit(exception=KeyboardInterrupt())
+
+
 class QuestionaryPrompter:
     """Questionary prompts on the terminal stream; Ctrl-C and Ctrl-D raise StopReview."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or _terminal_stream()
+        self._cancelled = threading.Event()
+        self._app: Any = None  # the question on screen
+
+    def cancel(self) -> None:
+        """From another thread (Ctrl-C reached the engine first): end the question on screen, and any
+        later one, as Ctrl-C at the prompt would; otherwise the process would wait for an answer."""
+        self._cancelled.set()
+        app = self._app
+        if app is not None and app.is_running and app.loop is not None:
+            app.loop.call_soon_threadsafe(_quit, app)
 
     def _output(self) -> Any:
         from prompt_toolkit.output import create_output
@@ -81,10 +98,21 @@ class QuestionaryPrompter:
         return create_output(stdout=self.stream)
 
     def _ask(self, question: Any) -> Any:
+        if self._cancelled.is_set():
+            raise StopReview
+        app = question.application
+        self._app = app
+
+        def cancelled_meanwhile() -> None:  # runs once the question is up: closes the gap cancel() may miss
+            if self._cancelled.is_set():
+                _quit(app)
+
         try:
-            answer = question.unsafe_ask()
+            answer = app.run(pre_run=cancelled_meanwhile)  # what question.unsafe_ask() does, plus the hook
         except (KeyboardInterrupt, EOFError):
             raise StopReview from None
+        finally:
+            self._app = None
         if answer is None:
             raise StopReview
         return answer
@@ -244,6 +272,12 @@ class QuestionaryReviewer:
         self.console = console or Console(file=stream, highlight=False, no_color="NO_COLOR" in os.environ)
         self.prompter: Prompter = prompter or QuestionaryPrompter(stream)
         self.inline = _inline_protocol() if inline_images is None else ("iterm" if inline_images else None)
+
+    def cancel(self) -> None:
+        """The run was interrupted while this review is on screen: end its questions (see the engine)."""
+        cancel = getattr(self.prompter, "cancel", None)
+        if cancel is not None:
+            cancel()
 
     # -- showing -------------------------------------------------------------------------------------
 

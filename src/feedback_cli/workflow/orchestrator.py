@@ -332,7 +332,15 @@ class Orchestrator:
         while True:
             request = self.review_request(record)
             self.emit("review", f"review of {record.name}", stage=record.name)
-            decision: ReviewDecision = await asyncio.to_thread(self.reviewer.review, request)
+            try:
+                decision: ReviewDecision = await asyncio.to_thread(self.reviewer.review, request)
+            except asyncio.CancelledError:
+                # Ctrl-C reached the run while the review is on screen: end its question too (an optional
+                # `cancel` of the reviewer), or leaving would wait for the worker thread's answer
+                cancel = getattr(self.reviewer, "cancel", None)
+                if cancel is not None:
+                    cancel()
+                raise
             decision.stage = record.name
             self.state.reviews.append(decision)
             self.emit(
