@@ -210,9 +210,8 @@ def test_json_is_the_data_and_nothing_else(runs: Runs) -> None:
     assert {c["group"] for c in videos["candidates"]} == {"clip_01"}
     assert [c["path"] for c in videos["candidates"] if c["winner"]] == summary["best_videos"]
     assert data["final_video"] == summary["final_video"] == "stage_5_video_generation/final.mp4"
-    assert data["final_video_join"]["frames"] == 12 and data["final_video_join"]["clips"][0]["path"] == (
-        summary["best_videos"][0]
-    )
+    assert data["final_video_join"]["frames"] == 12
+    assert data["final_video_join"]["clips"][0]["path"] == summary["best_videos"][0]
 
 
 def test_failed_and_interrupted_runs_inspect_with_missing_files(runs: Runs) -> None:

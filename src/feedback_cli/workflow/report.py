@@ -101,9 +101,7 @@ def summarize(state: RunState) -> WorkflowSummary:
         source_prompt=state.source_prompt,
         final_image_prompt=image_prompt if makes_images else None,
         final_video_prompt=state.output("video_prompt"),
-        motion_prompts=[
-            str(c.get("motion_prompt")) for c in state.output("clip_prompts") or [] if isinstance(c, dict)
-        ],
+        motion_prompts=[str(c.get("motion_prompt")) for c in state.output("clip_prompts") or [] if isinstance(c, dict)],
         best_image=state.output("best_image"),
         best_video=state.output("best_video") or (best_videos[0] if best_videos else None),
         best_videos=best_videos,
