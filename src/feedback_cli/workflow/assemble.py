@@ -236,7 +236,8 @@ def _stream_copy(probes: list[_Probe]) -> bytes:
             with av.open(str(probe.path)) as container:
                 in_stream = container.streams.video[0]
                 if out_stream is None:
-                    out_stream = output.add_stream_from_template(in_stream)
+                    from_template = getattr(output, "add_stream_from_template", None)  # PyAV >= 13
+                    out_stream = from_template(in_stream) if from_template else output.add_stream(template=in_stream)
                     out_stream.time_base = in_stream.time_base
                 in_tb = Fraction(in_stream.time_base)
                 packets = [p for p in container.demux(in_stream) if p.size > 0 and p.pts is not None]
