@@ -55,6 +55,20 @@ def stage(
     if name is StageName.assemble:
         from feedback_cli.commands.assemble import assemble
 
+        given = [
+            flag
+            for flag, value in (
+                ("--prompt-file", prompt_file),
+                ("--image", image),
+                ("--storyboard", storyboard_file),
+                ("--motion-prompts", motion_prompts),
+                ("--num", count),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(f"fbloop stage assemble takes the clip videos or a run folder, not {given[0]}")
+
         raise typer.Exit(assemble(clip_videos or [], output_dir=output_dir, verbose=verbose))
     if clip_videos:
         raise UsageError(f"fbloop stage {name.value} takes no file arguments (got {clip_videos[0]}); see --help")
