@@ -42,6 +42,11 @@ def run(
     scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
     max_cost: float | None = typer.Option(None, "--max-cost", help="Stop before a call would pass this USD total."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and its cost range; call and write nothing."),
+    max_rounds_image: int = typer.Option(3, "--max-rounds-image", help="Image rounds (generate, check, revise)."),
+    max_rounds_video: int = typer.Option(1, "--max-rounds-video", help="Video rounds (1: no revision)."),
+    target_image: float = typer.Option(85.0, "--target-image", help="Overall image score that ends the rounds."),
+    target_video: float = typer.Option(85.0, "--target-video", help="Overall video score that ends the rounds."),
+    patience: int = typer.Option(1, "--patience", help="Stop after this many rounds without a better pick."),
     break_lock: bool = typer.Option(
         False, "--break-lock", help="With --resume: take a lock left on a filesystem that cannot lock."
     ),
@@ -87,6 +92,7 @@ def run(
         clips,
         max_cost,
     )
+    check_rounds(max_rounds_image, max_rounds_video, target_image, target_video, patience)
     settings = load_settings(scorers=scorers, backend=backend.value if backend else None, max_cost=max_cost)
 
     from feedback_cli.providers.registry import resolve_backend
@@ -128,6 +134,11 @@ def run(
         seed=seed if seed is not None else _random_seed(),
         verbose=verbose,
         max_cost=settings.max_cost,
+        max_rounds_image=max_rounds_image,
+        max_rounds_video=max_rounds_video,
+        target_image=target_image,
+        target_video=target_video,
+        patience=patience,
     )
     if dry_run:
         from feedback_cli.ui.plan_view import render_plan
@@ -180,3 +191,15 @@ def _check_ranges(
             raise InputError(f"{flag} must be between 0 and 100, got {fvalue}")
     if max_cost is not None and not max_cost >= 0:
         raise InputError(f"--max-cost must be 0 or more, got {max_cost}")
+
+
+def check_rounds(rounds_image: int, rounds_video: int, target_image: float, target_video: float, patience: int) -> None:
+    """The rounds flags (run and stage): one line naming the flag that is out of range."""
+    for flag, value in (("--max-rounds-image", rounds_image), ("--max-rounds-video", rounds_video)):
+        if not 1 <= value <= 20:
+            raise InputError(f"{flag} must be between 1 and 20, got {value}")
+    if not 1 <= patience <= 20:
+        raise InputError(f"--patience must be between 1 and 20, got {patience}")
+    for flag, fvalue in (("--target-image", target_image), ("--target-video", target_video)):
+        if not 0.0 <= fvalue <= 100.0 or fvalue != fvalue:
+            raise InputError(f"{flag} must be between 0 and 100, got {fvalue}")

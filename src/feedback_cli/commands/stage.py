@@ -50,6 +50,11 @@ def stage(
         Path("output"), "--output-dir", help="Root; the run goes in DIR/{stage}/{timestamp}/."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
+    max_rounds_image: int = typer.Option(3, "--max-rounds-image", help="image-generation: rounds."),
+    max_rounds_video: int = typer.Option(1, "--max-rounds-video", help="video-generation: rounds."),
+    target_image: float = typer.Option(85.0, "--target-image", help="image-generation: score that ends the rounds."),
+    target_video: float = typer.Option(85.0, "--target-video", help="video-generation: score that ends the rounds."),
+    patience: int = typer.Option(1, "--patience", help="Stop after this many rounds without a better pick."),
 ) -> None:
     """Run one stage on its own from files."""
     if name is StageName.assemble:
@@ -72,7 +77,7 @@ def stage(
         raise typer.Exit(assemble(clip_videos or [], output_dir=output_dir, verbose=verbose))
     if clip_videos:
         raise UsageError(f"fbloop stage {name.value} takes no file arguments (got {clip_videos[0]}); see --help")
-    from feedback_cli.commands.run import _check_ranges
+    from feedback_cli.commands.run import _check_ranges, check_rounds
     from feedback_cli.config import load_settings
     from feedback_cli.providers.registry import resolve_backend
     from feedback_cli.ui.session import drive
@@ -85,6 +90,7 @@ def stage(
     _check_ranges(1, 1, 1, 1, threshold, threshold, clips, None)  # the flags stage shares with run
     if count is not None and not 1 <= count <= 64:
         raise InputError(f"--num must be between 1 and 64, got {count}")
+    check_rounds(max_rounds_image, max_rounds_video, target_image, target_video, patience)
     settings = load_settings(scorers=scorers, backend=backend.value if backend else None)
     stage_key = name.value.replace("-", "_")
     text, prompt_image = "", None
@@ -127,6 +133,11 @@ def stage(
         verbose=verbose,
         prompt_file=str(prompt_file) if prompt_file else None,
         input_image=str(image) if image else None,
+        max_rounds_image=max_rounds_image,
+        max_rounds_video=max_rounds_video,
+        target_image=target_image,
+        target_video=target_video,
+        patience=patience,
     )
 
     def prepare(folder: Any, state: Any) -> None:

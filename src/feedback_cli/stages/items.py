@@ -232,6 +232,11 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
                         model_id=scorer.model_id,
                     )
                 )
+    for scorer in scorers.values():  # the element check keeps every answer, not only its mean (rounds)
+        found = getattr(scorer, "check_for", None)
+        check = found(path) if found is not None else None
+        if check is not None:
+            item.extra["elements"] = check.model_dump(mode="json")
     item.scores = entries
     item.extra["scored"] = True
     ctx.emit("item_scored", item.key, key=item.key, scores={e.scorer: round(e.normalized, 2) for e in entries})
