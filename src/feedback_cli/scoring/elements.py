@@ -244,6 +244,8 @@ class _ElementsBase:
 
     def check_file(self, path: Path, prompt: str) -> ElementCheck:
         questions = self.questions_for(prompt)
+        if not questions.questions:  # nothing to check is not a score of 0: the scorer is left out
+            raise ScorerUnavailable(f"elements: no element questions for this prompt ({questions.model})")
         with tempfile.TemporaryDirectory(prefix="fbloop-elements-") as work:
             if self._asker is not None:
                 ask = self._asker.answers(Path(path), self.kind, Path(work))

@@ -165,11 +165,12 @@ def stop_reason(rounds: Sequence[dict[str, Any]], rules: RoundRules, has_questio
 
 async def run_rounds(ctx: StageContext, rules: RoundRules, base_prompt: str, source: str) -> ItemRecord:
     """Run (or resume) the stage's rounds and return the pick across all of them."""
-    scorer = elements_scorer(ctx, rules.kind)
     questions = await ensure_questions(ctx, rules.kind, source)
+    # no question, no element check: the stage is best of N (the trace says so), scored as before rounds
+    scorer = elements_scorer(ctx, rules.kind) if questions.questions else None
     if scorer is not None:
         scorer.bind(questions, answerer="offline" if ctx.services.backend == "offline" else "vqa")
-    else:
+    elif questions.questions:
         ctx.emit("notice", "the element check cannot run: rounds revise without failed questions")
     rounds = _rounds(ctx, rules.scope)
     if not rounds:
