@@ -182,9 +182,12 @@ async def run_rounds(ctx: StageContext, rules: RoundRules, base_prompt: str, sou
         made = sum(1 for r in rounds if r.get("feedback_round"))
         if made < max(asked, 1):
             await _revise(ctx, rules, rounds, questions, source, human_feedback=ctx.human_feedback)
+    for earlier in rounds[:-1]:  # `--retry-failed` made some of an earlier round's items pending again
+        if _unfinished(ctx, rules, earlier):
+            await _run_round(ctx, rules, earlier)
     while True:
         current = rounds[-1]
-        if current["status"] != "done":
+        if current["status"] != "done" or _unfinished(ctx, rules, current):
             await _run_round(ctx, rules, current)
         reason = stop_reason(rounds, rules, bool(questions.questions))
         if reason is None:
@@ -204,6 +207,11 @@ async def run_rounds(ctx: StageContext, rules: RoundRules, base_prompt: str, sou
     this_round = [i for i in pool if int(i.extra["round"]) == last_round]
     earlier = earlier_rounds(ctx.record, rules.group, last_round)
     return select(ctx, rules.kind, this_round, earlier=earlier)
+
+
+def _unfinished(ctx: StageContext, rules: RoundRules, current: dict[str, Any]) -> bool:
+    keys = {spec.key for spec in rules.specs(int(current["round"]), current["prompt"])}
+    return any(i.key in keys and i.status in ("pending", "submitted") for i in ctx.record.items)
 
 
 async def _run_round(ctx: StageContext, rules: RoundRules, current: dict[str, Any]) -> None:
