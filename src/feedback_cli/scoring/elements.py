@@ -24,7 +24,7 @@ import math
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from PIL import Image
@@ -174,7 +174,7 @@ class _VQAAsker:
         self.vqa = VQAScoreScorer(settings)  # raises ScorerUnavailable when it cannot run
 
     @property
-    def usage(self) -> list[dict[str, int]]:
+    def usage(self) -> list[dict[str, Any]]:
         return self.vqa.usage
 
     def answers(self, path: Path, kind: str, work: Path) -> Callable[[Question], tuple[float | None, str]]:
@@ -232,8 +232,18 @@ class _ElementsBase:
         return "elements:offline-pixels"
 
     @property
-    def usage(self) -> list[dict[str, int]]:
+    def usage(self) -> list[dict[str, Any]]:
         return self._asker.usage if self._asker is not None else []
+
+    def take_usage(self) -> list[dict[str, Any]]:
+        """The element check's VQA calls since the last take, for the engine to book in the ledger."""
+        if self._asker is None:
+            return []
+        take = getattr(self._asker.vqa, "take_usage", None)
+        if take is not None:
+            return list(take())
+        taken, self._asker.vqa.usage = self._asker.vqa.usage, []
+        return [{"model": self.settings.vqa_model, **u} for u in taken]
 
     def questions_for(self, prompt: str) -> QuestionSet:
         if self.questions is not None:

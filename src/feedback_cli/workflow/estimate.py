@@ -12,11 +12,10 @@ from pydantic import BaseModel, Field
 from feedback_cli.config import Settings
 from feedback_cli.providers.prices import load_prices
 from feedback_cli.providers.registry import BACKENDS, load_agents, load_media
-from feedback_cli.stages.rounds import VQA_PROMPT_TOKENS
 from feedback_cli.stages.registry import get as get_stage
+from feedback_cli.stages.rounds import VQA_PROMPT_TOKENS
 from feedback_cli.workflow.models import RunOptions
 from feedback_cli.workflow.plan import stages_for
-
 
 #: element questions per prompt assumed by the estimate (DSG prompts have 5-15; they are made at run time)
 TYPICAL_QUESTIONS = 8
