@@ -59,9 +59,10 @@ def test_cloud_run_reports_every_real_scorer(
     assert result.exit_code == 0, result.stderr
     run = only_run(out)
     images = read_json(run / "stage_2_image_generation" / "scores.json")
-    assert {name: s["status"] for name, s in images["scorers"].items()} == dict.fromkeys(IMAGE, "ok")
+    # the rounds' element check (issue 13) joins the named scorers
+    assert {name: s["status"] for name, s in images["scorers"].items()} == dict.fromkeys([*IMAGE, "elements"], "ok")
     for candidate in images["groups"]["all"]["candidates"]:
-        assert set(candidate["scores"]) == set(IMAGE)
+        assert set(candidate["scores"]) == {*IMAGE, "elements"}
         assert candidate["scores"]["vqascore"]["raw"] == pytest.approx(0.8, abs=0.02)
         assert candidate["scores"]["clip-score"]["model_id"] == str(tiny_models.clip_l)
         assert candidate["overall"] is not None
