@@ -150,5 +150,8 @@ def _render(report: Report) -> None:
         if not f.scores:
             table.add_row(Text(f.path.name), "-", "-", "-", "-")
     console.print(table)
+    notes = {(key, note) for f in report.files for key, s in f.scores.items() for note in s.notes}
+    for key, note in sorted(notes):
+        console.print(Text.assemble((key, "cyan"), f": {note}"))
     for name, exc in report.errors.items():
         console.print(Text.assemble((name, "yellow"), f" not scored: {_reason(name, exc)}"))
