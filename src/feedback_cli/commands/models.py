@@ -1,4 +1,4 @@
-"""`fbloop models list` and `fbloop models download [SCORER...]`: the scorers' checkpoints (scorers.md §I.6).
+"""`fbloop models list` and `fbloop models download [SCORER...]`: the scorers' checkpoints (docs/scorers.md §I.6).
 
 `list` shows every checkpoint each real scorer needs with these settings, its approximate size and whether it is
 already here (Hugging Face cache, fbloop's weights folder, a local path). `download` fetches what is missing:

@@ -1,6 +1,6 @@
 """What each real scorer needs on disk (or installed), and whether it is there. No torch import here.
 
-Used by `fbloop models list/download` and by `preflight`. Checkpoints per scorer (scorers.md §I.6 table):
+Used by `fbloop models list/download` and by `preflight`. Checkpoints per scorer (docs/scorers.md §I.6 table):
 
 | scorer | needs |
 |---|---|

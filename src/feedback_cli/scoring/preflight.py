@@ -1,4 +1,4 @@
-"""Checks that run before any paid call: can every chosen scorer run here? (scorers.md §I.6 for what each needs.)
+"""Checks that run before any paid call: can every chosen scorer run here? (docs/scorers.md §I.6 for what each needs.)
 
 `preflight(names, settings)` raises ScorerUnavailable for the first scorer that cannot run, with a hint such as
 `fbloop models download NAME`; `problems(names, settings)` returns all of them by scorer name so the engine can
