@@ -66,7 +66,7 @@ def check(name: str, settings: Settings) -> ScorerUnavailable | None:
             hint = (
                 "pip install pyiqa, or FBLOOP_VBENCH_PYTHON=<python of a VBench env> for the official backend"
                 if req.ref == "pyiqa"
-                else f"pip install {req.ref}"
+                else f"pip install {req.pip_name}"
             )
             return ScorerUnavailable(f"{name}: the {req.ref} package is not installed", hint=hint)
         elif req.kind == "official":
