@@ -189,7 +189,7 @@ class _VQAAsker:
 
         def ask(q: Question) -> tuple[float | None, str]:
             value = self.vqa._score_one(image, q.question, text=prefix + q.question + VQA_SUFFIX)
-            return float(getattr(value, "raw", value)), "; ".join(getattr(value, "notes", ()) or ())
+            return float(value.raw), "; ".join(value.notes)
 
         return ask
 
