@@ -53,6 +53,8 @@ def test_cloud_run_reports_every_real_scorer(
         "2",
         "--num-video-attempts",
         "2",
+        "--max-rounds-image",
+        "1",
         "--output-dir",
         out,
     )
@@ -74,7 +76,12 @@ def test_cloud_run_reports_every_real_scorer(
     assert {f"best_{n}" for n in IMAGE} <= set(image_scores)
     video_scores = next(s for s in summary["stages"] if s["name"] == "video_generation")["scores"]
     assert {f"all_{n}" for n in VIDEO} <= set(video_scores)
-    vqa_requests = [r for r in fake_provider_env.requests_for("chat") if r.body.get("logprobs")]
+    # vqascore's own question (the element check asks its questions through the same call)
+    vqa_requests = [
+        r
+        for r in fake_provider_env.requests_for("chat")
+        if r.body.get("logprobs") and "Does this figure show" in str(r.body["messages"])
+    ]
     assert len(vqa_requests) == 2 and vqa_requests[0].body["model"] == "gpt-4.1"
 
 
