@@ -516,3 +516,13 @@ def test_cloud_revision_critic_sees_images_and_failures_writer_gets_memory(fake_
     assert "Round 2 (best score 61)" in writer_text  # this round joins the memory
     assert reply.usage.prompt_tokens > 0 and reply.request["critic"]["role"] == "round critic"
     assert "best.png" not in json.dumps(request.model_dump())  # the image path is not stored
+
+
+def test_no_questions_is_no_score_not_zero(tmp_path: Path) -> None:
+    from feedback_cli.errors import ScorerUnavailable
+
+    path = tmp_path / "fox.png"
+    draw_image("a red fox in the snow", 0, SIZE).save(path)
+    scorer = ElementsScorer(Settings(backend="offline"))
+    with pytest.raises(ScorerUnavailable, match="no element questions"):
+        scorer.score([path], "a red fox in the snow")

@@ -217,6 +217,7 @@ def _unfinished(ctx: StageContext, rules: RoundRules, current: dict[str, Any]) -
 async def _run_round(ctx: StageContext, rules: RoundRules, current: dict[str, Any]) -> None:
     number = int(current["round"])
     ctx.emit("notice", f"{rules.kind} round {number}: {current['prompt']}")
+    started = time.perf_counter()
     records = await run_items(ctx, rules.specs(number, current["prompt"]), current["prompt"])
     earlier = earlier_rounds(ctx.record, rules.group, number)
     best = select(ctx, rules.kind, records, earlier=earlier)
@@ -234,6 +235,8 @@ async def _run_round(ctx: StageContext, rules: RoundRules, current: dict[str, An
         failed=_failed_texts(round_best),
         best_so_far_key=best.key,
         best_so_far_overall=best.overall,
+        # this session's time on the round's items (a resumed round counts the part after the resume)
+        wall_s=round(time.perf_counter() - started, 3),
     )
     ctx.emit(
         "notice",
