@@ -23,7 +23,6 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from feedback_cli.app import app
-from feedback_cli.ui.console import CountColumn, EventRenderer, print_table, scores_line, table_fits
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.events import EventBus
 from feedback_cli.workflow.runfolder import RunFolder
@@ -130,6 +129,14 @@ def test_output_redirected_to_a_file_is_unwrapped(tmp_path: Path) -> None:
     for path in paths.values():
         assert Path(path).exists(), path
     assert "\x1b[" not in stdout  # plain text in a file
+    run = only_run(out_dir)
+    summary = read_json(run / "workflow_summary.json")
+    lines = stdout.splitlines()
+    assert f"image prompt: {summary['final_image_prompt']}" in lines
+    for number, prompt in enumerate(summary["motion_prompts"], start=1):
+        assert len(prompt) > 80 and f"motion prompt (clip {number}): {prompt}" in lines  # one line, not folded
+    stderr = (tmp_path / "e").read_text()
+    assert f"-> {run}" in stderr
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -181,6 +188,8 @@ def test_dry_run_shows_every_model_name_whole(tmp_path: Path, width: int) -> Non
 def test_stacking_is_decided_by_what_would_be_cut() -> None:
     from rich.table import Table
 
+    from feedback_cli.ui.console import print_table, table_fits
+
     table = Table(title="t")
     table.add_column("Name")
     table.add_column("Path", no_wrap=True)
@@ -197,7 +206,9 @@ def test_stacking_is_decided_by_what_would_be_cut() -> None:
 # --- progress -----------------------------------------------------------------------------------------
 
 
-def renderer(verbose: bool = False) -> tuple[EventRenderer, EventBus, Console]:
+def renderer(verbose: bool = False) -> tuple[Any, EventBus, Console]:
+    from feedback_cli.ui.console import EventRenderer
+
     console = Console(file=io.StringIO(), width=100, force_terminal=True, color_system=None)
     r = EventRenderer(console, verbose)
     r.live = True
@@ -206,7 +217,9 @@ def renderer(verbose: bool = False) -> tuple[EventRenderer, EventBus, Console]:
     return r, bus, console
 
 
-def shown(r: EventRenderer) -> tuple[str, str]:
+def shown(r: Any) -> tuple[str, str]:
+    from feedback_cli.ui.console import CountColumn
+
     assert r.progress is not None
     task = r.progress.tasks[0]
     return task.description, CountColumn().render(task).plain
@@ -237,6 +250,8 @@ def test_live_display_counts_iterations_and_scoring() -> None:
 
 
 def test_verbose_scores_are_aligned_text() -> None:
+    from feedback_cli.ui.console import scores_line
+
     r, bus, console = renderer(verbose=True)
     bus.emit("stage_started", number=2, title="Image generation")
     bus.emit("item_scored", key="image_01", scores={"clip": 91.234, "aesthetic": 5.0})
