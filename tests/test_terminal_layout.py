@@ -523,3 +523,21 @@ def test_html_report_has_frames_options_seeds_and_calls(runs: Runs, tmp_path: Pa
     assert data["calls"] and calls.count("<tr>") >= len(data["calls"]) + 1
     for call in data["calls"][:3]:
         assert call["what"] in calls
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 160])
+def test_inspect_never_cuts_a_cell_at_any_width(runs: Runs, width: int) -> None:
+    """Run B skipped its storyboard: a long status next to long scores, where Rich's own fitting cut the
+    scores to `best_sharpness=100.…` at 80 columns."""
+    env = {**TERMINAL, "COLUMNS": str(width)}
+    data = json.loads(invoke("inspect", runs.b, "--json").stdout)
+    for args in ((runs.b,), (runs.a, "--compare", runs.b), ("--output-dir", runs.out)):
+        result = invoke("inspect", *args, env=env)
+        assert result.exit_code == 0, result.output
+        text = plain(result.stdout)
+        assert "…" not in text, text
+    text = plain(invoke("inspect", runs.b, env=env).stdout)
+    flat = " ".join(text.split())
+    for stage in data["stages"]:
+        for key, value in stage["scores"].items():
+            assert f"{key}={round(value) if key == 'clips' else f'{value:.1f}'}" in flat

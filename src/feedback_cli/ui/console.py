@@ -10,6 +10,7 @@ given a width no line reaches, so each line is written whole and tables take the
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from typing import Any
@@ -78,35 +79,75 @@ def _cell_text(console: Console, cell: RenderableType) -> Text:
     return Text(str(cell))
 
 
-def _column_minimum(console: Console, table: Table, index: int) -> int:
-    """The narrowest the column can be without cutting a cell: its longest word, or its longest line when
-    the column does not wrap."""
+def _column_widths(console: Console, table: Table, index: int) -> tuple[int, int]:
+    """(narrowest, natural) width of a column: the narrowest cuts no cell (its longest word, or its longest
+    line when the column does not wrap); the natural one wraps nothing."""
     column = table.columns[index]
-    widest = 0
+    narrowest = natural = 0
     cells = [*list(column.cells), column.header] if table.show_header else list(column.cells)
     for cell in cells:
         for line in _cell_text(console, cell).plain.splitlines() or [""]:
             pieces = [line] if column.no_wrap else line.split()
-            widest = max(widest, *(cell_len(p) for p in pieces), 0)
-    return widest
+            narrowest = max(narrowest, *(cell_len(p) for p in pieces), 0)
+            natural = max(natural, cell_len(line))
+    return narrowest, natural
+
+
+def fit_widths(console: Console, table: Table, width: int | None = None) -> list[int] | None:
+    """Column widths that lay `table` out in `width` columns wrapping text cells at spaces only (each column
+    gets its narrowest width, the room left is shared by what the columns would take more), or None when
+    even the narrowest widths do not fit. Rich's own fitting may cut a cell to `…` where wrapping another
+    column would have done; these widths leave it nothing to cut."""
+    width = console.width if width is None else width
+    _top, right, _bottom, left = Padding.unpack(table.padding)
+    bounds = [_column_widths(console, table, index) for index in range(len(table.columns))]
+    room = width - table._extra_width - (left + right) * len(bounds)  # less the borders and the padding
+    narrowest = sum(low for low, _ in bounds)
+    if narrowest > room:
+        return None
+    wanted = sum(high - low for low, high in bounds)
+    if narrowest + wanted <= room:
+        return [high for _, high in bounds]
+    # the columns that want little more (numbers, short headers) get it first; the rest share what is left
+    widths = [low for low, _ in bounds]
+    spare = room - narrowest
+    order = sorted(range(len(bounds)), key=lambda i: bounds[i][1] - bounds[i][0])
+    while order and bounds[order[0]][1] - bounds[order[0]][0] <= spare // len(order):
+        index = order.pop(0)
+        widths[index] = bounds[index][1]
+        spare -= bounds[index][1] - bounds[index][0]
+    wanted = sum(bounds[i][1] - bounds[i][0] for i in order)
+    for index in order:
+        widths[index] += spare * (bounds[index][1] - bounds[index][0]) // wanted
+    return widths
 
 
 def table_fits(console: Console, table: Table, width: int | None = None) -> bool:
-    """Whether Rich can lay `table` out in `width` columns by wrapping text cells at spaces only."""
-    width = console.width if width is None else width
-    _top, right, _bottom, left = Padding.unpack(table.padding)
-    needed = table._extra_width  # the borders and separators
-    for index in range(len(table.columns)):
-        needed += _column_minimum(console, table, index) + left + right
-    return needed <= width
+    return fit_widths(console, table, width) is not None
+
+
+def _cut_cells(console: Console, table: Table) -> bool:
+    """Whether Rich, printing `table` on `console`, would cut a cell (it marks a cut with `…`)."""
+    probe = Console(file=io.StringIO(), width=console.width, color_system=None, legacy_windows=False)
+    probe.print(table)
+    shown = probe.file.getvalue().count("…")  # type: ignore[attr-defined]
+    own = sum(_cell_text(console, cell).plain.count("…") for column in table.columns for cell in column.cells)
+    own += sum(_cell_text(console, part).plain.count("…") for part in (table.title, table.caption) if part)
+    own += sum(_cell_text(console, column.header).plain.count("…") for column in table.columns)
+    return shown > own
 
 
 def print_table(console: Console, table: Table) -> None:
-    """The table as is when it fits; otherwise stacked: each row a block of `Header: value` lines, so a
-    narrow terminal shows every value whole (never `prompt_s…`)."""
-    if table_fits(console, table):
-        console.print(table)
-        return
+    """The table when it fits (text cells wrapped at spaces); otherwise stacked: each row a block of
+    `Header: value` lines, so a narrow terminal shows every value whole (never `prompt_s…`)."""
+    widths = fit_widths(console, table)
+    if widths is not None:
+        if sum(widths) < sum(_column_widths(console, table, i)[1] for i in range(len(widths))):
+            for column, column_width in zip(table.columns, widths, strict=True):
+                column.width = max(column_width, 1)
+        if not _cut_cells(console, table):
+            console.print(table)
+            return
     for line in stacked_lines(console, table):
         console.print(line, soft_wrap=True)
 
