@@ -203,6 +203,7 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
         if isinstance(scorer, ScorerUnavailable):
             _note_once(ctx, f"scorer {name} unavailable: {scorer.line()}")
             continue
+        ctx.emit("item_scoring", f"{item.key}: {name}", key=item.key, scorer=name)
         try:
             score = scorer.score_with_notes if kind == "image" else scorer.score  # type: ignore[union-attr]
             raw = await loop.run_in_executor(executor, score, [path], prompt)
