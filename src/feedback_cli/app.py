@@ -30,7 +30,9 @@ ClickException = _click_class("ClickException")
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"fbloop: error: {message}\n")
+    from feedback_cli.workflow.safe_text import printable  # a file name may carry escape sequences
+
+    sys.stderr.write(f"fbloop: error: {printable(message, single_line=True)}\n")
     sys.stderr.flush()
 
 

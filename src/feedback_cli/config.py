@@ -5,11 +5,16 @@ Secrets are `SecretStr` so they never print, and `Settings.public_dict()` is wha
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+from feedback_cli.errors import UsageError
 
 DEFAULT_OUTPUT_DIR = Path("output/feedback_loops")
 
@@ -93,6 +98,14 @@ class Settings(BaseSettings):
     # --- output ---
     output_dir: Path = DEFAULT_OUTPUT_DIR
 
+    @field_validator("output_dir", mode="before")
+    @classmethod
+    def _output_dir_not_empty(cls, value: Any) -> Any:
+        # "" would become Path("."): runs written into whatever the working directory is
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty (it would write into the working directory)")
+        return value
+
     def public_dict(self) -> dict[str, Any]:
         """Everything but secrets, for traces and logs."""
         data = self.model_dump(mode="json", exclude={"openai_api_key", "replicate_api_token"})
@@ -110,6 +123,62 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from env/.env with non-None overrides from flags applied on top."""
+    """Settings from env/.env with non-None overrides from flags applied on top.
+
+    A bad value is one line naming the variable (or flag) and what is wrong with it, exit 2."""
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        raise UsageError(_validation_problem(exc, clean)) from None
+    except SettingsError as exc:
+        raise UsageError(_parsing_problem(exc)) from None
+
+
+#: values too long to echo are cut; secrets are never echoed
+_ECHO_LIMIT = 60
+_SECRET_FIELDS = ("openai_api_key", "replicate_api_token")
+
+
+def env_name(field: str) -> str:
+    """The environment variable a settings field is read from."""
+    alias = Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def _where(field: str, overrides: dict[str, Any]) -> str:
+    if field in overrides:
+        return f"--{field.replace('_', '-')}"
+    name = env_name(field)
+    if name.lower() in {key.lower() for key in os.environ}:
+        return f"environment variable {name}"
+    return f"{name} in .env"
+
+
+def _validation_problem(exc: ValidationError, overrides: dict[str, Any]) -> str:
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    field = loc[0] if loc else "?"
+    where = _where(field, overrides)
+    inner = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
+    shown = ""
+    if field not in _SECRET_FIELDS and len(loc) == 1 and isinstance(first.get("input"), str | int | float):
+        value = str(first["input"])
+        value = value if len(value) <= _ECHO_LIMIT else value[:_ECHO_LIMIT] + "..."
+        shown = f"={value!r}"
+    more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}{shown} is not valid{inner}: {message}{more}"
+
+
+def _parsing_problem(exc: SettingsError) -> str:
+    """pydantic-settings reads dict and list settings as JSON and fails before validation."""
+    found = re.search(r'field "([^"]+)" from source "(\w+)"', str(exc))
+    if found is None:
+        return f"invalid settings: {exc}"
+    field, source = found.groups()
+    name = env_name(field) if field in Settings.model_fields else field
+    where = f"{name} in .env" if "DotEnv" in source else f"environment variable {name}"
+    return f"{where} is not valid: it must be JSON (e.g. {{\"name\": 1.0}})"

@@ -77,4 +77,6 @@ def inspect(
 
 
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    from feedback_cli.workflow.safe_text import json_safe  # C1, bidi and zero-width characters as \\u escapes
+
+    typer.echo(json_safe(json.dumps(data, indent=2, ensure_ascii=False, default=str)))

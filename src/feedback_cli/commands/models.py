@@ -95,9 +95,10 @@ def list_models(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from feedback_cli.ui.console import SafeConsole
 
     table = Table(title="Scorer checkpoints", title_justify="left")
     table.add_column("scorer", no_wrap=True)
@@ -108,7 +109,7 @@ def list_models(
         style = "green" if r["available"] else "red"
         table.add_row(r["scorer"], Text(r["checkpoint"] or r["what"]), r["size"], Text(r["status"], style))
     settings_used = sorted({r["setting"] for r in rows if r["setting"]})
-    console = Console(highlight=False)
+    console = SafeConsole(highlight=False)
     console.print(table)
     console.print(Text("Choose a checkpoint (hub id or local path) with: " + ", ".join(settings_used)))
     fetchable = ("hf-model", "hf-processor", "url")
@@ -218,6 +219,6 @@ def _fetch_with_progress(spec: Any, dest: Any, timeout: float) -> None:
 
 
 def _stderr() -> Any:
-    from rich.console import Console
+    from feedback_cli.ui.console import SafeConsole
 
-    return Console(stderr=True)
+    return SafeConsole(stderr=True)

@@ -119,17 +119,18 @@ def _quiet_transformers() -> None:
 
 
 def _err_console() -> Console:
-    from rich.console import Console
+    from feedback_cli.ui.console import SafeConsole
 
-    return Console(stderr=True, highlight=False)
+    return SafeConsole(stderr=True, highlight=False)
 
 
 def _render(report: Report) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(highlight=False)
+    from feedback_cli.ui.console import SafeConsole
+
+    console = SafeConsole(highlight=False)
     table = Table(title=Text(f"Scores for: {report.prompt}"), title_justify="left")
     table.add_column("file")
     table.add_column("scorer / dimension")

@@ -1,13 +1,17 @@
 """The one terminal wrapper: stderr for progress and diagnostics, stdout for results.
 
-On a terminal, each stage gets a live progress bar; otherwise (pipes, CI) plain lines."""
+On a terminal, each stage gets a live progress bar; otherwise (pipes, CI) plain lines. Everything printed
+goes through `SafeConsole`, which removes control characters and escape sequences (a prompt, a model reply
+or a file name can carry "clear screen" or "set title") and misleading bidi / zero-width characters."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
+from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -16,21 +20,43 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.segment import Segment
+from rich.text import Text
 
 from feedback_cli.workflow.events import Event
+from feedback_cli.workflow.safe_text import printable
+
+
+class SafeConsole(Console):
+    """A Rich console that cannot be made to emit a foreign control character.
+
+    Strings are cleaned before Rich lays them out (so widths are right), and every text segment is
+    cleaned again on the way out, whatever renderable made it (tables, Text built elsewhere, progress
+    bars); Rich's own control segments (cursor moves of a live display) are left alone."""
+
+    def render_str(self, text: str, *args: Any, **kwargs: Any) -> Text:
+        return super().render_str(printable(text), *args, **kwargs)
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control is None and segment.text:
+                clean = printable(segment.text)
+                if clean != segment.text:
+                    segment = Segment(clean, segment.style)
+            yield segment
 
 
 def out_console() -> Console:
-    return Console(highlight=False, soft_wrap=False, no_color="NO_COLOR" in os.environ)
+    return SafeConsole(highlight=False, soft_wrap=False, no_color="NO_COLOR" in os.environ)
 
 
 def err_console() -> Console:
-    return Console(stderr=True, highlight=False, no_color="NO_COLOR" in os.environ)
+    return SafeConsole(stderr=True, highlight=False, no_color="NO_COLOR" in os.environ)
 
 
 def error_line(message: str) -> None:
-    """One line on stderr, no markup interpretation (messages may contain brackets)."""
-    sys.stderr.write(f"fbloop: error: {message}\n")
+    """One line on stderr, no markup interpretation (messages may contain brackets), nothing a terminal obeys."""
+    sys.stderr.write(f"fbloop: error: {printable(message, single_line=True)}\n")
     sys.stderr.flush()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from feedback_cli.errors import EXIT_INTERRUPTED, BudgetError, FbloopError, Interrupted
+from feedback_cli.errors import EXIT_INTERRUPTED, BudgetError, FbloopError, Interrupted, StorageError
 from feedback_cli.ui.console import EventRenderer, err_console, error_line, out_console
 from feedback_cli.ui.summary import render_summary
 from feedback_cli.workflow.api import PreparedRun, execute
@@ -47,6 +47,10 @@ def drive(
     except BudgetError as exc:
         renderer.close()
         error_line(f"{exc.message.rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)} --max-cost N")
+        code = exc.exit_code
+    except StorageError as exc:  # nothing could be saved just now: the checkpoint on disk is the last good one
+        renderer.close()
+        error_line(f"{exc.line().rstrip('.')}. The last checkpoint stands; resume with: {resume_command(prepared)}")
         code = exc.exit_code
     except FbloopError as exc:
         renderer.close()

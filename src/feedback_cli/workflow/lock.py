@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from feedback_cli.errors import RunLocked
+from feedback_cli.workflow.files import storage_errors
 
 LOCK_NAME = ".fbloop.lock"
 
@@ -36,7 +37,8 @@ class RunLock:
         payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode()
         for _ in range(2):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                with storage_errors(self.path):
+                    fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 if self._stale():
                     with contextlib.suppress(FileNotFoundError):
@@ -46,8 +48,13 @@ class RunLock:
                     f"run {self.path.parent} is in use by another fbloop process ({self._owner()})",
                     hint="wait for it to finish or stop it first",
                 ) from None
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
+            try:
+                with storage_errors(self.path), os.fdopen(fd, "wb") as fh:
+                    fh.write(payload)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()  # an empty lock would only confuse the next process
+                raise
             self.held = True
             return
         raise RunLocked(f"could not take the lock of {self.path.parent}")

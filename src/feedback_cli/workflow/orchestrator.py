@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from feedback_cli.stages.base import StageContext
 from feedback_cli.stages.registry import get as get_stage
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.events import EventBus
-from feedback_cli.workflow.files import sha256_file
+from feedback_cli.workflow.files import atomic_copy, sha256_file
 from feedback_cli.workflow.ledger import CostLedger
 from feedback_cli.workflow.models import Artifact, ReviewDecision, RunOptions, RunState, StageRecord, utcnow
 from feedback_cli.workflow.plan import stages_for
@@ -40,8 +39,7 @@ class RunStopped(FbloopError):
 def copy_input(folder: RunFolder, source: Path, name: str, kind: str) -> Artifact:
     target = f"input/{name}{source.suffix.lower()}"
     path = folder.path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, path)
+    atomic_copy(source, path, kind)
     return Artifact(path=target, sha256=sha256_file(path), bytes=path.stat().st_size, kind=kind)  # type: ignore[arg-type]
 
 
@@ -182,8 +180,10 @@ class Orchestrator:
             raise
         finally:
             self._stage_clock = None
-            await asyncio.shield(self._finish_reports())
-            await self.services.aclose()
+            try:
+                await asyncio.shield(self._finish_reports())
+            finally:  # also when the disk refuses the last save: clients and workers are closed
+                await self.services.aclose()
         return state
 
     async def _run_stage(self, record: StageRecord, human_feedback: str | None = None) -> None:
