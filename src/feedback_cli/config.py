@@ -148,20 +148,21 @@ def env_name(field: str) -> str:
     return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
 
 
-def _where(field: str, overrides: dict[str, Any]) -> str:
+def _where(field: str, overrides: dict[str, Any]) -> tuple[str, str]:
+    """(what the value is called, where it came from) for a message."""
     if field in overrides:
-        return f"--{field.replace('_', '-')}"
+        return f"--{field.replace('_', '-')}", ""
     name = env_name(field)
     if name.lower() in {key.lower() for key in os.environ}:
-        return f"environment variable {name}"
-    return f"{name} in .env"
+        return f"environment variable {name}", ""
+    return name, " in .env"
 
 
 def _validation_problem(exc: ValidationError, overrides: dict[str, Any]) -> str:
     first = exc.errors()[0]
     loc = [str(part) for part in first["loc"]]
     field = loc[0] if loc else "?"
-    where = _where(field, overrides)
+    what, source = _where(field, overrides)
     inner = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
     shown = ""
     if field not in _SECRET_FIELDS and len(loc) == 1 and isinstance(first.get("input"), str | int | float):
@@ -170,7 +171,7 @@ def _validation_problem(exc: ValidationError, overrides: dict[str, Any]) -> str:
         shown = f"={value!r}"
     more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
     message = first["msg"].removeprefix("Value error, ")
-    return f"{where}{shown} is not valid{inner}: {message}{more}"
+    return f"{what}{shown}{source} is not valid{inner}: {message}{more}"
 
 
 def _parsing_problem(exc: SettingsError) -> str:
