@@ -167,6 +167,10 @@ def make(tmp: Path, case: str) -> list[str]:
         return ["run", str(text), "--output-dir="]
     if case == "stage-empty-output-dir":
         return ["stage", "image-prompt", "-p", str(text), "--output-dir", ""]
+    if case == "score-invisible-prompt":
+        return ["score", str(good_image(f / "s.png")), "--prompt", "\u200b\x1b\u200d \x07"]
+    if case == "inspect-empty-html":
+        return ["inspect", str(f), "--html", ""]
     raise KeyError(case, cases)
 
 
@@ -270,9 +274,11 @@ CASES = {
     "stage-clips-no-number": "every clip needs a 'clip' number",
     "stage-storyboard-missing-frame": "clip 2 end frame",
     "stage-deeply-nested-json": "is not valid: JSON nested too deeply",
-    "run-empty-output-dir": "an empty folder name would write into the working directory",
-    "run-empty-output-dir-equals": "an empty folder name would write into the working directory",
-    "stage-empty-output-dir": "an empty folder name would write into the working directory",
+    "run-empty-output-dir": "an empty path would write into the working directory",
+    "run-empty-output-dir-equals": "an empty path would write into the working directory",
+    "stage-empty-output-dir": "an empty path would write into the working directory",
+    "score-invisible-prompt": "--prompt is empty",
+    "inspect-empty-html": "an empty path would write into the working directory",
 }
 
 

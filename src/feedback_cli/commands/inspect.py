@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from feedback_cli.errors import InputError, UsageError
+from feedback_cli.workflow.inputs import nonempty_path
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +29,9 @@ def inspect(
     ),
     compare: Path | None = typer.Option(None, "--compare", help="Another run: both side by side, deltas B - A."),
     as_json: bool = typer.Option(False, "--json", help="Print the data as JSON on stdout instead of tables."),
-    html: Path | None = typer.Option(None, "--html", help="Write one self-contained HTML report of RUN to FILE."),
+    html: Path | None = typer.Option(
+        None, "--html", help="Write one self-contained HTML report of RUN to FILE.", parser=nonempty_path
+    ),
 ) -> None:
     """Show what runs did: stages, prompts, candidates and every score, picks, costs and times."""
     from feedback_cli.ui import inspect_view as view

@@ -11,7 +11,7 @@ import typer
 
 from feedback_cli.choices import Backend, StageName
 from feedback_cli.errors import InputError, UsageError
-from feedback_cli.workflow.inputs import output_dir_option
+from feedback_cli.workflow.inputs import nonempty_path
 
 
 def register(app: typer.Typer) -> None:
@@ -42,7 +42,7 @@ def stage(
     scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
     seed: int = typer.Option(0, "--seed"),
     output_dir: Path = typer.Option(
-        "output", "--output-dir", help="Root; the run goes in DIR/{stage}/{timestamp}/.", parser=output_dir_option
+        "output", "--output-dir", help="Root; the run goes in DIR/{stage}/{timestamp}/.", parser=nonempty_path
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:

@@ -108,12 +108,13 @@ def read_json_input(path: Path, flag: str) -> Any:
         raise InputError(f"{flag} {path} is not valid: JSON nested too deeply") from None
 
 
-def output_dir_option(value: str) -> Path:
-    """Parser of `--output-dir`: an empty value would silently mean the working directory."""
+def nonempty_path(value: str) -> Path:
+    """Parser of path options fbloop writes to (`--output-dir`, `--html`): Path("") is the working directory,
+    so an empty value (an unset shell variable, say) would quietly write there."""
     if not value.strip():
         from pydantic_core import PydanticCustomError  # Typer validates options with pydantic: no "Value error, "
 
-        raise PydanticCustomError("empty_path", "an empty folder name would write into the working directory")
+        raise PydanticCustomError("empty_path", "an empty path would write into the working directory")
     return Path(value)
 
 
