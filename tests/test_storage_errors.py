@@ -253,3 +253,18 @@ def test_a_run_whose_disk_fills_up_mid_stage_stops_with_the_resume_line(cli, tmp
     again = cli("resume", run)
     assert again.exit_code == 0, again.stderr
     assert read_json(run / "workflow_summary.json")["status"] == "completed"
+
+
+@pytest.mark.timeout(120)  # a FIFO lock used to block the resume for ever
+@pytest.mark.parametrize("lock", ["fifo", "deep", "list"])
+def test_a_hand_made_lock_file_is_taken_over_not_waited_on(cli, tmp_path: Path, lock: str) -> None:  # type: ignore[no-untyped-def]
+    run = resumable_run(cli, tmp_path / "runs")
+    path = run / ".fbloop.lock"
+    if lock == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_text("[" * DEEP + "]" * DEEP if lock == "deep" else "[1, 2]")
+    result = cli("resume", run)
+    assert result.exit_code == 0, result.stderr
+    assert read_json(run / "workflow_summary.json")["status"] == "completed"
+    assert not path.exists()

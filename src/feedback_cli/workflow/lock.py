@@ -12,8 +12,8 @@ import socket
 from pathlib import Path
 from types import TracebackType
 
-from feedback_cli.errors import RunLocked
-from feedback_cli.workflow.files import storage_errors
+from feedback_cli.errors import InputError, RunLocked
+from feedback_cli.workflow.files import read_regular, storage_errors
 
 LOCK_NAME = ".fbloop.lock"
 
@@ -61,9 +61,10 @@ class RunLock:
 
     def _read(self) -> dict[str, object]:
         try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            data = json.loads(read_regular(self.path, "lock file", 64 * 1024))  # a FIFO here must not hang us
+        except (OSError, ValueError, RecursionError, InputError):  # unreadable or hand-made: no owner
             return {}
+        return data if isinstance(data, dict) else {}
 
     def _owner(self) -> str:
         data = self._read()
