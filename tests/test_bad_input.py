@@ -69,6 +69,9 @@ def make(tmp: Path, case: str) -> list[str]:
     if case == "zero-byte-image":
         (f / "zero.png").write_bytes(b"")
         return ["run", "--workflow", "video-only", "--input-image", str(f / "zero.png"), *out]
+    if case == "bomb-image-without-extension":
+        png_header_only(f / "bomb", 40000, 40000)
+        return ["run", str(f / "bomb"), *out]
     if case == "bomb-image":
         png_header_only(f / "bomb.png", 40000, 40000)
         return ["run", "--workflow", "video-only", "--input-image", str(f / "bomb.png"), *out]
@@ -237,6 +240,7 @@ CASES = {
     "truncated-png": "not a usable image",
     "zero-byte-image": "is empty (0 bytes)",
     "bomb-image": "pixel limit",
+    "bomb-image-without-extension": "pixel limit",
     "text-as-input-image": "not a usable image",
     "missing-input-image": "does not exist",
     "video-only-without-image": "needs --input-image",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,21 +29,17 @@ def _decodes_as_image(fh: BinaryIO) -> bool:
 
     start = fh.tell()
     try:
-        with Image.open(fh, formats=IMAGE_FORMATS) as img:
-            img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fh, formats=IMAGE_FORMATS) as img:
+                img.load()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        return True  # an image, too large to decode safely: validate_image says so
     except Exception:  # any decoder failure means "not an image": the file is then read as text
         return False
     finally:
         fh.seek(start)
     return True
-
-
-def looks_like_image(path: Path) -> bool:
-    """By extension; without an image extension, only a file that really decodes as an image."""
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        return True
-    with open_regular(path, "file") as fh:
-        return _decodes_as_image(fh)
 
 
 def validate_image(path: Path, what: str = "image") -> Path:
