@@ -268,3 +268,25 @@ def test_a_hand_made_lock_file_is_taken_over_not_waited_on(cli, tmp_path: Path, 
     assert result.exit_code == 0, result.stderr
     assert read_json(run / "workflow_summary.json")["status"] == "completed"
     assert not path.exists()
+
+
+def test_a_new_run_on_a_full_disk_is_one_line_and_leaves_no_half_made_folder(cli, tmpfs: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmpfs / "runs"
+    out.mkdir()
+    _fill(tmpfs)
+    result = cli("run", EXAMPLE, "--workflow", "prompt-only", "--output-dir", out)
+    assert result.exit_code in (1, 2), result.stderr  # 2 when even the run folder cannot be made
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and "No space left on device" in lines[0], result.stderr
+    assert "internal error" not in lines[0] and "resume" not in lines[0], "no checkpoint: nothing to resume"
+    assert list(out.iterdir()) == [], "no broken run folder left behind"
+
+
+def test_an_html_report_the_disk_refuses_is_one_line(cli, tmp_path: Path, sysfs_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    run = resumable_run(cli, tmp_path / "runs")
+    result = cli("inspect", run, "--html", sysfs_dir / "report.html")
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"fbloop: error: the HTML report: cannot write {sysfs_dir / 'report.html'}: "
+        "Permission denied (make it writable)"
+    )

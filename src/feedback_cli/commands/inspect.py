@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from feedback_cli.errors import InputError, UsageError
+from feedback_cli.errors import InputError, StorageError, UsageError
 from feedback_cli.workflow.inputs import nonempty_path
 
 
@@ -72,6 +72,8 @@ def inspect(
             written = write_html(data, html)
         except OSError as exc:
             raise InputError(f"cannot write the HTML report to {html}: {exc.strerror or exc}") from None
+        except StorageError as exc:  # a full, read-only or protected place: the same one line, exit 2
+            raise InputError(f"the HTML report: {exc.message}") from None
         err_console().print(f"wrote {written}", markup=False)
     if as_json:
         _print_json(data)

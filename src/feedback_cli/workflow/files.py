@@ -41,11 +41,11 @@ FILE_MODE = 0o666 & ~_umask()
 
 #: errors of the place a run is written to (not of fbloop, nor of what the user typed): what each needs
 STORAGE_PROBLEMS = {
-    errno.ENOSPC: "the disk is full; free some space",
-    errno.EDQUOT: "the disk quota is used up; free some space",
-    errno.EROFS: "the file system is read-only; make it writable",
-    errno.EACCES: "permission denied; make the run folder writable",
-    errno.EPERM: "the file cannot be changed (immutable or protected); lift that",
+    errno.ENOSPC: "free some space",
+    errno.EDQUOT: "free some space or raise the quota",
+    errno.EROFS: "make it writable",
+    errno.EACCES: "make it writable",
+    errno.EPERM: "the file is immutable or protected; lift that",
 }
 
 

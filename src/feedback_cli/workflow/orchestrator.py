@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from feedback_cli import __version__
 from feedback_cli.config import Settings
@@ -44,10 +46,24 @@ def copy_input(folder: RunFolder, source: Path, name: str, kind: str) -> Artifac
 
 
 def create_run(
+    options: RunOptions, settings: Settings, *, output_dir: Path, **inputs: Any
+) -> tuple[RunFolder, RunState]:
+    """Make a new run folder with copies of its inputs and a first checkpoint (see `_fill_new_run`)."""
+    root = new_run_dir(output_dir)
+    try:
+        return _fill_new_run(root, options, settings, **inputs)
+    except BaseException:
+        # no first checkpoint, nothing to resume: a half-made folder (the disk filled up, a copy failed)
+        # would only show up as a broken run; it is ours alone, made a moment ago by an exclusive mkdir
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _fill_new_run(
+    root: Path,
     options: RunOptions,
     settings: Settings,
     *,
-    output_dir: Path,
     source_prompt: str = "",
     prompt_image: Path | None = None,
     input_image: Path | None = None,
@@ -57,8 +73,7 @@ def create_run(
     scorers: dict[str, list[str]] | None = None,
     prepare: Callable[[RunFolder, RunState], None] | None = None,
 ) -> tuple[RunFolder, RunState]:
-    """Make a new run folder with copies of its inputs and a first checkpoint."""
-    root = new_run_dir(output_dir)
+    """Copy the inputs into the new run folder `root` and write its first checkpoint."""
     folder = RunFolder(root, settings.secrets())
     state = RunState(
         fbloop_version=__version__,
