@@ -266,14 +266,25 @@ def test_a_bad_environment_setting_is_one_line_naming_it(cli, tmp_path: Path, na
         assert "Traceback" not in result.stderr and "pydantic" not in result.stderr
 
 
-def test_a_bad_setting_in_dot_env_names_the_file(cli, tmp_path: Path) -> None:
-    Path(".env").write_text("FBLOOP_MAX_COST=lots\n")  # the working directory is a fresh temp folder
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "FBLOOP_MAX_COST=lots",
+            "FBLOOP_MAX_COST='lots' in .env is not valid: "
+            "Input should be a valid number, unable to parse string as a number",
+        ),
+        (
+            "FBLOOP_IMAGE_WEIGHTS=clip",
+            'FBLOOP_IMAGE_WEIGHTS in .env is not valid: it must be JSON (e.g. {"name": 1.0})',
+        ),
+    ],
+)
+def test_a_bad_setting_in_dot_env_names_the_file(cli, line: str, message: str) -> None:
+    Path(".env").write_text(line + "\n")  # the working directory is a fresh temp folder
     result = cli("run", EXAMPLE, "--dry-run")
     assert result.exit_code == 2
-    assert result.stderr.strip() == (
-        "fbloop: error: FBLOOP_MAX_COST='lots' in .env is not valid: "
-        "Input should be a valid number, unable to parse string as a number"
-    )
+    assert result.stderr.strip() == f"fbloop: error: {message}"
 
 
 def test_good_environment_settings_still_work(cli, tmp_path: Path) -> None:
