@@ -39,6 +39,7 @@ def checkpoint_state(run: Path) -> dict:
     [
         "BMX rider jumping over a sand dune at sunset",  # "BM": the BMP magic number
         "GIF8 frames of a cat chasing a laser dot",  # "GIF8"
+        "GIF89a of a cat jumping over the moon, 1990s web banner style",  # a whole GIF signature
         "RIFF on a guitar played in a smoky bar",  # "RIFF": WebP's container
         "II* is how the old poster spelled it",  # "II*" without the NUL of TIFF
     ],
