@@ -240,7 +240,7 @@ CASES = {
     "truncated-png": "not a usable image",
     "zero-byte-image": "is empty (0 bytes)",
     "bomb-image": "pixel limit",
-    "bomb-image-without-extension": "pixel limit",
+    "bomb-image-without-extension": "its header claims more pixels than is safe",
     "text-as-input-image": "not a usable image",
     "missing-input-image": "does not exist",
     "video-only-without-image": "needs --input-image",

@@ -23,8 +23,14 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".ti
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 
 
-def _decodes_as_image(fh: BinaryIO) -> bool:
-    """A full decode as one of IMAGE_FORMATS; the file position is put back."""
+#: what a decode attempt found: an image, or a header that says image but too large to decode safely
+IMAGE, TOO_LARGE = "image", "too large"
+
+
+def _image_verdict(fh: BinaryIO) -> str | None:
+    """IMAGE when the file decodes in full as one of IMAGE_FORMATS, TOO_LARGE when its header claims more
+    pixels than is safe to decode (a bomb, or text that happens to parse as a header), else None.
+    The file position is put back."""
     from PIL import Image
 
     start = fh.tell()
@@ -34,12 +40,12 @@ def _decodes_as_image(fh: BinaryIO) -> bool:
             with Image.open(fh, formats=IMAGE_FORMATS) as img:
                 img.load()
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        return True  # an image, too large to decode safely: validate_image says so
+        return TOO_LARGE
     except Exception:  # any decoder failure means "not an image": the file is then read as text
-        return False
+        return None
     finally:
         fh.seek(start)
-    return True
+    return IMAGE
 
 
 def validate_image(path: Path, what: str = "image") -> Path:
@@ -72,20 +78,30 @@ def read_prompt(path: Path) -> tuple[str, Path | None]:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
             raise InputError(f"prompt file {path} is empty")
-        if _decodes_as_image(fh):  # an image saved without (or with a wrong) extension
+        verdict = _image_verdict(fh)
+        if verdict == IMAGE:  # an image saved without (or with a wrong) extension
             return "", validate_image(path, "prompt image")
+        # a header claiming too many pixels decides nothing yet: text can parse as one ("GIF89a of a cat")
+        too_large = f"prompt file {path} is not a usable image: its header claims more pixels than is safe"
         if size > MAX_PROMPT_BYTES:
+            if verdict == TOO_LARGE:
+                raise InputError(too_large)
             raise InputError(f"prompt file {path} is {size} bytes; a prompt must be under {MAX_PROMPT_BYTES} bytes")
         try:
             data = fh.read(MAX_PROMPT_BYTES + 1)
         except OSError as exc:
             raise InputError(f"prompt file {path} cannot be read: {exc.strerror}") from None
-    if b"\x00" in data:
-        raise InputError(f"prompt file {path} is binary, not text")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"prompt file {path} is not UTF-8 text") from None
+        if b"\x00" in data:
+            raise InputError(f"prompt file {path} is binary, not text")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InputError(f"prompt file {path} is not UTF-8 text") from None
+    except InputError:
+        if verdict == TOO_LARGE:  # not text either: then it is the oversized image it claims to be
+            raise InputError(too_large) from None
+        raise
     text = clean_prompt(text)
     if not has_visible_text(text):
         # only whitespace, or characters that show nothing (controls, zero-width): as good as empty
