@@ -188,7 +188,9 @@ def test_resume_with_an_immutable_checkpoint(cli, immutable_checkpoint: Path) ->
     assert_one_line_with_resume(result, run, f"cannot write {run / 'workflow_checkpoint.json'}", "immutable")
     assert (run / "workflow_checkpoint.json").read_bytes() == checkpoint
     assert not list(run.glob(".workflow_checkpoint.json.*")), "no temp file left behind"
-    assert not (run / ".fbloop.lock").exists(), "the lock is released"
+    lock = RunLock(run)
+    lock.acquire()  # the lock was released: it can be taken at once
+    lock.release()
     subprocess.run(["chattr", "-i", str(run / "workflow_checkpoint.json")], check=True)
     again = cli("resume", run)
     assert again.exit_code == 0, again.stderr
@@ -255,19 +257,43 @@ def test_a_run_whose_disk_fills_up_mid_stage_stops_with_the_resume_line(cli, tmp
     assert read_json(run / "workflow_summary.json")["status"] == "completed"
 
 
-@pytest.mark.timeout(120)  # a FIFO lock used to block the resume for ever
-@pytest.mark.parametrize("lock", ["fifo", "deep", "list"])
-def test_a_hand_made_lock_file_is_taken_over_not_waited_on(cli, tmp_path: Path, lock: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.timeout(120)  # a FIFO in place of the lock's owner file used to block for ever
+@pytest.mark.parametrize("owner", ["fifo", "deep", "list"])
+def test_a_hand_made_lock_owner_file_is_ignored_not_waited_on(cli, tmp_path: Path, owner: str) -> None:  # type: ignore[no-untyped-def]
+    from filelock import FileLock
+
+    from feedback_cli.workflow.lock import LOCK_NAME, OWNER_NAME
+
     run = resumable_run(cli, tmp_path / "runs")
-    path = run / ".fbloop.lock"
-    if lock == "fifo":
+    path = run / OWNER_NAME
+    if owner == "fifo":
         os.mkfifo(path)
     else:
-        path.write_text("[" * DEEP + "]" * DEEP if lock == "deep" else "[1, 2]")
-    result = cli("resume", run)
-    assert result.exit_code == 0, result.stderr
+        path.write_text("[" * DEEP + "]" * DEEP if owner == "deep" else "[1, 2]")
+    held = FileLock(str(run / LOCK_NAME), timeout=0, thread_local=False)
+    held.acquire()  # another holder: the resume reads the owner file to say who
+    try:
+        result = cli("resume", run)
+    finally:
+        held.release()
+    assert result.exit_code == 2, result.stderr
+    (line,) = error_lines(result.stderr)
+    assert "is in use by another fbloop process (holder unknown)" in line
+    again = cli("resume", run)  # and once the holder is gone, the resume goes ahead
+    assert again.exit_code == 0, again.stderr
     assert read_json(run / "workflow_summary.json")["status"] == "completed"
-    assert not path.exists()
+
+
+@pytest.mark.timeout(120)
+def test_a_fifo_in_place_of_the_lock_file_does_not_block(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from feedback_cli.workflow.lock import LOCK_NAME
+
+    run = resumable_run(cli, tmp_path / "runs")
+    (run / LOCK_NAME).unlink(missing_ok=True)  # the lock file stays after a run (a lock is its flock, not the file)
+    os.mkfifo(run / LOCK_NAME)
+    result = cli("resume", run)
+    assert result.exit_code in (0, 2), result.stderr
+    assert len(error_lines(result.stderr)) == (0 if result.exit_code == 0 else 1), result.stderr
 
 
 def test_a_new_run_on_a_full_disk_is_one_line_and_leaves_no_half_made_folder(cli, tmpfs: Path) -> None:  # type: ignore[no-untyped-def]

@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from feedback_cli.errors import UsageError
+from feedback_cli.redaction import Redactor, looks_like_url, mask_url, remember, url_secrets
 
 DEFAULT_OUTPUT_DIR = Path("output/feedback_loops")
 
@@ -107,19 +108,36 @@ class Settings(BaseSettings):
         return value
 
     def public_dict(self) -> dict[str, Any]:
-        """Everything but secrets, for traces and logs."""
-        data = self.model_dump(mode="json", exclude={"openai_api_key", "replicate_api_token"})
-        data["openai_api_key_set"] = self.openai_api_key is not None
-        data["replicate_api_token_set"] = self.replicate_api_token is not None
+        """Everything but secrets, for traces and logs: each `SecretStr` setting becomes `<name>_set`, and
+        each URL-valued setting loses its credentials (`http://***@host/v1?token=***`)."""
+        fields = type(self).model_fields
+        hidden = {name for name, field in fields.items() if _is_secret_field(field.annotation)}
+        data = self.model_dump(mode="json", exclude=hidden)
+        for name, value in data.items():
+            if looks_like_url(value):
+                data[name] = mask_url(value)
+        for name in sorted(hidden):
+            data[f"{name}_set"] = getattr(self, name) is not None
         return data
 
     def secrets(self) -> list[str]:
-        """The secret values, so writers can prove none of them reaches a file."""
-        out = []
-        for secret in (self.openai_api_key, self.replicate_api_token):
-            if secret is not None and secret.get_secret_value():
-                out.append(secret.get_secret_value())
-        return out
+        """Every secret value, derived, not listed: each `SecretStr` setting, and the credentials inside each
+        URL-valued setting. `redaction.Redactor` ignores those too short to be secrets."""
+        out: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out.append(value.get_secret_value())
+            elif looks_like_url(value):
+                out.extend(url_secrets(value))
+        return [v for v in out if v]
+
+    def redactor(self) -> Redactor:
+        return Redactor(self.secrets())
+
+
+def _is_secret_field(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -128,16 +146,17 @@ def load_settings(**overrides: Any) -> Settings:
     A bad value is one line naming the variable (or flag) and what is wrong with it, exit 2."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**clean)
+        settings = Settings(**clean)
     except ValidationError as exc:
         raise UsageError(_validation_problem(exc, clean)) from None
     except SettingsError as exc:
         raise UsageError(_parsing_problem(exc)) from None
+    remember(settings.secrets())  # so even the last-resort error line can redact them
+    return settings
 
 
 #: values too long to echo are cut; secrets are never echoed
 _ECHO_LIMIT = 60
-_SECRET_FIELDS = ("openai_api_key", "replicate_api_token")
 
 
 def env_name(field: str) -> str:
@@ -165,7 +184,8 @@ def _validation_problem(exc: ValidationError, overrides: dict[str, Any]) -> str:
     what, source = _where(field, overrides)
     inner = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
     shown = ""
-    if field not in _SECRET_FIELDS and len(loc) == 1 and isinstance(first.get("input"), str | int | float):
+    secret = field in Settings.model_fields and _is_secret_field(Settings.model_fields[field].annotation)
+    if not secret and len(loc) == 1 and isinstance(first.get("input"), str | int | float):
         value = str(first["input"])
         value = value if len(value) <= _ECHO_LIMIT else value[:_ECHO_LIMIT] + "..."
         shown = f"={value!r}"

@@ -179,9 +179,9 @@ class VQAScoreScorer(ImageScorer):
                 top_logprobs=s.vqa_top_logprobs,
             )
         except openai.OpenAIError as exc:
-            raise ScorerUnavailable(
-                f"vqascore: the {s.vqa_model} call failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"
-            ) from exc
+            detail = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            # the server's error text may echo the key it was sent
+            raise ScorerUnavailable(f"vqascore: the {s.vqa_model} call failed: {s.redactor()(detail)}") from None
         usage = getattr(resp, "usage", None)
         if usage is not None:
             self.usage.append(

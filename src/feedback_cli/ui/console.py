@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.segment import Segment
 from rich.text import Text
 
+from feedback_cli.redaction import redact_known
 from feedback_cli.workflow.events import Event
 from feedback_cli.workflow.safe_text import printable
 
@@ -55,8 +56,9 @@ def err_console() -> Console:
 
 
 def error_line(message: str) -> None:
-    """One line on stderr, no markup interpretation (messages may contain brackets), nothing a terminal obeys."""
-    sys.stderr.write(f"fbloop: error: {printable(message, single_line=True)}\n")
+    """One line on stderr, no markup interpretation (messages may contain brackets); known secrets redacted,
+    nothing a terminal obeys."""
+    sys.stderr.write(f"fbloop: error: {printable(redact_known(message), single_line=True)}\n")
     sys.stderr.flush()
 
 
@@ -151,9 +153,11 @@ class EventRenderer:
                 self._line(f"  done in {data.get('wall_time_s', 0):.1f}s, ${data.get('cost_usd', 0):.4f}")
         elif kind == "review":
             self._stop_progress()
+        elif kind == "final_video":
+            self._line(f"  final video: {event.message}")
         elif kind == "run_interrupted":
+            # the session prints the one line that says so, with the resume command: not twice
             self._stop_progress()
-            self._line(event.message)
 
     def close(self) -> None:
         self._stop_progress()
