@@ -288,6 +288,22 @@ def test_a_bad_setting_in_dot_env_names_the_file(cli, line: str, message: str) -
     assert result.stderr.strip() == f"fbloop: error: {message}"
 
 
+@pytest.mark.timeout(120)  # it used to block for ever
+def test_a_fifo_dot_env_is_refused_not_waited_on(cli) -> None:
+    os.mkfifo(".env")  # the working directory is a fresh temp folder
+    result = cli("run", EXAMPLE, "--dry-run")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"fbloop: error: {Path('.env').absolute()} is not a regular file; settings are read from a .env file"
+    )
+
+
+def test_a_dot_env_directory_is_left_alone(cli) -> None:
+    Path(".env").mkdir()  # a virtualenv is often called .env
+    result = cli("run", EXAMPLE, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+
+
 def test_good_environment_settings_still_work(cli, tmp_path: Path) -> None:
     result = cli("run", EXAMPLE, "--dry-run", env={"FBLOOP_MAX_COST": "2.5", "FBLOOP_REPLICATE_CONCURRENCY": "3"})
     assert result.exit_code == 0, result.stderr

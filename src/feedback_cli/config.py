@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -145,6 +146,7 @@ def load_settings(**overrides: Any) -> Settings:
 
     A bad value is one line naming the variable (or flag) and what is wrong with it, exit 2."""
     clean = {k: v for k, v in overrides.items() if v is not None}
+    _check_env_file()
     try:
         settings = Settings(**clean)
     except ValidationError as exc:
@@ -153,6 +155,18 @@ def load_settings(**overrides: Any) -> Settings:
         raise UsageError(_parsing_problem(exc)) from None
     remember(settings.secrets())  # so even the last-resort error line can redact them
     return settings
+
+
+def _check_env_file() -> None:
+    """A `.env` that is a FIFO (or a device) would block the settings read for ever. A directory is
+    fine (it is often a virtualenv): pydantic-settings skips it."""
+    env_file = Path(str(Settings.model_config.get("env_file") or ".env"))
+    try:
+        mode = env_file.stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise UsageError(f"{env_file.absolute()} is not a regular file; settings are read from a .env file")
 
 
 #: values too long to echo are cut; secrets are never echoed
