@@ -308,3 +308,14 @@ def test_good_environment_settings_still_work(cli, tmp_path: Path) -> None:
     result = cli("run", EXAMPLE, "--dry-run", env={"FBLOOP_MAX_COST": "2.5", "FBLOOP_REPLICATE_CONCURRENCY": "3"})
     assert result.exit_code == 0, result.stderr
     assert os.environ.get("FBLOOP_MAX_COST") is None
+
+
+@pytest.mark.timeout(120)  # it used to block for ever
+def test_a_fifo_price_file_is_refused_not_waited_on(cli, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "prices.json")
+    env = {"FBLOOP_PRICE_FILE": str(tmp_path / "prices.json"), "OPENAI_API_KEY": "k", "REPLICATE_API_TOKEN": "t"}
+    result = cli("run", EXAMPLE, "--dry-run", "--backend", "cloud", env=env)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"fbloop: error: price file {tmp_path / 'prices.json'} is a FIFO (named pipe), not a regular file"
+    )
