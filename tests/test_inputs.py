@@ -251,7 +251,7 @@ def test_stage_frames_are_copied_with_the_run_folder_mode(cli, tmp_path: Path) -
         ("FBLOOP_REQUEST_TIMEOUT_S", "-5", "greater than 0"),
         ("FBLOOP_BACKEND", "gpu", "'auto', 'offline' or 'cloud'"),  # literal
         ("FBLOOP_OFFLINE_IMAGE_SIZE", "9999", "less than or equal to 2048"),
-        ("FBLOOP_IMAGE_WEIGHTS", "clip=2", "must be JSON"),  # dict: parsed as JSON before validation
+        ("FBLOOP_IMAGE_WEIGHTS", "clip=2", "not valid JSON"),  # dict: parsed as JSON before validation
         ("FBLOOP_SCORE_ANCHORS", '{"clip": [1]}', "(at clip.1)"),  # dict of tuples
         ("FBLOOP_OUTPUT_DIR", "", "working directory"),  # Path("") would be the working directory
     ],
@@ -262,7 +262,8 @@ def test_a_bad_environment_setting_is_one_line_naming_it(cli, tmp_path: Path, na
         assert result.exit_code == 2, (command, result.exit_code, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
-        assert lines[0].startswith(f"fbloop: error: environment variable {name}")
+        assert lines[0].startswith(f"fbloop: error: {name}: "), lines[0]
+        assert "from the environment" in lines[0] or "set in the environment" in lines[0], lines[0]
         assert says in lines[0], lines[0]
         assert "Traceback" not in result.stderr and "pydantic" not in result.stderr
 
@@ -272,12 +273,12 @@ def test_a_bad_environment_setting_is_one_line_naming_it(cli, tmp_path: Path, na
     [
         (
             "FBLOOP_MAX_COST=lots",
-            "FBLOOP_MAX_COST='lots' in .env is not valid: "
-            "Input should be a valid number, unable to parse string as a number",
+            "FBLOOP_MAX_COST: Input should be a valid number, unable to parse string as a number; "
+            "got 'lots' from .env",
         ),
         (
             "FBLOOP_IMAGE_WEIGHTS=clip",
-            'FBLOOP_IMAGE_WEIGHTS in .env is not valid: it must be JSON (e.g. {"name": 1.0})',
+            'FBLOOP_IMAGE_WEIGHTS: not valid JSON (image_weights is read as JSON, e.g. {"name": 1.0}); from .env',
         ),
     ],
 )

@@ -5,6 +5,7 @@ Secrets are `SecretStr` so they never print, and `Settings.public_dict()` is wha
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -12,8 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from pydantic_settings.exceptions import SettingsError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from feedback_cli.errors import UsageError
 from feedback_cli.redaction import Redactor, looks_like_url, mask_url, remember, url_secrets
@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     pickscore_model: str = "yuvalkirstain/PickScore_v1"
     pickscore_processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
     aesthetic_head: str | None = None
+    #: HPSv2.1 (optional scorer): a local HPS_v2.1_compressed.pt, and the open_clip architecture it fine-tunes
+    hpsv2_checkpoint: str | None = None
+    hpsv2_architecture: str = "ViT-H-14"
     vqa_backend: Literal["openai", "t2v_metrics"] = "openai"
     vqa_model: str = "gpt-4.1-mini"
     dino_model: str = "facebook/dino-vitb16"
@@ -107,6 +110,17 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             raise ValueError("must not be empty (it would write into the working directory)")
         return value
+
+    @field_validator("image_weights", "video_weights")
+    @classmethod
+    def _weights_usable(cls, weights: dict[str, float]) -> dict[str, float]:
+        """Overall-score weights: each finite and >= 0, and not all zero (nothing would count)."""
+        for name, weight in weights.items():
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"the weight of {name!r} is {weight}; weights must be finite and >= 0")
+        if weights and not any(weights.values()):
+            raise ValueError("every weight is 0, so no scorer would count")
+        return weights
 
     def public_dict(self) -> dict[str, Any]:
         """Everything but secrets, for traces and logs: each `SecretStr` setting becomes `<name>_set`, and
@@ -187,33 +201,34 @@ def _where(field: str, overrides: dict[str, Any]) -> tuple[str, str]:
         return f"--{field.replace('_', '-')}", ""
     name = env_name(field)
     if name.lower() in {key.lower() for key in os.environ}:
-        return f"environment variable {name}", ""
-    return name, " in .env"
+        return name, " from the environment"
+    return name, " from .env"
 
 
 def _validation_problem(exc: ValidationError, overrides: dict[str, Any]) -> str:
+    """`NAME: what is wrong; got VALUE from SOURCE`, NAME the environment variable (or the flag)."""
     first = exc.errors()[0]
     loc = [str(part) for part in first["loc"]]
     field = loc[0] if loc else "?"
-    what, source = _where(field, overrides)
+    name, source = _where(field, overrides)
     inner = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
-    shown = ""
+    got = f";{source.replace(' from', ' set in', 1)}" if source else ""
     secret = field in Settings.model_fields and _is_secret_field(Settings.model_fields[field].annotation)
     if not secret and len(loc) == 1 and isinstance(first.get("input"), str | int | float):
         value = str(first["input"])
         value = value if len(value) <= _ECHO_LIMIT else value[:_ECHO_LIMIT] + "..."
-        shown = f"={value!r}"
+        got = f"; got {value!r}{source}"
     more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
     message = first["msg"].removeprefix("Value error, ")
-    return f"{what}{shown}{source} is not valid{inner}: {message}{more}"
+    return f"{name}: {message}{inner}{got}{more}"
 
 
 def _parsing_problem(exc: SettingsError) -> str:
     """pydantic-settings reads dict and list settings as JSON and fails before validation."""
     found = re.search(r'field "([^"]+)" from source "(\w+)"', str(exc))
     if found is None:
-        return f"invalid settings: {exc}"
+        return f"cannot read the settings: {exc}"
     field, source = found.groups()
     name = env_name(field) if field in Settings.model_fields else field
-    where = f"{name} in .env" if "DotEnv" in source else f"environment variable {name}"
-    return f"{where} is not valid: it must be JSON (e.g. {{\"name\": 1.0}})"
+    where = "from .env" if "DotEnv" in source else "from the environment"
+    return f'{name}: not valid JSON ({field} is read as JSON, e.g. {{"name": 1.0}}); {where}'
