@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from feedback_cli.errors import InputError, UsageError
+from feedback_cli.errors import InputError, StorageError, UsageError
 
 #: what a resume may change, as `fbloop resume` spells it; every other option of `fbloop run` is the run's own
 RESUME_OPTIONS = ("--max-cost", "--interactive", "--verbose", "--break-lock", "--use-current-settings")
@@ -88,7 +88,14 @@ def resume_run(
         return 0
     if state.options.interactive:
         require_terminal()
-    lock_run(prepared)  # a second process is refused here, in one line, before anything is said or run
+    try:
+        lock_run(prepared)  # a second process is refused here, in one line, before anything is said or run
+    except StorageError as exc:  # a read-only or full disk: once that is fixed, the same resume continues
+        from feedback_cli.ui.console import error_line
+        from feedback_cli.ui.session import resume_command
+
+        error_line(f"{exc.line().rstrip('.')}. The last checkpoint stands; resume with: {resume_command(prepared)}")
+        return exc.exit_code
     try:
         return _announce_and_drive(prepared, use_current_settings)
     finally:

@@ -12,7 +12,8 @@ from typing import Any
 
 import typer
 
-from feedback_cli.errors import InputError, UsageError
+from feedback_cli.errors import InputError, StorageError, UsageError
+from feedback_cli.workflow.inputs import nonempty_path
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +32,10 @@ def inspect(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the data as JSON on stdout instead of tables."),
     html: Path | None = typer.Option(
-        None, "--html", help="Write one self-contained HTML report of RUN (or of RUN and --compare) to FILE."
+        None,
+        "--html",
+        help="Write one self-contained HTML report of RUN (or of RUN and --compare) to FILE.",
+        parser=nonempty_path,
     ),
 ) -> None:
     """Show what runs did: stages, prompts, candidates and every score, picks, costs and times."""
@@ -66,6 +70,8 @@ def inspect(
             written = write_html(data, html)
         except OSError as exc:
             raise InputError(f"cannot write the HTML report to {html}: {exc.strerror or exc}") from None
+        except StorageError as exc:  # a full, read-only or protected place: the same one line, exit 2
+            raise InputError(f"the HTML report: {exc.message}") from None
         print_line(err_console(), f"wrote {written}")
     if as_json:
         _print_json(data)
@@ -76,4 +82,6 @@ def inspect(
 
 
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    from feedback_cli.workflow.safe_text import json_safe  # C1, bidi and zero-width characters as \\u escapes
+
+    typer.echo(json_safe(json.dumps(data, indent=2, ensure_ascii=False, default=str)))

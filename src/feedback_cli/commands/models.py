@@ -224,6 +224,6 @@ def _fetch_with_progress(spec: Any, dest: Any, timeout: float) -> None:
 
 
 def _stderr() -> Any:
-    from rich.console import Console
+    from feedback_cli.ui.console import SafeConsole
 
-    return Console(stderr=True)
+    return SafeConsole(stderr=True)

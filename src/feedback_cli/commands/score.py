@@ -38,8 +38,9 @@ def score(
     """Score images and videos against a prompt: raw value, 0-100 value and model per scorer per file."""
     from feedback_cli.config import load_settings
     from feedback_cli.scoring import preflight, registry, runner, select
+    from feedback_cli.workflow.safe_text import has_visible_text
 
-    if not prompt.strip():
+    if not has_visible_text(prompt):  # only spaces, control or zero-width characters: as good as empty
         raise InputError("--prompt is empty")
     for path in files:
         if not path.is_file():

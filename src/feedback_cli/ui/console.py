@@ -6,17 +6,22 @@ Layout rules, for every command (issue 15): a path, a command or a prompt is nev
 terminal such lines are printed soft-wrapped (the terminal folds them; copying gives the whole line back);
 a table that cannot fit its columns without cutting a cell is printed stacked, one record per block, instead
 (`print_table`). When the stream is not a terminal (a pipe, a file) nothing is wrapped at all: the console is
-given a width no line reaches, so each line is written whole and tables take their natural width."""
+given a width no line reaches, so each line is written whole and tables take their natural width.
+
+Everything printed goes through `SafeConsole`, which removes control characters and escape sequences (a
+prompt, a model reply or a file name can carry "clear screen" or "set title") and misleading bidi / zero-width
+characters."""
 
 from __future__ import annotations
 
 import io
 import os
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from rich.cells import cell_len
-from rich.console import Console, RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.padding import Padding
 from rich.progress import (
     BarColumn,
@@ -27,11 +32,32 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
 from feedback_cli.redaction import redact_known
 from feedback_cli.workflow.events import Event
+from feedback_cli.workflow.safe_text import printable
+
+
+class SafeConsole(Console):
+    """A Rich console that cannot be made to emit a foreign control character.
+
+    Strings are cleaned before Rich lays them out (so widths are right), and every text segment is
+    cleaned again on the way out, whatever renderable made it (tables, Text built elsewhere, progress
+    bars); Rich's own control segments (cursor moves of a live display) are left alone."""
+
+    def render_str(self, text: str, *args: Any, **kwargs: Any) -> Text:
+        return super().render_str(printable(text), *args, **kwargs)
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control is None and segment.text:
+                clean = printable(segment.text)
+                if clean != segment.text:
+                    segment = Segment(clean, segment.style)
+            yield segment
 
 #: the width given to a console that does not write to a terminal: wider than any line fbloop prints, so
 #: Rich never wraps (a path split over two lines in a file cannot be copied)
@@ -39,7 +65,7 @@ UNWRAPPED_WIDTH = 100_000
 
 
 def _console(**options: Any) -> Console:
-    console = Console(highlight=False, no_color="NO_COLOR" in os.environ, **options)
+    console = SafeConsole(highlight=False, no_color="NO_COLOR" in os.environ, **options)
     if not console.is_terminal:
         console.width = UNWRAPPED_WIDTH
     return console
@@ -188,8 +214,9 @@ def _styled(console: Console, value: RenderableType, style: str) -> Text:
 
 
 def error_line(message: str) -> None:
-    """One line on stderr, no markup interpretation (messages may contain brackets); known secrets redacted."""
-    sys.stderr.write(f"fbloop: error: {redact_known(message)}\n")
+    """One line on stderr, no markup interpretation (messages may contain brackets); known secrets redacted,
+    nothing a terminal obeys."""
+    sys.stderr.write(f"fbloop: error: {printable(redact_known(message), single_line=True)}\n")
     sys.stderr.flush()
 
 

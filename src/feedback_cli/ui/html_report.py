@@ -23,6 +23,7 @@ from typing import Any
 from feedback_cli.ui.inspect_view import PICKING_STAGES, prompt_pairs, relative_to, shown_delta, word_diff
 from feedback_cli.ui.summary import COUNT_FIGURES, clip_labels, score_text
 from feedback_cli.workflow.files import atomic_write_bytes
+from feedback_cli.workflow.safe_text import printable
 
 THUMB_PX = 320
 #: videos up to this size are embedded (the report stays mailable); larger ones are linked
@@ -79,7 +80,8 @@ footer { color: var(--muted); margin-top: 32px; font-size: 12px; }
 
 
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """Escaped for HTML, and without the control, bidi and zero-width characters a page must not carry."""
+    return html.escape(printable("" if value is None else str(value)), quote=True)
 
 
 def _num(value: Any, digits: int = 1) -> str:

@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from feedback_cli.errors import Interrupted
-from feedback_cli.ui.console import heading, print_line, print_table
+from feedback_cli.ui.console import SafeConsole, heading, print_line, print_table
 from feedback_cli.workflow.models import ReviewDecision
 from feedback_cli.workflow.review import Candidate, ReviewRequest
 
@@ -342,7 +342,7 @@ class QuestionaryReviewer:
         inline_images: bool | None = None,
     ) -> None:
         stream = _terminal_stream()
-        self.console = console or Console(file=stream, highlight=False, no_color="NO_COLOR" in os.environ)
+        self.console = console or SafeConsole(file=stream, highlight=False, no_color="NO_COLOR" in os.environ)
         self.prompter: Prompter = prompter or QuestionaryPrompter(stream)
         self.inline = _inline_protocol() if inline_images is None else ("iterm" if inline_images else None)
 

@@ -8,7 +8,14 @@ import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from feedback_cli.errors import EXIT_INTERRUPTED, BudgetError, FbloopError, Interrupted, RunLocked
+from feedback_cli.errors import (
+    EXIT_INTERRUPTED,
+    BudgetError,
+    FbloopError,
+    Interrupted,
+    RunLocked,
+    StorageError,
+)
 from feedback_cli.ui.console import EventRenderer, err_console, error_line, out_console, print_line
 from feedback_cli.ui.summary import next_stage_command, render_summary
 from feedback_cli.workflow.api import PreparedRun, execute
@@ -106,6 +113,10 @@ def drive(
     except BudgetError as exc:
         renderer.close()
         error_line(f"{exc.message.rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)} --max-cost N")
+        code = exc.exit_code
+    except StorageError as exc:  # nothing could be saved just now: the checkpoint on disk is the last good one
+        renderer.close()
+        error_line(f"{exc.line().rstrip('.')}. The last checkpoint stands; resume with: {resume_command(prepared)}")
         code = exc.exit_code
     except FbloopError as exc:
         renderer.close()
