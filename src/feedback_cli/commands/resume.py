@@ -41,15 +41,19 @@ def resume_run(
     from feedback_cli.ui.console import err_console
     from feedback_cli.ui.session import drive
     from feedback_cli.workflow.api import load_for_resume
+    from feedback_cli.workflow.bounds import with_max_cost
+    from feedback_cli.workflow.models import RunOptions
 
+    if max_cost is not None:  # the flag first, before settings would refuse it with less to say
+        with_max_cost(RunOptions(), max_cost)
     settings = load_settings(max_cost=max_cost)
     prepared = load_for_resume(target, settings, retry_failed=retry_failed)
     state = prepared.state
     if state.status == "completed":
         err_console().print(f"run {state.run_id} is already complete; nothing to resume.", markup=False)
         return 0
-    if max_cost is not None:
-        prepared.state.options = state.options.model_copy(update={"max_cost": max_cost})
+    if max_cost is not None:  # held to the bound it has when a run starts
+        prepared.state.options = with_max_cost(state.options, max_cost)
     wants_review = state.options.interactive if interactive is None else interactive
     if wants_review:
         _require_terminal()
