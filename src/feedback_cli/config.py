@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     backend: Literal["auto", "offline", "cloud"] = "auto"
     writer_model: str = "gpt-4.1-mini"
     critic_model: str = "gpt-4.1-mini"
-    judge_model: str = "gpt-4.1-mini"
+    planner_model: str = "gpt-4.1-mini"  # the video plan (scenes, entities, camera) before the motion prompt
     vision_model: str = "gpt-4.1-mini"
     image_model: str = "black-forest-labs/flux-schnell"
     video_model: str = "kwaivgi/kling-v2.1"

@@ -25,7 +25,7 @@ from feedback_cli.workflow.services import Services
 PINNED_SETTINGS = (
     "writer_model",
     "critic_model",
-    "judge_model",
+    "planner_model",
     "vision_model",
     "image_model",
     "video_model",
@@ -115,6 +115,8 @@ def load_for_resume(target: Path, settings: Settings, *, retry_failed: bool = Fa
     if retry_failed:
         retry_failed_items(state)
     pinned: dict[str, Any] = {k: state.settings[k] for k in PINNED_SETTINGS if k in state.settings}
+    if "planner_model" not in state.settings and "writer_model" in state.settings:
+        pinned["planner_model"] = state.settings["writer_model"]  # runs from before the planner had its own
     settings = settings.model_copy(update=pinned)
     folder = RunFolder(run_dir, settings.secrets())
     return PreparedRun(folder, state, services_for(state, settings), resumed=True)

@@ -23,6 +23,7 @@ EventKind = Literal[
     "item_finished",
     "item_failed",
     "item_scored",
+    "agent_call_error",  # a provider's whole error text (the person's line has it shortened)
     "review",
     "run_finished",
     "run_interrupted",
