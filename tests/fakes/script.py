@@ -115,7 +115,8 @@ class ChatReply:
     ``content=None`` keeps the content the server would have generated (schema instance, Yes/No,
     ...). ``truncate`` cuts that content in half and reports ``finish_reason="length"`` (``parse()``
     raises ``LengthFinishReasonError``). ``refusal`` sets ``message.refusal`` with ``content=null``.
-    ``yes_probability`` overrides the server setting for a logprobs (Yes/No) reply.
+    ``yes_probability`` overrides the server setting for a logprobs (Yes/No) reply. ``drop_fields``
+    removes those keys from the generated JSON (:meth:`missing`): valid JSON, not the schema.
     """
 
     content: str | None = None
@@ -123,12 +124,19 @@ class ChatReply:
     refusal: str | None = None
     truncate: bool = False
     yes_probability: float | None = None
+    #: top-level keys left out of the generated JSON reply (valid JSON that misses required fields)
+    drop_fields: tuple[str, ...] = ()
 
     NOT_JSON_TEXT: ClassVar[str] = "Sure! Here is a vivid description of the scene you asked for."
 
     @classmethod
     def not_json(cls) -> ChatReply:
         return cls(content=cls.NOT_JSON_TEXT)
+
+    @classmethod
+    def missing(cls, *fields: str) -> ChatReply:
+        """The reply the server would generate, without these top-level fields."""
+        return cls(drop_fields=fields)
 
     @classmethod
     def cut_off(cls, content: str | None = None) -> ChatReply:
