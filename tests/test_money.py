@@ -474,3 +474,23 @@ def test_an_older_run_keeps_its_writer_as_planner(cli, interrupted_run: Path, mo
     monkeypatch.setenv("FBLOOP_PLANNER_MODEL", "gpt-4.1-nano")
     prepared = load_for_resume(interrupted_run, load_settings())
     assert prepared.services.settings.planner_model == "gpt-4o"
+
+
+# --- scorers that call a paid API ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", [None, "Maybe"], ids=["answered", "no-yes-or-no"])
+def test_vqascore_calls_are_in_the_ledger(cli, cloud: FakeProviderServer, tmp_path: Path, answer: str | None) -> None:
+    """VQAScore asks the vision model once per image; each answer is billed, also one it cannot use."""
+    if answer is not None:
+        cloud.queue_chat_replies(answer, match="top_logprobs")
+    out = tmp_path / "runs"
+    result = cli(
+        "run", EXAMPLE, "--backend", "cloud", "--workflow", "image-only", "--scorers", "vqascore",
+        "--num-image-variations", "2", "--max-iterations-image", "1", "--output-dir", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    trace = read_json(only_run(out) / "workflow_trace.json")
+    vqa = [e for e in trace["ledger"] if e["what"].startswith("vqascore ")]
+    assert len(vqa) == 2 and all(e["usd"] > 0 and e["stage"] == "image_generation" for e in vqa)
+    assert_ledger_is_the_bill(cloud, trace)
