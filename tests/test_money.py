@@ -214,24 +214,22 @@ def test_the_cap_counts_the_calls_that_failed(cli, cloud: FakeProviderServer, tm
     assert_ledger_is_the_bill(cloud, read_json(run / "workflow_trace.json"))
 
 
-def test_the_cap_stops_repairs_that_would_pass_it(
-    cli, cloud: FakeProviderServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each request is checked against the cap before it is sent, the repair request too."""
+def test_the_cap_stops_a_repair_that_would_pass_it(cli, cloud: FakeProviderServer, tmp_path: Path) -> None:
+    """Each request is checked against the cap before it is sent, the repair request too. The cap fits one
+    writer/critic iteration at the estimate; the critic's first reply is long (about 1000 completion tokens,
+    $0.0016) and misses a field: with it booked, the repair no longer fits."""
     estimate = load_prices(None).llm_estimate(MODEL)
     assert estimate is not None
-    cap = 2 * estimate  # the iteration fits at the estimate; a third request (the repair) does not
-    cloud.queue_chat_replies(ChatReply.missing("scores"), match=CRITIC)
+    cap = 2 * estimate
+    long_and_incomplete = json.dumps({"overall": 80, "feedback": ["more light " * 400], "faithful": True})
+    cloud.queue_chat_replies(long_and_incomplete, match=CRITIC)
     out = tmp_path / "runs"
     result = prompt_only(cli, out, "--max-iterations-image", "1", "--max-cost", f"{cap:.6f}")
+    assert result.exit_code == 1 and "budget reached" in result.stderr, result.stderr
+    assert len(cloud.requests_for("chat")) == 2, "the writer and the critic; the repair was not sent"
     trace = read_json(only_run(out) / "workflow_trace.json")
+    assert trace["status"] == "budget_exceeded"
     assert_ledger_is_the_bill(cloud, trace)
-    spent = sum(e["usd"] for e in trace["ledger"])
-    if spent + estimate > cap:  # the fake's replies are shorter than the estimate: the repair may still fit
-        assert result.exit_code == 1 and "budget reached" in result.stderr
-        assert len(cloud.billed_chats) == 2, "the repair was not sent"
-    else:
-        assert result.exit_code == 0, result.stderr
     assert bill_usd(cloud) <= cap
 
 

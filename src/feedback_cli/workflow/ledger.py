@@ -155,7 +155,11 @@ class LedgerMeter:
             estimate_usd=estimate_usd,
         )
         self.ledger.open_call(call)
-        await self.save()  # on disk before the request goes out
+        try:
+            await self.save()  # on disk before the request goes out
+        except BaseException:  # stopped before sending: nothing to book
+            self.ledger.close_call(call.id)
+            raise
         return call.id
 
     def finished(self, call_id: str, billed: BilledResponse | None, error: str | None = None) -> None:
