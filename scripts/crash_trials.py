@@ -241,7 +241,14 @@ def summary_lines(backend: str, results: list[Trial]) -> list[str]:
     ]
 
 
+#: everything from this line on in the report is written by hand and kept when the report is regenerated
+KEEP_MARKER = "<!-- Written by hand from here on: crash_trials.py --report keeps it. -->"
+
+
 def write_report(path: Path, by_backend: dict[str, list[Trial]], latency: float) -> None:
+    kept = ""
+    if path.is_file() and KEEP_MARKER in (old := path.read_text()):
+        kept = old[old.index(KEEP_MARKER) :]
     lines = [
         "# Reliability: crash trials",
         "",
@@ -268,7 +275,7 @@ def write_report(path: Path, by_backend: dict[str, list[Trial]], latency: float)
             for r in results
         ]
         lines.append("")
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines) + ("\n" + kept if kept else ""))
 
 
 def main() -> int:

@@ -373,7 +373,7 @@ def _assert_ledger_has_every_billed_chat(server: FakeProviderServer, trace: dict
     fields = ("model", "prompt_tokens", "completion_tokens", "cached_tokens")
     billed = sorted(tuple(b[f] for f in fields) for b in server.billed_chats)
     booked = sorted(
-        (e["model"], *(e["detail"][f] for f in fields[1:]))
+        (e["model"], *(e["detail"].get(f, 0) for f in fields[1:]))
         for e in trace["ledger"]
         if e["provider"] == "openai" and not e["estimated"]
     )

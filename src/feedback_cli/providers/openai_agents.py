@@ -239,11 +239,9 @@ class OpenAIAgents:
                 if getattr(exc, "code", None) == "insufficient_quota" or attempt >= self.settings.llm_retries:
                     raise _provider_error(model, exc) from None
                 wait = _retry_after(exc, attempt)
-                what = f"HTTP {status}" if status else type(exc).__name__
+                what = f"answered HTTP {status}" if status else f"did not answer ({type(exc).__name__})"
                 if self.notify is not None:
-                    self.notify(
-                        f"{model} answered {what}; retry {attempt + 1} of {self.settings.llm_retries} in {wait:.1f}s"
-                    )
+                    self.notify(f"{model} {what}; retry {attempt + 1} of {self.settings.llm_retries} in {wait:.1f}s")
                 await asyncio.sleep(wait)
                 attempt += 1
             except openai.APIStatusError as exc:
