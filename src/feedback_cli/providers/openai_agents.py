@@ -169,7 +169,7 @@ class OpenAIAgents:
         ]
         start = time.perf_counter()
         usage = Usage()
-        completion = await self._call(model, [{"role": "user", "content": content}], usage)
+        completion = await self._call(model, [{"role": "user", "content": content}], usage, "describer")
         text = (completion.choices[0].message.content or "").strip()
         if not text:
             raise ProviderError(f"vision model {model} returned no description of {image.name}")
@@ -200,8 +200,11 @@ class OpenAIAgents:
             value, meta["model"], cost_usd=cost or 0.0, usage=usage, latency_s=meta["latency"], request=request
         )
 
-    async def _call(self, model: str, messages: list[dict[str, Any]], usage: Usage, **kwargs: Any) -> Any:
-        """One chat completion, retried on 429/5xx/connection faults; every request booked through the meter."""
+    async def _call(
+        self, model: str, messages: list[dict[str, Any]], usage: Usage, purpose: str = "reply", **kwargs: Any
+    ) -> Any:
+        """One chat completion, retried on 429/5xx/connection faults; every request booked through the meter
+        (`purpose`, e.g. "repair", goes into its ledger entry)."""
         limit = (
             {"max_completion_tokens": REASONING_MAX_TOKENS}
             if model.startswith(REASONING_PREFIXES)
@@ -252,7 +255,12 @@ class OpenAIAgents:
                 raise _provider_error(model, exc) from None
         # billed: booked now, before anything below can reject the reply
         _add_usage(usage, completion)
-        _finish(meter, call_id, self._priced(model, completion, estimate, kwargs))
+        described = {
+            "purpose": purpose,
+            "mode": (kwargs.get("response_format") or {}).get("type", "text"),
+            "messages": len(messages),
+        }
+        _finish(meter, call_id, self._priced(model, completion, estimate, described))
         choice = completion.choices[0]
         if getattr(choice.message, "refusal", None):
             error = ProviderError(f"{model} refused: {shorten(choice.message.refusal)}")
@@ -262,14 +270,13 @@ class OpenAIAgents:
             raise ProviderError(f"{model}: the reply was cut off at the token limit")
         return completion
 
-    def _priced(self, model: str, completion: Any, estimate: float | None, kwargs: dict[str, Any]) -> BilledResponse:
-        request = {"mode": (kwargs.get("response_format") or {}).get("type", "text")}
+    def _priced(self, model: str, completion: Any, estimate: float | None, request: dict[str, Any]) -> BilledResponse:
         one = Usage()
         _add_usage(one, completion)
         if getattr(completion, "usage", None) is None:  # local servers may omit it
             if estimate is None:
                 return BilledResponse(model, None, note="the server reported no token usage", request=request)
-            return _at_estimate(model, estimate, "the server reported no token usage")
+            return _at_estimate(model, estimate, "the server reported no token usage", request)
         return BilledResponse(
             model,
             self.prices.llm_cost(model, one.prompt_tokens, one.completion_tokens, one.cached_tokens),
@@ -286,10 +293,10 @@ class OpenAIAgents:
         usage = Usage()
         response_format: dict[str, Any] = {"type": "json_object"}
 
-        async def ask(conversation: list[dict[str, Any]]) -> tuple[str | None, _Problem | None]:
+        async def ask(conversation: list[dict[str, Any]], purpose: str) -> tuple[str | None, _Problem | None]:
             """The reply's text (None when the server judged it), or the problem with it."""
             try:
-                completion = await self._call(model, conversation, usage, response_format=response_format)
+                completion = await self._call(model, conversation, usage, purpose, response_format=response_format)
             except _BadReply as bad:
                 return None, _Problem("server", bad.detail)
             return completion.choices[0].message.content or "", None
@@ -303,7 +310,7 @@ class OpenAIAgents:
                 "json_schema": {"name": reply_type.__name__, "schema": strict_schema(reply_type), "strict": True},
             }
             try:
-                content, problem = await ask(messages)
+                content, problem = await ask(messages, role)
                 asked = True
             except openai.BadRequestError:
                 self.json_mode_only = True  # this server has no strict schemas: JSON mode from now on
@@ -312,7 +319,7 @@ class OpenAIAgents:
         if not asked:
             schema_text = templates.json_mode_instructions(reply_type.model_json_schema())
             messages = [{"role": "system", "content": schema_text}, *messages]
-            content, problem = await ask(messages)
+            content, problem = await ask(messages, role)
         reply: R | None = None
         if problem is None:
             reply, problem = _validate(reply_type, content or "")
@@ -321,7 +328,7 @@ class OpenAIAgents:
             mode += "+repair"
             said = [{"role": "assistant", "content": content}] if content is not None else []
             messages = [*messages, *said, _repair(problem)]
-            content, problem = await ask(messages)
+            content, problem = await ask(messages, f"{role} repair")
             if problem is None:
                 reply, problem = _validate(reply_type, content or "")
             if reply is None:
@@ -348,8 +355,10 @@ def _finish(meter: CallMeter | None, call_id: str, billed: BilledResponse | None
         meter.finished(call_id, billed, error)
 
 
-def _at_estimate(model: str, estimate: float | None, why: str) -> BilledResponse:
-    return BilledResponse(model, estimate, estimated=True, note=f"{why}; booked at the call's estimate")
+def _at_estimate(model: str, estimate: float | None, why: str, request: dict[str, Any] | None = None) -> BilledResponse:
+    return BilledResponse(
+        model, estimate, estimated=True, note=f"{why}; booked at the call's estimate", request=request or {}
+    )
 
 
 def normalize_plan(reply: templates.PlanReply, request: PlanRequest) -> VideoPlan:

@@ -16,9 +16,7 @@ from feedback_cli.errors import InputError
 from feedback_cli.workflow.models import RunOptions
 
 #: pydantic error types that mean "a number outside its bounds"
-_BOUND_ERRORS = frozenset(
-    {"greater_than_equal", "less_than_equal", "greater_than", "less_than", "finite_number"}
-)
+_BOUND_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than", "finite_number"})
 
 #: what `fbloop run` calls each option
 RUN_FLAGS: dict[str, str] = {

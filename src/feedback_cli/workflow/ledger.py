@@ -143,7 +143,7 @@ class LedgerMeter:
         #: the backend booked through this meter (else the engine books the reply it returns)
         self.used = False
 
-    async def started(self, model: str, estimate_usd: float | None, **detail: Any) -> str:
+    async def started(self, model: str, estimate_usd: float | None) -> str:
         self.used = True
         self.ledger.check(estimate_usd, f"{self.what} ({model})")
         call = CallInFlight(
