@@ -9,7 +9,9 @@ random delay (uniform over the length of an undisturbed run). Then:
 - the checkpoint (if the run got far enough to write one) must load and validate;
 - `fbloop resume` must finish the run (exit 0, status completed);
 - every artifact recorded as finished at the kill must be byte-identical afterwards;
-- cloud: the fake server must have created exactly one prediction per item that owns one (nothing paid twice).
+- cloud: the fake server must have created exactly one prediction per item that owns one (nothing paid twice);
+- cloud: every chat completion the fake server answered (billed) must be in the ledger: at its tokens, or, if the
+  kill came while it was in flight, at its estimate (marked `estimated`), and nothing booked twice.
 The last lines print the counts; `--report` writes them as markdown.
 """
 
@@ -48,11 +50,21 @@ class Trial:
     identical: bool = True
     finished_artifacts: int = 0
     duplicates: int = 0
+    #: chat completions the server billed that the ledger has neither at their tokens nor as an estimate
+    unbooked: int = 0
+    #: of the billed ones, booked at their estimate (in flight at the kill)
+    estimated: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.checkpoint_readable and self.resumed_ok and self.identical and self.duplicates == 0
+        return (
+            self.checkpoint_readable
+            and self.resumed_ok
+            and self.identical
+            and self.duplicates == 0
+            and self.unbooked == 0
+        )
 
 
 class FakeServer:
@@ -191,6 +203,14 @@ def trial(
         result.duplicates = created - len(owned)
         if result.duplicates:
             result.problems.append(f"{created} predictions created for {len(owned)} items")
+        billed = server.stats()["chat_completions"] - before_stats["chat_completions"]
+        llm = [e for e in final.ledger if e.provider == "openai"]
+        exact = sum(not e.estimated for e in llm)
+        result.estimated = sum(e.estimated for e in llm)
+        # an estimate stands for a request in flight at the kill, answered (billed) or not
+        result.unbooked = max(billed - exact - result.estimated, 0)
+        if result.unbooked or exact > billed:
+            result.problems.append(f"{billed} chat completions billed, {exact} booked (+{result.estimated} estimated)")
     return result
 
 
@@ -238,6 +258,8 @@ def summary_lines(backend: str, results: list[Trial]) -> list[str]:
         f"{backend}: finished artifacts checked: {sum(r.finished_artifacts for r in results)}, "
         f"changed: {sum(not r.identical for r in results)} trials",
         f"{backend}: duplicate predictions: {sum(r.duplicates for r in results)}",
+        f"{backend}: billed chat completions missing from the ledger: {sum(r.unbooked for r in results)}"
+        f" ({sum(r.estimated for r in results)} requests in flight at a kill booked at their estimate)",
     ]
 
 

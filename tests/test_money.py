@@ -275,6 +275,8 @@ def test_a_request_in_flight_at_a_kill_is_booked_as_an_estimate_on_resume(
     assert marked["detail"]["call_id"] == call["id"] and marked["usd"] == pytest.approx(call["estimate_usd"])
     assert marked["what"] == "critic image" and marked["stage"] == "image_prompt"
     assert_ledger_is_the_bill(cloud, state)  # the writer's reply before the kill was booked too
+    summary = read_json(run / "workflow_summary.json")
+    assert summary["estimated_cost_usd"] == pytest.approx(call["estimate_usd"])
     again = cli("resume", run)  # booked once: a second resume adds nothing
     assert again.exit_code == 0
     assert len(llm_entries(read_json(run / "workflow_checkpoint.json")["state"], estimated=True)) == 1
