@@ -304,6 +304,7 @@ def motion_prompts(tmp_path: Path, clips: int) -> Path:
     [
         (["video-generation", "--motion-prompts", "{motion40}"], "the number of clips in --motion-prompts"),
         (["video-generation", "--motion-prompts", "{motion13}", "-n", "1"], "must be between 1 and 12, got 13"),
+        (["video-prompt", "--storyboard", "{motion40}"], "the number of clips in --storyboard"),
         (
             ["video-generation", "--image", "{frame}", "--prompt-file", "{text}", "-n", "17"],
             "--num must be between 1 and 16, got 17",
@@ -324,6 +325,7 @@ def motion_prompts(tmp_path: Path, clips: int) -> Path:
     ids=[
         "40-clips",
         "13-clips",
+        "40-storyboard-clips",
         "17-videos",
         "65-images",
         "negative-cap",
