@@ -496,3 +496,26 @@ def test_vqascore_calls_are_in_the_ledger(cli, cloud: FakeProviderServer, tmp_pa
     vqa = [e for e in trace["ledger"] if e["what"].startswith("vqascore ")]
     assert len(vqa) == 2 and all(e["usd"] > 0 and e["stage"] == "image_generation" for e in vqa)
     assert_ledger_is_the_bill(cloud, trace)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("FBLOOP_MAX_COST", "-1", "FBLOOP_MAX_COST: Input should be greater than or equal to 0, got '-1'"),
+        ("FBLOOP_MAX_COST", "inf", "FBLOOP_MAX_COST must be 0 or more, got inf"),
+        ("FBLOOP_MAX_COST", "lots", "FBLOOP_MAX_COST: Input should be a valid number"),
+        ("FBLOOP_LLM_CONCURRENCY", "0", "FBLOOP_LLM_CONCURRENCY: Input should be greater than or equal to 1"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "stage"])
+def test_a_bad_cap_in_the_environment_is_one_line_naming_it(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, name: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    out = tmp_path / "out"
+    args = ["run", EXAMPLE] if command == "run" else ["stage", "image-prompt", "--prompt-file", EXAMPLE]
+    result = cli(*args, "--output-dir", out)
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert not out.exists()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_OUTPUT_DIR = Path("output/feedback_loops")
@@ -112,4 +112,12 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Settings from env/.env with non-None overrides from flags applied on top."""
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:  # a bad FBLOOP_* value: one line naming the variable, not a pydantic report
+        from feedback_cli.errors import InputError
+
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        name = field if field in clean else f"FBLOOP_{field.upper()}"
+        raise InputError(f"{name}: {first['msg']}, got {first.get('input')!r}") from None

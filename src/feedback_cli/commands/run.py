@@ -94,7 +94,7 @@ def run(
 
     chosen, reason = resolve_backend(settings.backend, settings)
     options = build_options(
-        RUN_FLAGS,
+        {**RUN_FLAGS, "max_cost": "FBLOOP_MAX_COST"},  # the flag passed above: a bad cap here is the variable's
         workflow=workflow,
         prompt_file=str(prompt_file) if prompt_file else None,
         input_image=str(input_image) if input_image else None,

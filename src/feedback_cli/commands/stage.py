@@ -117,7 +117,7 @@ def stage(
             raise InputError(too_many)
     chosen, reason = resolve_backend(settings.backend, settings)
     options = build_options(
-        flags,
+        {**flags, "max_cost": "FBLOOP_MAX_COST"},  # the flag passed above: a bad cap here is the variable's
         **{**numbers, "max_cost": settings.max_cost},  # the flag, else FBLOOP_MAX_COST
         storyboard=name is StageName.storyboard,
         backend=Backend(chosen),
