@@ -43,6 +43,7 @@ from feedback_cli.config import Settings
 from feedback_cli.errors import ProviderError, UsageError
 from feedback_cli.providers.base import CALL_METER, AgentReply, BilledResponse, CallMeter
 from feedback_cli.providers.prices import load_prices
+from feedback_cli.redaction import Redactor
 from feedback_cli.workflow.models import Critique
 from feedback_cli.workflow.text import shorten
 
@@ -84,14 +85,15 @@ class _Problem:
         self.kind = kind  # "json" | "schema" | "server"
         self.detail = detail
 
-    def failure(self, role: str, model: str) -> ProviderError:
+    def failure(self, role: str, model: str, redact: Redactor) -> ProviderError:
         what = {
             "json": "did not return valid JSON",
             "schema": "returned JSON that did not match the schema",
             "server": "returned a reply the server found did not match the schema",
         }[self.kind]
-        error = ProviderError(f"{role} {model} {what} after one repair: {shorten(self.detail)}")
-        error.detail = f"{role} {model} {what} after one repair: {self.detail}"
+        detail = redact(self.detail)
+        error = ProviderError(f"{role} {model} {what} after one repair: {shorten(detail)}")
+        error.detail = f"{role} {model} {what} after one repair: {detail}"
         return error
 
 
@@ -121,6 +123,9 @@ class OpenAIAgents:
             max_retries=0,  # fbloop retries itself, so the person sees each retry and its wait
         )
         self.json_mode_only = False  # learnt from the first 400 on json_schema
+        #: provider text (error bodies may echo the Authorization header) is redacted before it is a message,
+        #: and before it is shortened for a line (a cut could leave part of a secret the redactor cannot match)
+        self.redact = settings.redactor()
         #: where retry notices go (the engine points it at the running stage)
         self.notify: Callable[[str], None] | None = None
 
@@ -229,18 +234,18 @@ class OpenAIAgents:
                 raise
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
                 status = getattr(exc, "status_code", None)
-                whole = _describe(model, exc, whole=True)
+                whole = _describe(model, exc, self.redact, whole=True)
                 if isinstance(exc, openai.APITimeoutError):  # it may have run to the end: priced at the estimate
                     timed_out = f"no answer within {self.settings.request_timeout_s:g}s"
                     _finish(meter, call_id, _at_estimate(model, estimate, timed_out), whole)
                 elif isinstance(exc, openai.InternalServerError) and structured and _reply_failed_schema(exc):
                     ran = f"HTTP {status} after the model replied: its reply failed the schema"
                     _finish(meter, call_id, _at_estimate(model, estimate, ran), whole)
-                    raise _BadReply(f"HTTP {status}: {_message(exc, whole=True)}") from None
+                    raise _BadReply(f"HTTP {status}: {_message(exc, self.redact, whole=True)}") from None
                 else:
                     _finish(meter, call_id, None, whole)  # an error answer: not billed
                 if getattr(exc, "code", None) == "insufficient_quota" or attempt >= self.settings.llm_retries:
-                    raise _provider_error(model, exc) from None
+                    raise _provider_error(model, exc, self.redact) from None
                 wait = _retry_after(exc, attempt)
                 what = f"answered HTTP {status}" if status else f"did not answer ({type(exc).__name__})"
                 if self.notify is not None:
@@ -248,11 +253,11 @@ class OpenAIAgents:
                 await asyncio.sleep(wait)
                 attempt += 1
             except openai.APIStatusError as exc:
-                _finish(meter, call_id, None, _describe(model, exc, whole=True))
+                _finish(meter, call_id, None, _describe(model, exc, self.redact, whole=True))
                 asked_schema = kwargs.get("response_format", {}).get("type") == "json_schema"
                 if exc.status_code == 400 and asked_schema and _schema_rejected(exc):  # type: ignore[arg-type]
                     raise
-                raise _provider_error(model, exc) from None
+                raise _provider_error(model, exc, self.redact) from None
         # billed: booked now, before anything below can reject the reply
         _add_usage(usage, completion)
         described = {
@@ -263,8 +268,9 @@ class OpenAIAgents:
         _finish(meter, call_id, self._priced(model, completion, estimate, described))
         choice = completion.choices[0]
         if getattr(choice.message, "refusal", None):
-            error = ProviderError(f"{model} refused: {shorten(choice.message.refusal)}")
-            error.detail = f"{model} refused: {choice.message.refusal}"
+            refusal = self.redact(choice.message.refusal)
+            error = ProviderError(f"{model} refused: {shorten(refusal)}")
+            error.detail = f"{model} refused: {refusal}"
             raise error
         if choice.finish_reason == "length":
             raise ProviderError(f"{model}: the reply was cut off at the token limit")
@@ -333,7 +339,7 @@ class OpenAIAgents:
                 reply, problem = _validate(reply_type, content or "")
             if reply is None:
                 assert problem is not None
-                raise problem.failure(role, model)
+                raise problem.failure(role, model, self.redact)
         meta = {
             "model": model,
             "usage": usage,
@@ -442,17 +448,17 @@ def _repair(problem: _Problem) -> dict[str, str]:
     }
 
 
-def _describe(model: str, exc: openai.APIError, *, whole: bool = False) -> str:
+def _describe(model: str, exc: openai.APIError, redact: Redactor, *, whole: bool = False) -> str:
     status = getattr(exc, "status_code", None)
     if status is None:
         return f"{model}: cannot reach the server ({type(exc).__name__})"
     hint = " (billing quota exhausted)" if getattr(exc, "code", None) == "insufficient_quota" else ""
-    return f"{model}: HTTP {status}{hint}: {_message(exc, whole=whole)}"  # type: ignore[arg-type]
+    return f"{model}: HTTP {status}{hint}: {_message(exc, redact, whole=whole)}"  # type: ignore[arg-type]
 
 
-def _provider_error(model: str, exc: openai.APIError) -> ProviderError:
-    error = ProviderError(_describe(model, exc))
-    error.detail = _describe(model, exc, whole=True)
+def _provider_error(model: str, exc: openai.APIError, redact: Redactor) -> ProviderError:
+    error = ProviderError(_describe(model, exc, redact))
+    error.detail = _describe(model, exc, redact, whole=True)
     return error
 
 
@@ -469,8 +475,9 @@ def _retry_after(exc: openai.APIError, attempt: int) -> float:
     return base + random.uniform(0, 0.25 * base)
 
 
-def _message(exc: openai.APIStatusError, *, whole: bool = False) -> str:
-    """The server's own message; shortened at a word boundary for a line, or whole for the trace."""
+def _message(exc: openai.APIStatusError, redact: Redactor | None = None, *, whole: bool = False) -> str:
+    """The server's own message, redacted; then shortened at a word boundary for a line, or whole for the
+    trace."""
     text = str(exc)
     body = exc.body
     if isinstance(body, dict):
@@ -479,6 +486,8 @@ def _message(exc: openai.APIStatusError, *, whole: bool = False) -> str:
             text = str(inner["message"])
         elif isinstance(inner, str) and inner:
             text = inner
+    if redact is not None:
+        text = redact(text)
     return text if whole else shorten(text)
 
 
