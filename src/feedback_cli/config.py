@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     backend: Literal["auto", "offline", "cloud"] = "auto"
     writer_model: str = "gpt-4.1-mini"
     critic_model: str = "gpt-4.1-mini"
-    judge_model: str = "gpt-4.1-mini"
+    planner_model: str = "gpt-4.1-mini"  # the video plan (scenes, entities, camera) before the motion prompt
     vision_model: str = "gpt-4.1-mini"
     image_model: str = "black-forest-labs/flux-schnell"
     video_model: str = "kwaivgi/kling-v2.1"
@@ -195,6 +195,10 @@ def env_name(field: str) -> str:
     return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
 
 
+#: the name tests and messages use for `env_name`
+setting_name = env_name
+
+
 def _where(field: str, overrides: dict[str, Any]) -> tuple[str, str]:
     """(what the value is called, where it came from) for a message."""
     if field in overrides:
@@ -210,6 +214,7 @@ def _validation_problem(exc: ValidationError, overrides: dict[str, Any]) -> str:
     first = exc.errors()[0]
     loc = [str(part) for part in first["loc"]]
     field = loc[0] if loc else "?"
+    field = {env_name(name): name for name in Settings.model_fields}.get(field, field)  # an alias's error
     name, source = _where(field, overrides)
     inner = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
     got = f";{source.replace(' from', ' set in', 1)}" if source else ""

@@ -26,6 +26,7 @@ EventKind = Literal[
     "item_failed",
     "item_scoring",
     "item_scored",
+    "agent_call_error",  # a provider's whole error text (the person's line has it shortened)
     "final_video",
     "review",
     "run_finished",

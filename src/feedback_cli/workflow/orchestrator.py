@@ -158,6 +158,8 @@ class Orchestrator:
         self._stage_clock: tuple[StageRecord, float, float] | None = None
         events.redactor = folder.redactor  # the run's secrets, whoever created the bus
         events.subscribe(self._log)
+        for line in self.ledger.settle_calls_in_flight():  # requests a dead process never saw answered
+            self.emit("notice", line)
 
     def _log(self, event: object) -> None:
         from feedback_cli.workflow.events import Event
