@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 from feedback_cli import __version__
 from feedback_cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, FbloopError
 
-COMMAND_MODULES = ("run", "resume", "stage", "inspect", "score", "models")
+COMMAND_MODULES = ("run", "resume", "stage", "inspect", "score", "models", "batch")
 
 
 def _click_class(name: str) -> type[Exception]:

@@ -36,6 +36,12 @@ def resume_run(
     max_cost: float | None = None,
     retry_failed: bool = False,
 ) -> int:
+    from feedback_cli.workflow.batch_state import is_batch_dir
+
+    if is_batch_dir(target):  # a batch folder: finish the batch
+        from feedback_cli.commands.batch import resume_batch
+
+        return resume_batch(target, verbose=verbose, max_cost=max_cost, retry_failed=retry_failed)
     from feedback_cli.commands.run import _require_terminal, _reviewer
     from feedback_cli.config import load_settings
     from feedback_cli.ui.console import err_console

@@ -27,7 +27,7 @@ from feedback_cli.workflow.models import Artifact, ReviewDecision, RunOptions, R
 from feedback_cli.workflow.plan import stages_for
 from feedback_cli.workflow.report import write_reports
 from feedback_cli.workflow.review import Candidate, Reviewer, ReviewRequest
-from feedback_cli.workflow.runfolder import RunFolder, new_run_dir
+from feedback_cli.workflow.runfolder import RunFolder, new_named_run_dir, new_run_dir
 from feedback_cli.workflow.services import Services
 
 
@@ -58,9 +58,12 @@ def create_run(
     providers: dict[str, str] | None = None,
     scorers: dict[str, list[str]] | None = None,
     prepare: Callable[[RunFolder, RunState], None] | None = None,
+    run_dir: Path | None = None,
 ) -> tuple[RunFolder, RunState]:
-    """Make a new run folder with copies of its inputs and a first checkpoint."""
-    root = new_run_dir(output_dir)
+    """Make a new run folder with copies of its inputs and a first checkpoint.
+
+    `run_dir`: the exact (new) folder to use instead of a timestamped one under output_dir (a batch row)."""
+    root = new_run_dir(output_dir) if run_dir is None else new_named_run_dir(run_dir)
     folder = RunFolder(root, settings.secrets())
     state = RunState(
         fbloop_version=__version__,
