@@ -98,19 +98,20 @@ def read_rows(
         raise InputError(f"prompts file {path} must end in .txt, .csv or .jsonl, not {suffix or 'nothing'}")
     rows: list[BatchRow] = []
     width = max(3, len(str(len(raw))))
+    seen: dict[str, int] = {}
     for number, (line, fields) in enumerate(raw, start=1):
         row, row_problems = _validate(
             line, fields, number, width, path.parent, default_workflow, default_input_image is not None
         )
-        problems.extend(row_problems)
-        if row is not None:
-            rows.append(row)
-    seen: dict[str, int] = {}
-    for row in rows:
-        if row.id in seen:
-            problems.append(RowProblem(line=row.line, message=f"id {row.id!r} is already used on line {seen[row.id]}"))
+        # a repeated id is reported even on a row with other problems: fixing those must not reveal new ones
+        row_id = str(fields["id"]).strip() if fields.get("id") is not None else f"row_{number:0{width}d}"
+        if row_id in seen:
+            row_problems.append(RowProblem(line=line, message=f"id {row_id!r} is already used on line {seen[row_id]}"))
         else:
-            seen[row.id] = row.line
+            seen[row_id] = line
+        problems.extend(row_problems)
+        if row is not None and not row_problems:
+            rows.append(row)
     if not raw and not problems:
         problems.append(RowProblem(line=0, message="no prompts in the file"))
     if len(raw) > MAX_ROWS:

@@ -1,0 +1,385 @@
+"""`fbloop batch`: rows from every format (bad rows all at once), the batch folder, shared provider limits,
+one budget, resume (also after SIGKILL), failed rows and --retry-failed. Cloud runs use the real clients
+against the fake provider server."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedback_cli.choices import Workflow
+from feedback_cli.errors import InputError
+from feedback_cli.workflow import checkpoint
+from feedback_cli.workflow.batch_rows import read_rows
+from feedback_cli.workflow.batch_state import load_batch
+from feedback_cli.workflow.files import sha256_file
+from tests.conftest import read_json
+
+FAST_CLOUD = {"FBLOOP_POLL_INTERVAL_S": "0.02", "FBLOOP_SCORERS": "offline"}
+IMAGE_ONLY = ("--workflow", "image-only", "--max-iterations-image", "1")
+
+
+@pytest.fixture
+def cloud(fake_provider_env, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    for key, value in FAST_CLOUD.items():
+        monkeypatch.setenv(key, value)
+    fake_provider_env.image_latency = 0.05
+    return fake_provider_env
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def a_png(path: Path) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(path)
+    return path
+
+
+def only_batch(out: Path) -> Path:
+    batches = [p for p in out.iterdir() if p.is_dir()]
+    assert len(batches) == 1, batches
+    return batches[0]
+
+
+def run_states(batch: Path) -> dict[str, dict[str, Any]]:
+    return {
+        p.name: read_json(p / "workflow_checkpoint.json")["state"]
+        for p in sorted((batch / "runs").iterdir())
+        if (p / "workflow_checkpoint.json").exists()
+    }
+
+
+def folder_digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --- rows --------------------------------------------------------------------------------------------
+
+
+def test_txt_rows_skip_comments_and_blank_lines_and_keep_line_numbers(tmp_path: Path) -> None:
+    rows = read_rows(write(tmp_path / "p.txt", "# a comment\na red fox\n\n   \n  a blue kite  \n# more\nan owl\n"))
+    assert [(r.id, r.line, r.prompt) for r in rows] == [
+        ("row_001", 2, "a red fox"),
+        ("row_002", 5, "a blue kite"),
+        ("row_003", 7, "an owl"),
+    ]
+    assert all(r.options == {} for r in rows)
+
+
+def test_csv_rows_take_ids_and_any_run_option_by_its_long_name(tmp_path: Path) -> None:
+    image = a_png(tmp_path / "start.png")
+    text = (
+        "id,prompt,seed,num-image-variations,--threshold-image,storyboard,workflow,input_image\n"
+        "fox,a red fox,7,2,70,yes,,\n"
+        'kite,"a kite, blue",,,,,,\n'
+        f"clip,a moving scene,,,,,video-only,{image.name}\n"
+    )
+    rows = read_rows(write(tmp_path / "p.csv", text))
+    assert [r.id for r in rows] == ["fox", "kite", "clip"]
+    assert rows[0].options == {"seed": 7, "num_image_variations": 2, "threshold_image": 70.0, "storyboard": True}
+    assert rows[1].prompt == "a kite, blue" and rows[1].options == {}
+    assert rows[2].options == {"workflow": "video-only"} and rows[2].input_image == str(image.resolve())
+
+
+def test_jsonl_rows_take_typed_values(tmp_path: Path) -> None:
+    text = (
+        '{"prompt": "a red fox", "id": 12, "seed": 3, "num_image_variations": 2}\n'
+        "\n"
+        '{"prompt": "a kite", "max-iterations-image": "2", "backend": "offline", "scorers": "offline"}\n'
+    )
+    rows = read_rows(write(tmp_path / "p.jsonl", text))
+    assert [(r.id, r.line) for r in rows] == [("12", 1), ("row_002", 3)]
+    assert rows[0].options == {"seed": 3, "num_image_variations": 2}
+    assert rows[1].options == {"max_iterations_image": 2, "backend": "offline", "scorers": "offline"}
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        (
+            "p.csv",
+            "id,prompt,seed,colour\nok,a fox,1,\nbad id!,a kite,x,red\nok,,2,\nv,an owl,3,\n",
+            [
+                "line 3: id 'bad id!' must be",
+                "line 3: seed must be a whole number",
+                "line 3: unknown field 'colour'",
+                "line 4: no prompt",
+                "line 4: id 'ok' is already used on line 2",
+            ],
+        ),
+        (
+            "p.jsonl",
+            '{"prompt": "a fox"}\n{"prompt": "a kite"\n["a list"]\n{"prompt": "x", "clips": 99, "interactive": true}\n',
+            [
+                "line 2: not valid JSON",
+                "line 3: a row must be a JSON object",
+                "line 4: clips must be between 1 and 12, got 99",
+                "line 4: interactive cannot be set per row",
+            ],
+        ),
+        (
+            "p.csv",
+            "prompt,workflow,input_image\na fox,video-only,\nan owl,image-only,missing.png\na kite,sideways,\n",
+            [
+                "line 2: workflow video-only needs an input_image",
+                "line 3: input_image",
+                "line 4: workflow must be one of",
+            ],
+        ),
+        ("p.txt", "# only comments\n\n", ["no prompts in the file"]),
+        ("p.csv", "text,seed\na fox,1\n", ["line 1: the header has no 'prompt' column"]),
+        ("p.yaml", "- a fox\n", ["must end in .txt, .csv or .jsonl"]),
+    ],
+)
+def test_bad_rows_are_all_reported_with_line_numbers_before_anything_runs(
+    cli: Any, tmp_path: Path, name: str, text: str, expected: list[str]
+) -> None:
+    prompts = write(tmp_path / name, text)
+    out = tmp_path / "batches"
+    result = cli("batch", prompts, "--output-dir", out)
+    assert result.exit_code == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr  # one line naming every problem
+    for fragment in expected:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert "Traceback" not in result.stderr
+    assert not out.exists(), "nothing may be written for a bad prompts file"
+
+
+def test_bad_rows_read_directly_raise_one_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        read_rows(write(tmp_path / "p.csv", "prompt,seed\n,1\nfox,-4\n"), default_workflow=Workflow.image_only)
+    assert "2 problems" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--concurrency", "0"), "--concurrency must be between 1 and 256"),
+        (("--executor", "spark"), "--executor must be local or ray"),
+        (("--ray-address", "auto"), "--ray-address is only used with --executor ray"),
+        (("--max-cost", "-1"), "--max-cost must be 0 or more"),
+        (("--num-image-variations", "0"), "--num-image-variations must be between 1 and 64"),
+    ],
+)
+def test_bad_batch_options_are_one_line(cli: Any, tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    prompts = write(tmp_path / "p.txt", "a fox\n")
+    result = cli("batch", prompts, "--output-dir", tmp_path / "b", *args)
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert not (tmp_path / "b").exists()
+
+
+# --- the batch folder (offline) ----------------------------------------------------------------------
+
+
+def test_offline_batch_writes_one_valid_run_folder_per_row_and_the_results(cli: Any, tmp_path: Path) -> None:
+    prompts = write(
+        tmp_path / "p.csv",
+        "id,prompt,seed,num_image_variations\nfox,a red fox in snow,4,2\nkite,a blue kite,,3\nowl,an owl at night,,\n",
+    )
+    out = tmp_path / "batches"
+    result = cli("batch", prompts, *IMAGE_ONLY, "--num-image-variations", "2", "--seed", "9", "--output-dir", out)
+    assert result.exit_code == 0, result.stderr
+    batch = only_batch(out)
+    root, state = load_batch(batch)  # atomic, hashed, valid
+    assert [r.status for r in state.rows] == ["completed"] * 3
+    assert {r.id: r.options.seed for r in state.rows} == {"fox": 4, "kite": 9, "owl": 9}
+    assert (batch / "input" / "prompts.csv").read_bytes() == prompts.read_bytes()
+    states = run_states(batch)
+    assert sorted(states) == ["fox", "kite", "owl"]
+    assert [len(s["stages"][1]["items"]) for s in (states["fox"], states["kite"], states["owl"])] == [2, 3, 2]
+    for name in states:  # each run folder is an ordinary run: it validates, and inspect reads it
+        checkpoint.load(batch / "runs" / name)
+        shown = cli("inspect", batch / "runs" / name, "--json")
+        assert shown.exit_code == 0, shown.stderr
+        assert json.loads(shown.stdout)["run_id"] == name
+    with (batch / "results.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["id"] for r in table] == ["fox", "kite", "owl"]
+    for row in table:
+        assert row["status"] == "completed"
+        assert (batch / row["best_image"]).is_file()
+        assert float(row["image_generation.best_overall"]) >= 0
+        assert row["image_prompt.prompt_score"] != ""
+        assert float(row["time_s"]) > 0 and row["cost_usd"] == "0.0"
+    jsonl = [json.loads(line) for line in (batch / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in jsonl] == ["fox", "kite", "owl"]
+    summary = read_json(batch / "batch_summary.json")
+    assert summary["status"] == "completed" and summary["counts"] == {"completed": 3}
+    assert summary["not_finished"] == 0
+    assert "3 completed" in result.stdout
+    # resuming a finished batch changes nothing
+    before = folder_digests(batch)
+    again = cli("resume", batch)
+    assert again.exit_code == 0 and "already complete" in again.stderr
+    assert folder_digests(batch) == before
+
+
+def test_video_only_rows_take_their_own_or_the_batch_start_frame(cli: Any, tmp_path: Path) -> None:
+    mine = a_png(tmp_path / "mine.png")
+    shared = a_png(tmp_path / "shared.png")
+    prompts = write(
+        tmp_path / "p.jsonl",
+        json.dumps({"id": "a", "prompt": "the camera pans", "input_image": "mine.png"})
+        + "\n"
+        + json.dumps({"id": "b", "prompt": "slow zoom"})
+        + "\n",
+    )
+    out = tmp_path / "batches"
+    result = cli(
+        "batch",
+        prompts,
+        "--workflow",
+        "video-only",
+        "--input-image",
+        shared,
+        "--num-video-attempts",
+        "1",
+        "--max-iterations-video",
+        "1",
+        "--output-dir",
+        out,
+    )
+    assert result.exit_code == 0, result.stderr
+    states = run_states(only_batch(out))
+    digests = {name: s["inputs"][0]["sha256"] for name, s in states.items() if s["inputs"]}
+    assert digests["a"] == sha256_file(mine) and digests["b"] == sha256_file(shared)
+
+
+# --- shared provider limits and one budget (cloud, fake server) --------------------------------------
+
+
+def test_provider_limits_are_shared_by_the_whole_batch(cli: Any, cloud: Any, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FBLOOP_REPLICATE_CONCURRENCY", "3")
+    cloud.image_latency = 0.3
+    prompts = write(tmp_path / "p.txt", "".join(f"prompt number {i}\n" for i in range(6)))
+    out = tmp_path / "batches"
+    result = cli(
+        "batch", prompts, *IMAGE_ONLY, "--backend", "cloud", "--num-image-variations", "4", "--concurrency", "6",
+        "--seed", "1", "--output-dir", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert cloud.predictions_created == 24
+    # 6 runs x 4 images in flight at once would be 24; the shared limit keeps the whole batch at 3
+    assert 1 < cloud.max_in_flight_predictions <= 3
+    assert cloud.duplicate_predictions() == []
+
+
+def test_one_budget_for_the_batch_then_resume_with_a_higher_cap(cli: Any, cloud: Any, tmp_path: Path) -> None:
+    prompts = write(tmp_path / "p.txt", "".join(f"a scene number {i}\n" for i in range(5)))
+    out = tmp_path / "batches"
+    cap = 0.02  # 5 rows x 3 images at $0.003 (+ a little for the prompt calls) is about $0.05
+    result = cli(
+        "batch", prompts, *IMAGE_ONLY, "--backend", "cloud", "--num-image-variations", "3", "--concurrency", "2",
+        "--seed", "2", "--max-cost", str(cap), "--output-dir", out,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.stderr
+    batch = only_batch(out)
+    states = run_states(batch)
+    spent = sum(e["usd"] for s in states.values() for e in s["ledger"])
+    assert spent <= cap + 1e-9
+    assert cloud.predictions_created * 0.003 <= cap
+    summary = read_json(batch / "batch_summary.json")
+    assert summary["not_finished"] >= 1 and summary["total_cost_usd"] <= cap + 1e-9
+    assert f"{summary['not_finished']} of 5 rows did not finish" in result.stdout
+    stopped = [s for s in states.values() if s["status"] == "budget_exceeded"]
+    assert stopped, [s["status"] for s in states.values()]
+    finished = {n: folder_digests(batch / "runs" / n) for n, s in states.items() if s["status"] == "completed"}
+
+    again = cli("resume", batch, "--max-cost", "1")
+    assert again.exit_code == 0, again.stderr
+    states = run_states(batch)
+    assert sorted(states) == [f"row_{i}" for i in ("001", "002", "003", "004", "005")]
+    assert all(s["status"] == "completed" for s in states.values())
+    assert cloud.predictions_created == 15 and cloud.duplicate_predictions() == []  # nothing paid twice
+    for name, digests in finished.items():
+        assert folder_digests(batch / "runs" / name) == digests, f"finished run {name} changed on resume"
+    assert read_json(batch / "batch_summary.json")["status"] == "completed"
+
+
+def test_failed_rows_stay_failed_until_retry_failed(cli: Any, cloud: Any, tmp_path: Path) -> None:
+    prompts = write(tmp_path / "p.txt", "a red fox\n")
+    out = tmp_path / "batches"
+    cloud.fail_next_creates(422, count=1)  # not retryable: the only image fails, so the run fails
+    result = cli(
+        "batch", prompts, *IMAGE_ONLY, "--backend", "cloud", "--num-image-variations", "1", "--output-dir", out,
+    )  # fmt: skip
+    assert result.exit_code == 1
+    batch = only_batch(out)
+    assert read_json(batch / "batch_summary.json")["counts"] == {"failed": 1}
+    plain = cli("resume", batch)
+    assert plain.exit_code == 1 and "--retry-failed" in plain.stderr
+    retried = cli("resume", batch, "--retry-failed")
+    assert retried.exit_code == 0, retried.stderr
+    assert read_json(batch / "batch_summary.json")["counts"] == {"completed": 1}
+
+
+# --- SIGKILL mid-batch --------------------------------------------------------------------------------
+
+
+def test_sigkill_mid_batch_then_resume_finishes_and_pays_nothing_twice(cloud: Any, tmp_path: Path) -> None:
+    cloud.image_latency = 0.4
+    prompts = write(tmp_path / "p.txt", "".join(f"a landscape number {i}\n" for i in range(4)))
+    out = tmp_path / "batches"
+    env = {**os.environ, **cloud.env(), **FAST_CLOUD, "FBLOOP_REPLICATE_CONCURRENCY": "2"}
+    cmd = [
+        sys.executable, "-m", "feedback_cli", "batch", str(prompts), *IMAGE_ONLY, "--backend", "cloud",
+        "--num-image-variations", "3", "--concurrency", "2", "--seed", "5", "--output-dir", str(out),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def one_done_one_partial() -> bool:
+        if not out.exists() or not any(out.iterdir()):
+            return False
+        try:
+            states = run_states(only_batch(out))
+        except (OSError, ValueError, KeyError):
+            return False
+        done = any(s["status"] == "completed" for s in states.values())
+        partial = any(
+            s["status"] == "running" and any(i["status"] == "succeeded" for st in s["stages"] for i in st["items"])
+            for s in states.values()
+        )
+        return done and partial
+
+    try:
+        deadline = time.monotonic() + 60
+        while not one_done_one_partial():
+            assert time.monotonic() < deadline, "the batch never reached the kill point"
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    batch = only_batch(out)
+    states = run_states(batch)
+    finished = {n: folder_digests(batch / "runs" / n) for n, s in states.items() if s["status"] == "completed"}
+    assert finished and len(finished) < 4
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "feedback_cli", "resume", str(batch)], env=env, capture_output=True, text=True,
+        timeout=180,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    states = run_states(batch)
+    assert len(states) == 4 and all(s["status"] == "completed" for s in states.values())
+    assert cloud.predictions_created == 12 and cloud.duplicate_predictions() == []
+    for name, digests in finished.items():
+        assert folder_digests(batch / "runs" / name) == digests
+    _, state = load_batch(batch)
+    assert state.status == "completed" and [r.status for r in state.rows] == ["completed"] * 4
