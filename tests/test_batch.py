@@ -194,7 +194,7 @@ def test_offline_batch_writes_one_valid_run_folder_per_row_and_the_results(cli: 
     result = cli("batch", prompts, *IMAGE_ONLY, "--num-image-variations", "2", "--seed", "9", "--output-dir", out)
     assert result.exit_code == 0, result.stderr
     batch = only_batch(out)
-    root, state = load_batch(batch)  # atomic, hashed, valid
+    _, state = load_batch(batch)  # atomic, hashed, valid
     assert [r.status for r in state.rows] == ["completed"] * 3
     assert {r.id: r.options.seed for r in state.rows} == {"fox": 4, "kite": 9, "owl": 9}
     assert (batch / "input" / "prompts.csv").read_bytes() == prompts.read_bytes()
