@@ -383,3 +383,45 @@ def test_sigkill_mid_batch_then_resume_finishes_and_pays_nothing_twice(cloud: An
         assert folder_digests(batch / "runs" / name) == digests
     _, state = load_batch(batch)
     assert state.status == "completed" and [r.status for r in state.rows] == ["completed"] * 4
+
+
+# --- inspect of a batch -------------------------------------------------------------------------------
+
+
+def test_inspect_a_batch_shows_a_sortable_leaderboard_json_and_an_html_grid(cli: Any, tmp_path: Path) -> None:
+    prompts = write(tmp_path / "p.txt", "a red fox in snow\na blue kite\na lighthouse at dusk\nan owl\n")
+    out = tmp_path / "batches"
+    assert cli("batch", prompts, *IMAGE_ONLY, "--num-image-variations", "2", "--output-dir", out).exit_code == 0
+    batch = only_batch(out)
+    before = folder_digests(batch)
+
+    shown = cli("inspect", batch, "--json")
+    assert shown.exit_code == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["format"] == "fbloop-batch-inspection" and data["rows_total"] == 4
+    assert data["sort_key"] == "image_generation.best_overall"
+    values = [r["sort_value"] for r in data["leaderboard"]]
+    assert values == sorted(values, reverse=True) and [r["rank"] for r in data["leaderboard"]] == [1, 2, 3, 4]
+    assert data["best"] == [r["id"] for r in data["leaderboard"][:2]]
+    assert data["worst"] == [data["leaderboard"][3]["id"], data["leaderboard"][2]["id"]]
+
+    by_sharpness = json.loads(cli("inspect", batch, "--json", "--sort", "best_sharpness").stdout)
+    assert by_sharpness["sort_key"] == "image_generation.best_sharpness"
+    by_cost = json.loads(cli("inspect", batch, "--json", "--sort", "cost_usd").stdout)
+    assert by_cost["sort_ascending"] is True
+    bad = cli("inspect", batch, "--sort", "nope")
+    assert bad.exit_code == 2 and "--sort nope is not a score of this batch" in bad.stderr
+
+    table = cli("inspect", batch)
+    assert table.exit_code == 0
+    assert "leaderboard by image_generation.best_overall" in table.stdout
+    assert all(r["id"] in table.stdout for r in data["leaderboard"]) and "best:" in table.stdout
+
+    report = tmp_path / "report.html"
+    written = cli("inspect", batch, "--html", report)
+    assert written.exit_code == 0, written.stderr
+    page = report.read_text()
+    assert page.count('class="card') == 4 and page.count("data:image/jpeg;base64,") == 4
+    assert folder_digests(batch) == before, "inspect writes nothing into the batch"
+    single = cli("inspect", batch / "runs" / "row_001", "--sort", "cost_usd")
+    assert single.exit_code == 2 and "--sort orders a batch's leaderboard" in single.stderr
