@@ -270,6 +270,7 @@ class BatchRunner:
     retry_failed: bool = False
 
     def __post_init__(self) -> None:
+        self.root = self.root.resolve()  # Ray tasks on other processes and nodes need the full path
         self.budget = BatchBudget(self.state.max_cost, spent_by_run(self.root, self.state))
         self._started = time.perf_counter()
         self._base_wall = self.state.wall_time_s
@@ -318,7 +319,7 @@ class BatchRunner:
         self.save()
         kind = executor or self.state.executor
         if kind == "ray":
-            from feedback_cli.workflow.executors import RayExecutor
+            from feedback_cli.workflow.ray_executor import RayExecutor
 
             runner: Any = RayExecutor(self, **options)
         else:

@@ -8,6 +8,7 @@ Both have the same shape for the Ray executor, where they live in actors (workfl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 from collections.abc import Iterator
@@ -15,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from feedback_cli.errors import BudgetError
+from feedback_cli.errors import BudgetError, ScorerUnavailable
 from feedback_cli.providers.registry import BACKENDS, load_agents, load_media
+from feedback_cli.scoring.registry import image_scorer, video_scorer
 from feedback_cli.workflow.ledger import CostLedger
 from feedback_cli.workflow.models import CostEntry, RunState
 from feedback_cli.workflow.services import Services
@@ -24,6 +26,7 @@ from feedback_cli.workflow.services import Services
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
     from feedback_cli.providers.base import Agents, Media
+    from feedback_cli.scoring.base import ImageScorer, VideoScorer
 
 
 class Budget(Protocol):
@@ -119,6 +122,14 @@ def _notice_to_current_run(message: str) -> None:
         services.notice(message)
 
 
+def limit_size(settings: Settings, provider: str) -> int:
+    """The concurrency limit of a provider, as `Services` sizes it for a single run."""
+    return {
+        "openai": settings.llm_concurrency,
+        "replicate": settings.replicate_concurrency,
+    }.get(provider, settings.offline_concurrency)
+
+
 class ServicePool:
     """One agents/media client per backend, one semaphore per provider, one scorer of each name, one scoring
     thread: created on first use (inside the batch's event loop) and closed once, when the batch ends."""
@@ -126,8 +137,8 @@ class ServicePool:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.limits: dict[str, Any] = {}
-        self.image_scorers: dict[str, Any] = {}
-        self.video_scorers: dict[str, Any] = {}
+        self.image_scorers: dict[str, ImageScorer | ScorerUnavailable] = {}
+        self.video_scorers: dict[str, VideoScorer | ScorerUnavailable] = {}
         self._agents: dict[str, Agents] = {}
         self._media: dict[str, Media] = {}
         self._executor: ThreadPoolExecutor | None = None
@@ -145,6 +156,29 @@ class ServicePool:
             self._media[backend] = load_media(BACKENDS[backend][1], self.settings)
         return self._media[backend]
 
+    def limit(self, role: str, provider: str) -> Any:
+        """The async context manager every run's calls to this provider share."""
+        key = f"{role}:{provider}"
+        if key not in self.limits:
+            self.limits[key] = asyncio.Semaphore(limit_size(self.settings, provider))
+        return self.limits[key]
+
+    def image_scorer(self, name: str) -> ImageScorer | ScorerUnavailable:
+        if name not in self.image_scorers:
+            try:
+                self.image_scorers[name] = image_scorer(name, self.settings)
+            except ScorerUnavailable as exc:
+                self.image_scorers[name] = exc
+        return self.image_scorers[name]
+
+    def video_scorer(self, name: str) -> VideoScorer | ScorerUnavailable:
+        if name not in self.video_scorers:
+            try:
+                self.video_scorers[name] = video_scorer(name, self.settings)
+            except ScorerUnavailable as exc:
+                self.video_scorers[name] = exc
+        return self.video_scorers[name]
+
     @property
     def executor(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -157,9 +191,6 @@ class ServicePool:
             backend=state.options.backend.value,
             image_scorer_names=state.scorers.get("image", []),
             video_scorer_names=state.scorers.get("video", []),
-            _image_scorers=self.image_scorers,
-            _video_scorers=self.video_scorers,
-            _limits=self.limits,
             pool=self,
         )
 
@@ -194,6 +225,18 @@ class PooledServices(Services):
     def scoring_executor(self) -> ThreadPoolExecutor:
         assert self.pool is not None
         return self.pool.executor
+
+    def _limit(self, role: str, provider: str) -> Any:
+        assert self.pool is not None
+        return self.pool.limit(role, provider)
+
+    def image_scorers(self) -> dict[str, ImageScorer | ScorerUnavailable]:
+        assert self.pool is not None
+        return {name: self.pool.image_scorer(name) for name in self.image_scorer_names}
+
+    def video_scorers(self) -> dict[str, VideoScorer | ScorerUnavailable]:
+        assert self.pool is not None
+        return {name: self.pool.video_scorer(name) for name in self.video_scorer_names}
 
     async def aclose(self) -> None:
         """The orchestrator closes a run's services when the run ends; the pool outlives the run."""
