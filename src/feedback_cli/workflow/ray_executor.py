@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,11 +63,14 @@ class BudgetActor:
 
 @ray.remote(num_cpus=0, max_concurrency=10_000)
 class LimiterActor:
-    """Counting semaphores by key ("media:replicate"), each slot tagged with the row holding it, so the driver
-    can free the slots of a row whose worker died."""
+    """Counting semaphores by key ("media:replicate"), each slot tagged with the row and the attempt holding it.
+
+    A row re-run by Ray after its worker died starts a new attempt: the slots of the dead attempt are freed at
+    once and its still-waiting acquires are never granted, so a dead worker can never starve the batch."""
 
     def __init__(self) -> None:
-        self.held: dict[str, list[str]] = {}
+        self.held: dict[str, list[tuple[str, str]]] = {}
+        self.current: dict[str, str] = {}  # row -> its live attempt
         self.peak: dict[str, int] = {}
         self._changed: asyncio.Condition | None = None
 
@@ -75,32 +79,47 @@ class LimiterActor:
             self._changed = asyncio.Condition()
         return self._changed
 
-    async def acquire(self, key: str, size: int, holder: str) -> None:
+    def _drop(self, keep: Callable[[tuple[str, str]], bool]) -> None:
+        for key, holders in self.held.items():
+            self.held[key] = [h for h in holders if keep(h)]
+
+    async def begin(self, row: str, attempt: str) -> None:
         changed = self._condition()
         async with changed:
-            holders = self.held.setdefault(key, [])
-            await changed.wait_for(lambda: len(holders) < size)
-            holders.append(holder)
-            self.peak[key] = max(self.peak.get(key, 0), len(holders))
+            self.current[row] = attempt
+            self._drop(lambda h: h[0] != row or h[1] == attempt)
+            changed.notify_all()
 
-    async def release(self, key: str, holder: str) -> None:
+    async def acquire(self, key: str, size: int, row: str, attempt: str) -> bool:
+        changed = self._condition()
+        async with changed:
+            self.held.setdefault(key, [])
+
+            def free_or_stale() -> bool:
+                return self.current.get(row) != attempt or len(self.held[key]) < size
+
+            await changed.wait_for(free_or_stale)
+            if self.current.get(row) != attempt:
+                return False  # a dead attempt's call: it gets nothing
+            self.held[key].append((row, attempt))
+            self.peak[key] = max(self.peak.get(key, 0), len(self.held[key]))
+            return True
+
+    async def release(self, key: str, row: str, attempt: str) -> None:
         changed = self._condition()
         async with changed:
             holders = self.held.get(key, [])
-            if holder in holders:
-                holders.remove(holder)
+            if (row, attempt) in holders:
+                holders.remove((row, attempt))
             changed.notify_all()
 
-    async def release_holder(self, holder: str) -> int:
+    async def end(self, row: str) -> None:
+        """The row's task is over (done, failed or lost): free whatever any of its attempts still held."""
         changed = self._condition()
         async with changed:
-            freed = 0
-            for holders in self.held.values():
-                while holder in holders:
-                    holders.remove(holder)
-                    freed += 1
+            self.current.pop(row, None)
+            self._drop(lambda h: h[0] != row)
             changed.notify_all()
-            return freed
 
     async def stats(self) -> dict[str, Any]:
         return {"peak": dict(self.peak), "held": {k: len(v) for k, v in self.held.items()}}
@@ -136,14 +155,14 @@ class Handles:
 class RemoteLimit:
     """`async with limit:` backed by the batch's LimiterActor instead of a local semaphore."""
 
-    def __init__(self, limiter: Any, key: str, size: int, holder: str) -> None:
-        self.limiter, self.key, self.size, self.holder = limiter, key, size, holder
+    def __init__(self, limiter: Any, key: str, size: int, row: str, attempt: str) -> None:
+        self.limiter, self.key, self.size, self.row, self.attempt = limiter, key, size, row, attempt
 
     async def __aenter__(self) -> None:
-        await self.limiter.acquire.remote(self.key, self.size, self.holder)
+        await self.limiter.acquire.remote(self.key, self.size, self.row, self.attempt)
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.limiter.release.remote(self.key, self.holder)
+        await self.limiter.release.remote(self.key, self.row, self.attempt)
 
 
 class RemoteScorer:
@@ -187,11 +206,14 @@ class RayPool(ServicePool):
         super().__init__(settings)
         self.handles = handles
         self.holder = holder
+        self.attempt = uuid.uuid4().hex
+        # a retry of this row after its worker died: the dead attempt's slots are freed before anything starts
+        ray.get(handles.limiter.begin.remote(holder, self.attempt))
         self.scorer_actor = handles.scorers[zlib.crc32(holder.encode()) % len(handles.scorers)]
 
     def limit(self, role: str, provider: str) -> Any:
         key = f"{role}:{provider}"
-        return RemoteLimit(self.handles.limiter, key, limit_size(self.settings, provider), self.holder)
+        return RemoteLimit(self.handles.limiter, key, limit_size(self.settings, provider), self.holder, self.attempt)
 
     def image_scorer(self, name: str) -> Any:
         inner = super().image_scorer(name)
@@ -288,7 +310,7 @@ class RayExecutor:
                         outcome = RowOutcome.model_validate(ray.get(ref))
                     except RayError as exc:  # the worker died past its retries: the run resumes later
                         outcome = RowOutcome(id=row.id, status="interrupted", error=f"Ray task lost: {exc}")
-                    handles.limiter.release_holder.remote(row.id)  # slots a dead worker still held
+                    handles.limiter.end.remote(row.id)  # slots a dead worker still held
                     runner.row_finished(row, outcome)
                 if not done and rows:  # keep the live view's spend current while rows run
                     runner.observer("cost", rows[0], {"spent": status["spent"]})
