@@ -425,3 +425,60 @@ def test_inspect_a_batch_shows_a_sortable_leaderboard_json_and_an_html_grid(cli:
     assert folder_digests(batch) == before, "inspect writes nothing into the batch"
     single = cli("inspect", batch / "runs" / "row_001", "--sort", "cost_usd")
     assert single.exit_code == 2 and "--sort orders a batch's leaderboard" in single.stderr
+
+
+# --- the live view and the Ray extra ------------------------------------------------------------------
+
+
+def test_live_view_shows_rows_done_running_failed_spend_against_the_cap_and_an_eta(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from feedback_cli.ui.batch_view import BatchView
+    from feedback_cli.workflow.batch_state import BatchRowState, BatchState, RowResult
+    from feedback_cli.workflow.models import RunOptions
+
+    def row(i: int, status: str) -> BatchRowState:
+        return BatchRowState(
+            id=f"r{i}", line=i, prompt="p", options=RunOptions(), run_dir=f"runs/r{i}", status=status,  # type: ignore[arg-type]
+            result=RowResult(cost_usd=0.25 if status == "completed" else 0.0, time_s=1.0),
+        )  # fmt: skip
+
+    statuses = ["completed", "completed", "running", "failed", "pending", "pending"]
+    state = BatchState(
+        fbloop_version="x", batch_id="b1", prompts_file="p.txt", prompts_copy="input/prompts.txt",
+        prompts_sha256="0", max_cost=2.0, concurrency=2, rows=[row(i, s) for i, s in enumerate(statuses)],
+    )  # fmt: skip
+    console = Console(record=True, width=120, force_terminal=False)
+    view = BatchView(console, state)
+    view.observer("row_finished", state.rows[0], {"spent": 0.5})
+    console.print(view.render())
+    text = console.export_text()
+    assert "r0: completed" in text
+    assert "2/6 done, 1 running, 1 failed, 2 waiting" in text
+    assert "$0.5000 of $2.0000" in text
+    assert "left" in text  # an ETA once a row finished
+
+
+def test_executor_ray_without_ray_installed_is_one_clear_line(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` does when the extra is not installed
+    prompts = write(tmp_path / "p.txt", "a fox\n")
+    result = cli("batch", prompts, "--executor", "ray", "--output-dir", tmp_path / "b")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "fbloop: error: --executor ray needs Ray, which is not installed: pip install 'fbloop[ray]'"
+    )
+    assert not (tmp_path / "b").exists()
+
+
+def test_batch_help_imports_neither_torch_nor_ray() -> None:
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom feedback_cli.app import app\n"
+        "r = CliRunner().invoke(app, ['batch', '--help'])\nassert r.exit_code == 0, r.output\n"
+        "assert '--concurrency' in r.output and '--executor' in r.output\n"
+        "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -186,3 +186,15 @@ def test_ray_executor_shares_the_provider_limit_across_workers(
     assert result.exit_code == 0, result.stderr
     assert cloud.predictions_created == 9
     assert 1 < cloud.max_in_flight_predictions <= 2
+
+
+def test_scorer_gpus_the_cluster_lacks_are_refused_in_one_line(
+    cli: Any, ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FBLOOP_RAY_SCORER_GPUS", "1")  # the session cluster has num_gpus=0
+    prompts = write(tmp_path / "p.txt", "a fox\n")
+    result = cli("batch", prompts, *IMAGE_ONLY, "--executor", "ray", "--output-dir", tmp_path / "b")
+    assert result.exit_code == 2
+    assert "FBLOOP_RAY_SCORER_GPUS is 1 but the Ray cluster has 0 GPU(s)" in result.stderr
+    batch = only_batch(tmp_path / "b")
+    assert read_json(batch / "batch_summary.json")["counts"] == {"pending": 1}  # resumable once fixed

@@ -130,10 +130,10 @@ def batch(
 
 
 def require_ray() -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("ray") is None:
-        raise UsageError("--executor ray needs Ray, which is not installed: pip install 'fbloop[ray]'")
+    try:
+        import ray  # noqa: F401  (only when the Ray executor is asked for)
+    except ImportError:
+        raise UsageError("--executor ray needs Ray, which is not installed: pip install 'fbloop[ray]'") from None
 
 
 def _preflight_named_scorers(base: object, settings: object) -> None:

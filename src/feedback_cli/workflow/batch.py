@@ -331,6 +331,9 @@ class BatchRunner:
         except (KeyboardInterrupt, Interrupted):
             self.finish(interrupted=True)
             raise
+        except FbloopError:  # e.g. the Ray cluster cannot serve the batch: the rows stay resumable
+            self.finish()
+            raise
         return self.finish()
 
 

@@ -27,7 +27,7 @@ import ray
 from ray.exceptions import RayError
 
 from feedback_cli.config import Settings
-from feedback_cli.errors import BudgetError, ScorerUnavailable
+from feedback_cli.errors import BudgetError, ScorerUnavailable, UsageError
 from feedback_cli.scoring.registry import image_scorer, video_scorer
 from feedback_cli.workflow.batch import RowOutcome, run_row, run_settings
 from feedback_cli.workflow.batch_shared import BatchBudget, ServicePool, limit_size
@@ -269,6 +269,13 @@ class RayExecutor:
         settings = run_settings(runner.settings)
         started_here = connect(self.address)
         try:
+            gpus = ray.cluster_resources().get("GPU", 0.0)
+            if settings.ray_scorer_gpus > gpus:
+                # an actor asking for GPUs the cluster lacks would wait forever, and every row's scoring with it
+                raise UsageError(
+                    f"FBLOOP_RAY_SCORER_GPUS is {settings.ray_scorer_gpus:g} but the Ray cluster has {gpus:g} GPU(s)",
+                    hint="set FBLOOP_RAY_SCORER_GPUS=0 to score on CPU, or add GPU workers",
+                )
             handles = Handles(
                 budget=BudgetActor.remote(runner.state.max_cost, dict(runner.budget.spent_by_run)),  # type: ignore[attr-defined]
                 limiter=LimiterActor.remote(),  # type: ignore[attr-defined]
