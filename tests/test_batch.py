@@ -482,3 +482,35 @@ def test_batch_help_imports_neither_torch_nor_ray() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_ctrl_c_mid_batch_saves_everything_and_resume_finishes(tmp_path: Path) -> None:
+    prompts = write(tmp_path / "p.txt", "a red fox\na blue kite\nan owl\n")
+    out = tmp_path / "batches"
+    env = {**os.environ, "FBLOOP_OFFLINE_LATENCY": "0.3"}
+    cmd = [
+        sys.executable, "-m", "feedback_cli", "batch", str(prompts), *IMAGE_ONLY, "--num-image-variations", "4",
+        "--concurrency", "2", "--seed", "5", "--output-dir", str(out),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and any(out.iterdir()) and any((only_batch(out) / "runs").glob("*/*.json"))):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    batch = only_batch(out)
+    assert f"Resume with: fbloop resume {batch}" in stderr
+    _, state = load_batch(batch)
+    assert state.status == "interrupted" and "completed" not in {r.status for r in state.rows}
+    resumed = subprocess.run(
+        [sys.executable, "-m", "feedback_cli", "resume", str(batch)], env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r.status for r in load_batch(batch)[1].rows] == ["completed"] * 3

@@ -123,6 +123,7 @@ def render_outcome(console: Console, state: BatchState, root: Any) -> None:
         + f", {state.wall_time_s:.1f}s",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     not_finished = sum(1 for r in state.rows if r.status != "completed")
     if not_finished:
@@ -135,5 +136,6 @@ def render_outcome(console: Console, state: BatchState, root: Any) -> None:
             f"{not_finished} of {len(state.rows)} rows did not finish. Resume with: fbloop resume {root}{flags}",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
     console.print(f"results: {root}/results.csv", markup=False, highlight=False, soft_wrap=True)
