@@ -198,3 +198,20 @@ def test_scorer_gpus_the_cluster_lacks_are_refused_in_one_line(
     assert "FBLOOP_RAY_SCORER_GPUS is 1 but the Ray cluster has 0 GPU(s)" in result.stderr
     batch = only_batch(tmp_path / "b")
     assert read_json(batch / "batch_summary.json")["counts"] == {"pending": 1}  # resumable once fixed
+
+
+def test_one_budget_across_ray_workers(cli: Any, cloud: Any, ray_cluster: str, tmp_path: Path) -> None:
+    prompts = write(tmp_path / "p.txt", "".join(f"a quiet lake, hour {i}\n" for i in range(4)))
+    cap = 0.015  # 4 rows x 3 images at $0.003 (+ the prompt calls) is about $0.04
+    result = cli(
+        "batch", prompts, *IMAGE_ONLY, "--backend", "cloud", "--num-image-variations", "3", "--concurrency", "2",
+        "--seed", "3", "--max-cost", str(cap), "--executor", "ray", "--output-dir", tmp_path / "b",
+    )  # fmt: skip
+    assert result.exit_code == 1, result.stderr
+    batch = only_batch(tmp_path / "b")
+    spent = sum(e["usd"] for s in run_states(batch).values() for e in s["ledger"])
+    assert spent <= cap + 1e-9 and cloud.predictions_created * 0.003 <= cap
+    assert read_json(batch / "batch_summary.json")["not_finished"] >= 1
+    again = cli("resume", batch, "--max-cost", "1")
+    assert again.exit_code == 0, again.stderr
+    assert cloud.predictions_created == 12 and cloud.duplicate_predictions() == []

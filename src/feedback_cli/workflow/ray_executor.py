@@ -294,7 +294,7 @@ class RayExecutor:
 
     def _drive(self, rows: list[BatchRowState], handles: Handles, settings: Settings) -> None:
         runner = self.runner
-        task = run_row_task.options(max_retries=settings.ray_task_retries)
+        task = run_row_task.options(max_retries=settings.ray_task_retries, num_cpus=settings.ray_row_cpus)
         waiting = list(rows)
         in_flight: dict[Any, BatchRowState] = {}
         try:
