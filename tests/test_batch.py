@@ -514,3 +514,58 @@ def test_ctrl_c_mid_batch_saves_everything_and_resume_finishes(tmp_path: Path) -
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert [r.status for r in load_batch(batch)[1].rows] == ["completed"] * 3
+
+
+# --- one 429 backoff for the batch --------------------------------------------------------------------
+
+
+def test_a_429_heard_by_one_run_pauses_new_calls_of_the_whole_batch() -> None:
+    import asyncio
+
+    from feedback_cli.config import Settings
+    from feedback_cli.workflow.batch_shared import ServicePool
+    from feedback_cli.workflow.events import Event
+
+    async def scenario() -> tuple[float, float, list[str]]:
+        pool = ServicePool(Settings())
+        pool.observe(Event(kind="notice", message="image_01: retrying after a timeout in 9.0s"))  # not a 429
+        pool.observe(Event(kind="notice", message="writer answered HTTP 500; retry 1 of 3 in 9.0s"))  # nor this
+        assert pool.cooldown == {}
+        heard = time.monotonic()
+        pool.observe(
+            Event(
+                kind="notice",
+                message="image_01: Replicate answered HTTP 429 (Request was throttled); retry 1 of 5 in 0.4s",
+            )
+        )
+        order: list[str] = []
+
+        async def call(role: str) -> float:
+            async with pool.limit(role, "replicate" if role == "media" else "openai"):
+                order.append(role)
+                return time.monotonic()
+
+        media_at, agents_at = await asyncio.gather(call("media"), call("agents"))
+        return media_at - heard, agents_at - heard, order
+
+    media_wait, _, order = asyncio.run(scenario())
+    assert media_wait >= 0.39  # no new Replicate call before the wait the 429 named
+    assert order == ["agents", "media"]  # the LLM calls were not held up by Replicate's 429
+
+
+def test_batch_through_a_429_finishes_and_pays_each_item_once(cli: Any, cloud: Any, tmp_path: Path) -> None:
+    cloud.fail_next_creates(429, retry_after=1, count=1)
+    prompts = write(tmp_path / "p.txt", "a red fox\na blue kite\na quiet owl\n")
+    out = tmp_path / "batches"
+    result = cli(
+        "batch", prompts, *IMAGE_ONLY, "--backend", "cloud", "--num-image-variations", "2", "--concurrency", "3",
+        "--output-dir", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert cloud.predictions_created == 6 and cloud.duplicate_predictions() == []
+    notes = [n for s in run_states(only_batch(out)).values() for st in s["stages"] for n in st["notes"]]
+    assert any("HTTP 429" in n for n in notes), notes
+    secrets = [os.environ["OPENAI_API_KEY"], os.environ["REPLICATE_API_TOKEN"]]
+    for path in out.rglob("*"):  # the keys were used and are written nowhere in the batch folder
+        if path.is_file():
+            assert not any(secret.encode() in path.read_bytes() for secret in secrets), path

@@ -243,6 +243,7 @@ async def run_row(
     current_run_services.set(services)  # this task's context only
     ledger = BatchLedger(prepared.state, prepared.state.options.max_cost, budget)
     bus = EventBus()
+    bus.subscribe(pool.observe)  # one run's 429 slows the whole batch down
     if on_event is not None:
         bus.subscribe(on_event)
     error: str | None = None

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from feedback_cli.errors import BudgetError, ScorerUnavailable
 from feedback_cli.providers.registry import BACKENDS, load_agents, load_media
 from feedback_cli.scoring.registry import image_scorer, video_scorer
+from feedback_cli.workflow.events import Event
 from feedback_cli.workflow.ledger import CostLedger
 from feedback_cli.workflow.models import CostEntry, RunState
 from feedback_cli.workflow.services import Services
@@ -122,6 +125,43 @@ def _notice_to_current_run(message: str) -> None:
         services.notice(message)
 
 
+#: a provider's "slow down" as the clients report it: "... answered HTTP 429 (...); retry 1 of 5 in 2.3s"
+RATE_LIMITED = re.compile(r"answered HTTP 429\b.*?\bin (\d+(?:\.\d+)?)s\b")
+
+
+class SharedLimit:
+    """A provider's semaphore plus the batch's one 429 backoff: after any run hears "429, retry in N s", no run
+    of the batch starts a new call to that provider before the N seconds are over (the one that heard it waits
+    anyway), instead of 40 runs each finding out for themselves."""
+
+    def __init__(self, size: int, pool: ServicePool, role: str) -> None:
+        self.semaphore = asyncio.Semaphore(size)
+        self.pool = pool
+        self.role = role
+
+    async def __aenter__(self) -> None:
+        await self.semaphore.acquire()
+        try:
+            while (wait := self.pool.cooldown.get(self.role, 0.0) - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+        except BaseException:
+            self.semaphore.release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.semaphore.release()
+
+
+def rate_limited(event: Event) -> tuple[str, float] | None:
+    """(role, seconds) when the event is a provider's 429 with the wait the client chose, else None."""
+    if event.kind != "notice":
+        return None
+    found = RATE_LIMITED.search(event.message)
+    if found is None:
+        return None
+    return ("media" if "Replicate answered" in event.message else "agents"), float(found.group(1))
+
+
 def limit_size(settings: Settings, provider: str) -> int:
     """The concurrency limit of a provider, as `Services` sizes it for a single run."""
     return {
@@ -142,6 +182,18 @@ class ServicePool:
         self._agents: dict[str, Agents] = {}
         self._media: dict[str, Media] = {}
         self._executor: ThreadPoolExecutor | None = None
+        #: role ("media", "agents") -> monotonic time before which no new call to it starts
+        self.cooldown: dict[str, float] = {}
+
+    def observe(self, event: Event) -> None:
+        """Every run's events pass here: a 429 heard by one run pauses new calls of the whole batch."""
+        heard = rate_limited(event)
+        if heard is not None:
+            self.pause(*heard)
+
+    def pause(self, role: str, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        self.cooldown[role] = max(self.cooldown.get(role, 0.0), until)
 
     def agents(self, backend: str) -> Agents:
         if backend not in self._agents:
@@ -160,7 +212,7 @@ class ServicePool:
         """The async context manager every run's calls to this provider share."""
         key = f"{role}:{provider}"
         if key not in self.limits:
-            self.limits[key] = asyncio.Semaphore(limit_size(self.settings, provider))
+            self.limits[key] = SharedLimit(limit_size(self.settings, provider), self, role)
         return self.limits[key]
 
     def image_scorer(self, name: str) -> ImageScorer | ScorerUnavailable:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
@@ -71,6 +72,7 @@ class LimiterActor:
     def __init__(self) -> None:
         self.held: dict[str, list[tuple[str, str]]] = {}
         self.current: dict[str, str] = {}  # row -> its live attempt
+        self.cooldown: dict[str, float] = {}  # role -> monotonic time (this actor's clock) new calls wait for
         self.peak: dict[str, int] = {}
         self._changed: asyncio.Condition | None = None
 
@@ -103,7 +105,13 @@ class LimiterActor:
                 return False  # a dead attempt's call: it gets nothing
             self.held[key].append((row, attempt))
             self.peak[key] = max(self.peak.get(key, 0), len(self.held[key]))
-            return True
+        role = key.split(":", 1)[0]
+        while (wait := self.cooldown.get(role, 0.0) - time.monotonic()) > 0:  # the batch's one 429 backoff
+            await asyncio.sleep(wait)
+        return True
+
+    async def pause(self, role: str, seconds: float) -> None:
+        self.cooldown[role] = max(self.cooldown.get(role, 0.0), time.monotonic() + seconds)
 
     async def release(self, key: str, row: str, attempt: str) -> None:
         changed = self._condition()
@@ -210,6 +218,9 @@ class RayPool(ServicePool):
         # a retry of this row after its worker died: the dead attempt's slots are freed before anything starts
         ray.get(handles.limiter.begin.remote(holder, self.attempt))
         self.scorer_actor = handles.scorers[zlib.crc32(holder.encode()) % len(handles.scorers)]
+
+    def pause(self, role: str, seconds: float) -> None:
+        self.handles.limiter.pause.remote(role, seconds)  # every worker's rows wait, not only this one's
 
     def limit(self, role: str, provider: str) -> Any:
         key = f"{role}:{provider}"
