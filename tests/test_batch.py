@@ -569,3 +569,38 @@ def test_batch_through_a_429_finishes_and_pays_each_item_once(cli: Any, cloud: A
     for path in out.rglob("*"):  # the keys were used and are written nowhere in the batch folder
         if path.is_file():
             assert not any(secret.encode() in path.read_bytes() for secret in secrets), path
+
+
+def test_a_tampered_batch_checkpoint_is_refused_in_one_line(cli: Any, tmp_path: Path) -> None:
+    prompts = write(tmp_path / "p.txt", "a red fox\n")
+    out = tmp_path / "batches"
+    assert cli("batch", prompts, *IMAGE_ONLY, "--num-image-variations", "1", "--output-dir", out).exit_code == 0
+    batch = only_batch(out)
+    path = batch / "batch_checkpoint.json"
+    envelope = json.loads(path.read_text())
+    envelope["state"]["max_cost"] = 99.0  # a hand edit: the checksum no longer matches
+    path.write_text(json.dumps(envelope))
+    for target in (batch, path):
+        result = cli("resume", target)
+        assert result.exit_code == 2 and "failed its checksum" in result.stderr, result.stderr
+    path.write_text("{not json")
+    result = cli("resume", batch)
+    assert result.exit_code == 2 and "is not valid JSON" in result.stderr
+
+
+def test_live_view_updates_in_place_on_a_terminal(tmp_path: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    prompts = write(tmp_path / "p.txt", "a red fox\na blue kite\nan owl\n")
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env.update({"FBLOOP_OFFLINE_LATENCY": "0.2", "TERM": "xterm", "COLUMNS": "120"})
+    args = ["-m", "feedback_cli", "batch", str(prompts), *IMAGE_ONLY, "--num-image-variations", "2",
+            "--max-cost", "3", "--output-dir", str(tmp_path / "b")]  # fmt: skip
+    child = pexpect.spawn(sys.executable, args, env=env, encoding="utf-8", timeout=60, dimensions=(40, 120))
+    gap = r"(?:\x1b\[[0-9;]*m|\s)+"  # spaces and Rich's style codes between a label and its value
+    child.expect(rf"rows{gap}\d/3 done, \d running, 0 failed")
+    child.expect(rf"spend{gap}\$0\.0000 of \$3\.0000")
+    child.expect(r"about \d+s left")  # an ETA once the first row finished
+    child.expect(r"3/3 done")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
