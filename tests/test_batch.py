@@ -604,3 +604,27 @@ def test_live_view_updates_in_place_on_a_terminal(tmp_path: Path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_resume_of_a_batch_with_one_broken_run_finishes_the_others(cli: Any, tmp_path: Path) -> None:
+    prompts = write(tmp_path / "p.txt", "a red fox\na blue kite\nan owl\n")
+    out = tmp_path / "batches"
+    env = {"FBLOOP_OFFLINE_LATENCY": "0"}
+    assert (
+        cli("batch", prompts, *IMAGE_ONLY, "--num-image-variations", "1", "--output-dir", out, env=env).exit_code == 0
+    )
+    batch = only_batch(out)
+    (batch / "runs" / "row_002" / "workflow_checkpoint.json").write_text("{broken")
+    # row_003 never started: as if the batch had been killed before it
+    import shutil
+
+    shutil.rmtree(batch / "runs" / "row_003")
+    kept = folder_digests(batch / "runs" / "row_001")
+    result = cli("resume", batch)
+    assert result.exit_code == 1  # one row cannot be trusted...
+    rows = {r["id"]: r for r in read_json(batch / "batch_summary.json")["results"]}
+    assert rows["row_002"]["status"] == "failed" and "not valid JSON" in rows["row_002"]["error"]
+    assert rows["row_003"]["status"] == "completed"  # ...the others are finished
+    assert folder_digests(batch / "runs" / "row_001") == kept
+    refused = cli("resume", batch, "--interactive")
+    assert refused.exit_code == 2 and "a batch runs unattended" in refused.stderr

@@ -166,9 +166,16 @@ def drive_batch(runner: object, *, verbose: bool = False, ray_address: str | Non
 
 
 def resume_batch(
-    target: Path, *, verbose: bool = False, max_cost: float | None = None, retry_failed: bool = False
+    target: Path,
+    *,
+    verbose: bool = False,
+    max_cost: float | None = None,
+    retry_failed: bool = False,
+    interactive: bool | None = None,
 ) -> int:
     """`fbloop resume BATCH_DIR`: finished runs untouched, partial runs resumed, rows not started started."""
+    if interactive:
+        raise UsageError("a batch runs unattended; --interactive reviews single runs (fbloop resume BATCH_DIR/runs/ID)")
     from feedback_cli.config import load_settings
     from feedback_cli.ui.console import err_console
     from feedback_cli.workflow.batch import BatchRunner, batch_resume_check, pinned_settings, reconcile, rows_to_run

@@ -41,7 +41,9 @@ def resume_run(
     if is_batch_dir(target):  # a batch folder: finish the batch
         from feedback_cli.commands.batch import resume_batch
 
-        return resume_batch(target, verbose=verbose, max_cost=max_cost, retry_failed=retry_failed)
+        return resume_batch(
+            target, verbose=verbose, max_cost=max_cost, retry_failed=retry_failed, interactive=interactive
+        )
     from feedback_cli.commands.run import _require_terminal, _reviewer
     from feedback_cli.config import load_settings
     from feedback_cli.ui.console import err_console

@@ -155,7 +155,11 @@ def read_run_state(run_dir: Path) -> RunState | None:
 def reconcile(root: Path, state: BatchState) -> None:
     """Bring each row's status in line with its run's own checkpoint (the driver may have died first)."""
     for row in state.rows:
-        run = read_run_state(root / row.run_dir)
+        try:
+            run = read_run_state(root / row.run_dir)
+        except CheckpointError as exc:  # one broken run must not hide the others
+            row.status, row.error = "failed", exc.line()
+            continue
         if run is None:
             row.status = "pending"
             continue
