@@ -298,6 +298,11 @@ def test_one_budget_for_the_batch_then_resume_with_a_higher_cap(cli: Any, cloud:
     stopped = [s for s in states.values() if s["status"] == "budget_exceeded"]
     assert stopped, [s["status"] for s in states.values()]
     finished = {n: folder_digests(batch / "runs" / n) for n, s in states.items() if s["status"] == "completed"}
+    # a row's run folder is an ordinary run: it resumes on its own too (then the batch leaves it alone)
+    alone = next(n for n, s in states.items() if s["status"] == "budget_exceeded")
+    assert cli("resume", batch / "runs" / alone).exit_code == 0
+    assert read_json(batch / "runs" / alone / "workflow_summary.json")["status"] == "completed"
+    finished[alone] = folder_digests(batch / "runs" / alone)
 
     again = cli("resume", batch, "--max-cost", "1")
     assert again.exit_code == 0, again.stderr
