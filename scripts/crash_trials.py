@@ -268,7 +268,20 @@ def write_report(path: Path, by_backend: dict[str, list[Trial]], latency: float)
             for r in results
         ]
         lines.append("")
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines) + _other_sections(path, by_backend))
+
+
+def _other_sections(path: Path, by_backend: dict[str, list[Trial]]) -> str:
+    """Sections of the report that are not the trials' (e.g. "## Secrets"): kept when it is regenerated."""
+    try:
+        old = path.read_text().splitlines(keepends=True)
+    except OSError:
+        return ""
+    trials = {f"## {backend}" for backend in ("offline", "cloud", *by_backend)}
+    for index, line in enumerate(old):
+        if line.startswith("## ") and line.strip() not in trials:
+            return "\n" + "".join(old[index:])
+    return ""
 
 
 def main() -> int:

@@ -77,6 +77,8 @@ class ReplicateMedia:
             timeout=timeout,
         )
         self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+        #: provider text (error details, a failed prediction's error) is redacted before it is a message
+        self.redact = settings.redactor()
         #: predictions adopted as orphans in this process, so two resumed items never share one
         self.adopted: set[str] = set()
 
@@ -143,7 +145,9 @@ class ReplicateMedia:
             try:
                 prediction = await self.client.predictions.async_get(job.existing_job_id)
             except (ReplicateError, httpx.HTTPError) as exc:
-                raise ProviderError(f"cannot re-attach to prediction {job.existing_job_id}: {exc}") from None
+                raise ProviderError(
+                    self.redact(f"cannot re-attach to prediction {job.existing_job_id}: {exc}")
+                ) from None
         else:
             since = _parse_time(job.orphan_since) if job.orphan_since else None
             prediction = await self._orphan(model_id, data, job, since) if since else None
@@ -190,7 +194,7 @@ class ReplicateMedia:
                 )
             except ReplicateError as exc:
                 status = exc.status or 0
-                detail = (exc.detail or exc.title or "no detail").rstrip(".")
+                detail = self.redact((exc.detail or exc.title or "no detail").rstrip("."))
                 if status >= 500:
                     found = await self._orphan(model_id, data, job, sent_at)
                     if found is not None:
@@ -260,9 +264,12 @@ class ReplicateMedia:
             except (ReplicateError, httpx.HTTPError) as exc:  # polls are safe to repeat
                 failures += 1
                 if failures > 5:
-                    raise ProviderError(f"prediction {prediction.id}: polling keeps failing: {exc}") from None
+                    raise ProviderError(
+                        self.redact(f"prediction {prediction.id}: polling keeps failing: {exc}")
+                    ) from None
         if prediction.status == "failed":
-            raise ProviderError(f"prediction {prediction.id} failed: {prediction.error or 'no error given'}")
+            error = self.redact(str(prediction.error or "no error given"))
+            raise ProviderError(f"prediction {prediction.id} failed: {error}")
         if prediction.status == "canceled":
             raise ProviderError(f"prediction {prediction.id} was canceled")
         return prediction
