@@ -82,7 +82,7 @@ def test_the_same_batch_gives_the_same_files_on_both_executors(cli: Any, ray_clu
 
 def _lock_pids(batch: Path) -> list[int]:
     pids = []
-    for lock in (batch / "runs").glob("*/.fbloop.lock"):
+    for lock in (batch / "runs").glob("*/.fbloop.lock.owner.json"):  # who holds each run's lock
         try:
             pids.append(int(json.loads(lock.read_text())["pid"]))
         except (OSError, ValueError, KeyError):
