@@ -50,7 +50,6 @@ from feedback_cli.workflow.files import atomic_write_bytes, sha256_file
 from feedback_cli.workflow.models import RunOptions, RunState, utcnow
 from feedback_cli.workflow.runfolder import new_run_dir
 
-DEFAULT_BATCH_DIR = Path("output/batches")
 BATCH_SUMMARY_SCHEMA_VERSION = 1
 #: run statuses -> row statuses (a run still "running" in its checkpoint was killed: it is interrupted)
 RUN_TO_ROW = {
@@ -169,7 +168,7 @@ def reconcile(root: Path, state: BatchState) -> None:
             row.error = run.error
 
 
-def spent_by_run(root: Path, state: BatchState) -> dict[str, float]:
+def spent_by_run(state: BatchState) -> dict[str, float]:
     return {row.id: row.result.cost_usd for row in state.rows}
 
 
@@ -276,7 +275,7 @@ class BatchRunner:
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()  # Ray tasks on other processes and nodes need the full path
-        self.budget = BatchBudget(self.state.max_cost, spent_by_run(self.root, self.state))
+        self.budget = BatchBudget(self.state.max_cost, spent_by_run(self.state))
         self._started = time.perf_counter()
         self._base_wall = self.state.wall_time_s
 

@@ -1,4 +1,4 @@
-"""Where the rows of a batch run: in this process (local) or as Ray tasks on a cluster (ray).
+"""Where the rows of a batch run: here, in this process (local); `ray_executor.py` runs them as Ray tasks.
 
 Both call the same `run_row` on the same run folders and report back to the same `BatchRunner`, which alone
 writes the batch files; only where the shared budget, limits and scorers live differs.
