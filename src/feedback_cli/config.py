@@ -100,6 +100,16 @@ class Settings(BaseSettings):
     #: where weight files that are not on the HF hub go (default ~/.cache/fbloop/weights)
     weights_dir: Path | None = None
 
+    # --- `fbloop batch --executor ray` ---
+    #: GPUs each scoring actor declares (0.5 lets two actors share a GPU); 0 scores on CPU
+    ray_scorer_gpus: float = Field(default=0.0, ge=0)
+    #: scoring actors per batch: each loads the scorers' models once and serves every row's scoring
+    ray_scorer_actors: int = Field(default=1, ge=1, le=256)
+    #: CPUs a row task reserves: a row mostly waits on providers, its scoring runs on the scorer actors
+    ray_row_cpus: float = Field(default=0.25, gt=0)
+    #: times Ray re-runs a row whose worker died (the retry resumes the row from its checkpoint)
+    ray_task_retries: int = Field(default=1, ge=0)
+
     # --- output ---
     output_dir: Path = DEFAULT_OUTPUT_DIR
 
