@@ -14,6 +14,7 @@ from feedback_cli.scoring.registry import OFFLINE_IMAGE_SET, OFFLINE_VIDEO_SET
 from feedback_cli.scoring.select import resolve as resolve_scorers
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.events import EventBus
+from feedback_cli.workflow.ledger import CostLedger
 from feedback_cli.workflow.lock import RunLock
 from feedback_cli.workflow.models import ResumeRecord, RunOptions, RunState
 from feedback_cli.workflow.orchestrator import Orchestrator, create_run
@@ -25,7 +26,7 @@ from feedback_cli.workflow.services import Services
 PINNED_SETTINGS = (
     "writer_model",
     "critic_model",
-    "judge_model",
+    "planner_model",
     "vision_model",
     "image_model",
     "video_model",
@@ -45,7 +46,7 @@ PINNED_SETTINGS = (
 MODEL_SETTINGS = (
     "writer_model",
     "critic_model",
-    "judge_model",
+    "planner_model",
     "vision_model",
     "image_model",
     "video_model",
@@ -100,6 +101,7 @@ def prepare_run(
     stages: tuple[str, ...] | None = None,
     kind: str = "workflow",
     prepare: Callable[[RunFolder, RunState], None] | None = None,
+    run_dir: Path | None = None,
 ) -> PreparedRun:
     chosen_by_user = bool(options.scorers)
     spec, images, videos, notice = resolve_scorers(options.scorers, options.backend.value)
@@ -136,6 +138,7 @@ def prepare_run(
         providers={"agents": agents, "media": media},
         scorers={"image": images, "video": videos},
         prepare=prepare,
+        run_dir=run_dir,
     )
     state.notices.extend(notices)
     return PreparedRun(folder, state, services_for(state, settings))
@@ -181,6 +184,8 @@ def load_for_resume(
         resume.options = {k: {"from": getattr(state.options, k), "to": v} for k, v in changed.items()}
         state.options = state.options.model_copy(update=changed)
     pinned: dict[str, Any] = {k: state.settings[k] for k in PINNED_SETTINGS if k in state.settings}
+    if "planner_model" not in state.settings and "writer_model" in state.settings and not use_current_settings:
+        pinned["planner_model"] = state.settings["writer_model"]  # runs from before the planner had its own
     settings = settings.model_copy(update=pinned)
     folder = RunFolder(run_dir, settings.secrets())
     prepared = PreparedRun(folder, state, services_for(state, settings), resumed=True, break_lock=break_lock)
@@ -215,8 +220,11 @@ def retry_failed_items(state: RunState) -> int:
     return reset
 
 
-async def execute(prepared: PreparedRun, events: EventBus, reviewer: Reviewer | None = None) -> RunState:
-    """Run (or continue) the prepared run while holding its lock."""
+async def execute(
+    prepared: PreparedRun, events: EventBus, reviewer: Reviewer | None = None, *, ledger: CostLedger | None = None
+) -> RunState:
+    """Run (or continue) the prepared run while holding its lock. `ledger`: one that also answers to a shared
+    budget (a batch); by default the run's own."""
     if prepared.resumed and prepared.state.status == "completed":
         raise UsageError("internal: a completed run is not executed again")
     with prepared.lock or RunLock(prepared.folder.root, break_lock=prepared.break_lock):
@@ -228,4 +236,6 @@ async def execute(prepared: PreparedRun, events: EventBus, reviewer: Reviewer | 
         if prepared.resume is not None:
             prepared.state.resumes.append(prepared.resume)
         orchestrator = Orchestrator(prepared.folder, prepared.state, prepared.services, events, reviewer)
+        if ledger is not None:
+            orchestrator.ledger = ledger
         return await orchestrator.run(resumed=prepared.resumed)

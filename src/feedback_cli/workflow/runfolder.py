@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from feedback_cli.errors import InputError
 from feedback_cli.redaction import Redactor
-from feedback_cli.workflow.files import atomic_write_bytes, inside, sha256_bytes
+from feedback_cli.workflow.files import atomic_write_bytes, inside, sha256_bytes, storage_errors
 from feedback_cli.workflow.models import Artifact
 
 
@@ -39,6 +39,18 @@ def new_run_dir(output_dir: Path, now: datetime | None = None) -> Path:
             raise InputError(f"cannot create run folder in {output_dir}: {exc.strerror}") from None
         return candidate
     raise InputError(f"too many runs named {stamp} in {output_dir}")
+
+
+def new_named_run_dir(run_dir: Path) -> Path:
+    """Create exactly `run_dir` (its parents as needed); refuse if it exists: a folder is never reused."""
+    try:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir()
+    except FileExistsError:
+        raise InputError(f"run folder {run_dir} already exists") from None
+    except OSError as exc:
+        raise InputError(f"cannot create run folder {run_dir}: {exc.strerror}") from None
+    return run_dir
 
 
 class RunFolder:
@@ -72,5 +84,6 @@ class RunFolder:
         return self.write_bytes(relative, self.redact(text).encode(), "json", durable)
 
     def append_log(self, line: str) -> None:
-        with self.path("run.log").open("a", encoding="utf-8") as fh:
+        path = self.path("run.log")
+        with storage_errors(path), path.open("a", encoding="utf-8") as fh:
             fh.write(self.redact(line) + "\n")
