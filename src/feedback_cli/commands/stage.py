@@ -83,7 +83,7 @@ def stage(
     from feedback_cli.providers.registry import resolve_backend
     from feedback_cli.ui.session import drive
     from feedback_cli.workflow.api import prepare_run
-    from feedback_cli.workflow.bounds import RUN_FLAGS, ROUNDS_OPTIONS, build_options, clip_count_problem
+    from feedback_cli.workflow.bounds import ROUNDS_OPTIONS, RUN_FLAGS, build_options, clip_count_problem
     from feedback_cli.workflow.inputs import read_prompt, validate_clips, validate_image
 
     # `--num` is the image count of image-generation and the videos per clip of video-generation: each is
