@@ -172,11 +172,6 @@ def stage(
         verbose=verbose,
         prompt_file=str(prompt_file) if prompt_file else None,
         input_image=str(image) if image else None,
-        max_rounds_image=max_rounds_image,
-        max_rounds_video=max_rounds_video,
-        target_image=target_image,
-        target_video=target_video,
-        patience=patience,
     )
 
     def prepare(folder: Any, state: Any) -> None:
