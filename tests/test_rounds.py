@@ -349,3 +349,23 @@ def test_kill_in_round_two_resumes_in_round_two_without_paying_twice(fake_provid
     new_chats = [json.dumps(r.body) for r in cloud.requests_for("chat")[chats_before:]]
     assert not any("RevisionNotes" in c or "QuestionsReply" in c for c in new_chats), "nothing asked twice"
     assert stage["outputs"]["stop_reason"].startswith("rounds: 2 of 2")
+
+
+def test_inspect_shows_the_rounds(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for seed in range(1, 20):
+        run = run_engine(tmp_path / str(seed), seed=seed, target_image=100.0, max_rounds_image=2, patience=2)
+        if image_stage(run)["outputs"]["rounds"][0]["failed"]:
+            break
+    else:
+        pytest.fail("no seed failed a question in round 1")
+    data = json.loads(cli("inspect", run, "--json").stdout)
+    stage = next(s for s in data["stages"] if s["name"] == "image_generation")
+    log = stage["round_log"]
+    assert [r["round"] for r in log] == [1, 2] and log[0]["changes"] is None and log[0]["failed"]
+    added = " ".join(words for op, words in log[1]["changes"] if op == "+")
+    assert (
+        log[1]["prompt"].startswith(log[0]["prompt"]) and log[1]["prompt"][len(log[0]["prompt"]) :].strip(", ") in added
+    )
+    assert stage["stop_reason"].startswith("rounds:") and "questions" not in stage["outputs"]
+    text = cli("inspect", run).stdout
+    assert "Image generation: rounds" in text and "{+" in text and "failed: " in text and "stopped: rounds" in text
