@@ -369,3 +369,43 @@ def test_inspect_shows_the_rounds(cli, tmp_path: Path) -> None:  # type: ignore[
     assert stage["stop_reason"].startswith("rounds:") and "questions" not in stage["outputs"]
     text = cli("inspect", run).stdout
     assert "Image generation: rounds" in text and "{+" in text and "failed: " in text and "stopped: rounds" in text
+
+
+def test_storyboard_clips_loop_independently(tmp_path: Path) -> None:
+    prompt = "a red kite flying over three trees while the camera zooms in"
+    for seed in range(1, 10):
+        settings = Settings(_env_file=None, backend="offline", offline_image_size=128, offline_video_seconds=0.5)  # type: ignore[call-arg]
+        opts = RunOptions(
+            workflow=Workflow.full,
+            storyboard=True,
+            clips=2,
+            num_image_variations=2,
+            num_video_attempts=2,
+            max_iterations_image=1,
+            max_iterations_video=1,
+            max_rounds_image=1,
+            max_rounds_video=3,
+            target_video=100.0,
+            patience=1,
+            backend=Backend.offline,
+            scorers="offline",
+            seed=seed,
+        )
+        prepared = prepare_run(opts, settings, output_dir=tmp_path / str(seed), source_prompt=prompt)
+        asyncio.run(execute(prepared, EventBus()))
+        run = prepared.folder.root
+        stage = next(s for s in read_json(run / "workflow_trace.json")["stages"] if s["name"] == "video_generation")
+        outputs = stage["outputs"]
+        counts = {clip: len(outputs[f"rounds_{clip}"]) for clip in ("clip_01", "clip_02")}
+        for clip, count in counts.items():
+            mine = [i for i in stage["items"] if i["extra"]["group"] == clip]
+            assert {i["extra"]["round"] for i in mine} == set(range(1, count + 1))
+            assert outputs[f"stop_reason_{clip}"].split(":")[0] in ("rounds", "patience")
+            body = read_json(run / "stage_5_video_generation" / f"rounds_{clip}.json")
+            assert len(body["rounds"]) == count
+            pick = max((i for i in mine if i["overall"] is not None), key=lambda i: i["overall"])
+            assert pick["artifact"]["path"] in outputs["best_videos"]
+            assert all("elements" in {e["scorer"] for e in i["scores"]} for i in mine)
+        if counts["clip_01"] != counts["clip_02"]:
+            return  # each clip stopped on its own account
+    pytest.fail("no seed had clips stopping after different numbers of rounds")

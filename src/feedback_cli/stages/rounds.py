@@ -53,6 +53,7 @@ class RoundRules:
     specs: Callable[[int, str], list[ItemSpec]]
     group: str = ""
     scope: str = ""  # where the rounds live in `outputs` ("" for the stage, or a clip)
+    end_frame: bool = False  # video: made from a start and an end frame (its price)
 
 
 def _rounds(ctx: StageContext, scope: str) -> list[dict[str, Any]]:
@@ -107,7 +108,7 @@ def round_cost_estimate(ctx: StageContext, rules: RoundRules, questions: int) ->
     if rules.kind == "image":
         per_item = media.estimate_image_cost()
     else:
-        per_item = media.estimate_video_cost(False, float(services.settings.video_duration_s))
+        per_item = media.estimate_video_cost(rules.end_frame, float(services.settings.video_duration_s))
     agent_call = services.agents.estimate_call_cost()
     if per_item is None or agent_call is None:
         return None
