@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     vqa_top_logprobs: int = Field(default=20, ge=1, le=20)
     #: where weight files that are not on the HF hub go (default ~/.cache/fbloop/weights)
     weights_dir: Path | None = None
+    #: a scorer's own settings by scorer name, overriding its FBLOOP_<SCORER>_<FIELD> variables
+    #: (scoring/base.py::ScorerOptions), e.g. {"my-scorer": {"threshold": 0.5}}
+    scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     # --- output ---
     output_dir: Path = DEFAULT_OUTPUT_DIR

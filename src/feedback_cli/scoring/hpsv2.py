@@ -19,8 +19,8 @@ every call. Typical raw values for v2.1: about 0.28-0.33.
 0-100: clamp((raw - 0.20) / (0.35 - 0.20), 0, 1) x 100; anchors tunable via
 `FBLOOP_SCORE_ANCHORS='{"hpsv2": [0.2, 0.35]}'`.
 
-Only the standard library and feedback_cli are imported at module level: `checkpoints.py` reads `CHECKPOINT`
-without importing torch.
+Only the standard library and feedback_cli are imported at module level: preflight and `fbloop models` read the
+class's declarations without importing torch.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from feedback_cli.errors import ScorerUnavailable
 from feedback_cli.scoring.anchors import anchored, anchors_for
-from feedback_cli.scoring.base import ImageScorer, NotedValue
+from feedback_cli.scoring.base import TORCH_STACK, DefaultSet, ImageScorer, NotedValue
+from feedback_cli.scoring.requirements import Requirement, url
 from feedback_cli.scoring.weights import UrlFile, resolve
 
 if TYPE_CHECKING:
@@ -70,9 +71,16 @@ class HPSv2Scorer(ImageScorer):
     raw_range: ClassVar[str] = "about 0.28..0.33 (cosine, HPS v2.1)"
     default_weight: ClassVar[float] = 1.0
     ANCHORS: ClassVar[tuple[float, float]] = (0.20, 0.35)
+    #: joins the cloud default only when its weights are here: it is optional and ~2 GB
+    default_set: ClassVar[DefaultSet] = "optional"
+    needs_modules: ClassVar[tuple[str, ...]] = TORCH_STACK
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    @classmethod
+    def requirements(cls, settings: Settings) -> list[Requirement]:
+        return [
+            Requirement(cls.name, "python", "open_clip_torch package", "", "open_clip", package="open_clip_torch"),
+            url(cls.name, "hpsv2_checkpoint", CHECKPOINT, settings),
+        ]
 
     @property
     def model_id(self) -> str:
