@@ -143,6 +143,18 @@ def test_scorer_options_come_from_env_then_scorer_options(registered, monkeypatc
         HeadScorer.options(settings())
 
 
+def test_hpsv2_needs_no_settings_field_of_its_own(monkeypatch, tmp_path) -> None:
+    """HPSv2's checkpoint comes through its own options: env, FBLOOP_SCORER_OPTIONS, or the older Settings field."""
+    chosen = tmp_path / "hps.pt"
+    via_options = settings(scorer_options={"hpsv2": {"checkpoint": str(chosen)}})
+    (_, weights_req) = requirements.requirements("hpsv2", via_options)
+    assert (weights_req.override, weights_req.env_var) == (str(chosen), "FBLOOP_HPSV2_CHECKPOINT")
+    assert registry.image_scorer("hpsv2", via_options).model_id == f"ViT-H-14 + {chosen}"
+    monkeypatch.setenv("FBLOOP_HPSV2_ARCHITECTURE", "ViT-B-32")
+    assert registry.image_scorer("hpsv2", settings()).model_id == "ViT-B-32 + HPS_v2.1_compressed.pt"
+    assert preflight.check("hpsv2", via_options).message.endswith(f"FBLOOP_HPSV2_CHECKPOINT={chosen} is not a file")
+
+
 def test_image_and_video_scorers_have_one_result_shape(registered, tmp_path) -> None:
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     Image.new("RGB", (8, 8), (10, 10, 10)).save(a)
@@ -286,3 +298,32 @@ def test_an_installed_plugin_is_listed_checked_and_used(plugin_python: Path, tmp
     # the same command without the plugin installed: an unknown name, one line, exit 2
     plain = fbloop(Path(sys.executable), *run_args, cwd=tmp_path)
     assert plain.returncode == 2 and "unknown scorer 'meanluma'" in plain.stderr
+
+
+def test_the_readme_recipe_is_a_working_scorer(tmp_path, monkeypatch) -> None:
+    """README "Adding a scorer": its module, as written, plus one registration line, is a scorer fbloop uses."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Adding a scorer") :]
+    code = section[section.index("```python\n") + len("```python\n") :]
+    code = code[: code.index("```")]
+    package = tmp_path / "readme_recipe"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "my_scorer.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("FBLOOP_MY_SCORER_THRESHOLD", "0.25")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    try:
+        registry.register("my-scorer", "readme_recipe.my_scorer:MyScorer")
+        s = settings(weights_dir=tmp_path / "weights")
+        assert "my-scorer" in registry.IMAGE_SCORERS and registry.OPTIONAL_IMAGE_SET[-1] == "my-scorer"
+        assert "my-scorer" not in scorer_sets.default_image_scorers(s)  # its head is not here
+        (req,) = requirements.requirements("my-scorer", s)
+        assert (req.kind, req.env_var, requirements.status(req, s).available) == ("url", "FBLOOP_MY_SCORER_HEAD", False)
+        problem = preflight.check("my-scorer", s)
+        assert problem is not None and problem.hint == "fbloop models download my-scorer"
+        cls = registry.scorer_class("my-scorer")
+        assert cls.options(s).threshold == 0.25 and registry.image_scorer("my-scorer", s).normalize(0.5) == 50
+    finally:
+        registry._registered.clear()
+        registry.scorer_class.cache_clear()

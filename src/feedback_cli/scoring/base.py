@@ -36,7 +36,8 @@ class ScorerOptions(BaseSettings):
 
     Read from `FBLOOP_<NAME>_<FIELD>` (the scorer's name upper-cased, `-` as `_`) in the environment or `.env`,
     then overridden by `FBLOOP_SCORER_OPTIONS='{"<name>": {"<field>": ...}}'` (`Settings.scorer_options`), so a
-    new scorer never adds fields to `Settings`.
+    new scorer never adds fields to `Settings`. (Settings fields named `<name>_<field>` that were set explicitly
+    are honoured too, for HPSv2's two, which predate this.)
     """
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -85,7 +86,11 @@ class Scorer(ABC):
         if cls.Options is None:
             raise TypeError(f"scorer {cls.name} declares no Options")
         prefix = options_env_prefix(cls.name)
-        overrides = dict(getattr(settings, "scorer_options", {}).get(cls.name, {}))
+        # a Settings field `<name>_<option>` set explicitly (HPSv2's from before scorers had options) still counts
+        key = cls.name.replace("-", "_")
+        chosen = getattr(settings, "model_fields_set", set())
+        legacy = {f: getattr(settings, f"{key}_{f}") for f in cls.Options.model_fields if f"{key}_{f}" in chosen}
+        overrides = {**legacy, **getattr(settings, "scorer_options", {}).get(cls.name, {})}
         try:
             return cls.Options(_env_prefix=prefix, **overrides)  # type: ignore[call-arg]
         except ValidationError as exc:
