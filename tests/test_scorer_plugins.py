@@ -85,8 +85,8 @@ def registered() -> Iterator[None]:
     registry.register("test-head", f"{THIS}:HeadScorer")
     registry.register("test-two", f"{THIS}:TwoDims")
     yield
-    registry._registered.clear()
-    registry.scorer_class.cache_clear()
+    registry.unregister("test-head")
+    registry.unregister("test-two")
 
 
 def settings(**kw: object) -> Settings:
@@ -178,8 +178,22 @@ def test_a_broken_registration_is_one_clear_line(tmp_path) -> None:
             registry.split_names("test-notascorer")
         assert "test-broken" not in registry.IMAGE_SCORERS  # listing skips what cannot be imported
     finally:
-        registry._registered.clear()
-        registry.scorer_class.cache_clear()
+        registry.unregister("test-broken")
+        registry.unregister("test-notascorer")
+
+
+def test_a_scorer_module_is_imported_only_when_its_name_is_asked_for() -> None:
+    code = (
+        "import sys\n"
+        "from feedback_cli.scoring import registry\n"
+        "before = [m for m in sys.modules if m.startswith('feedback_cli.scoring.')]\n"
+        "registry.scorer_class('sharpness')\n"
+        "after = [m for m in sys.modules if m.startswith('feedback_cli.scoring.')]\n"
+        "print(sorted(set(after) - set(before)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=True)
+    assert out.stdout.strip() == "['feedback_cli.scoring.base', 'feedback_cli.scoring.offline']", out.stderr
 
 
 def test_reading_every_declaration_imports_no_torch() -> None:
@@ -325,5 +339,4 @@ def test_the_readme_recipe_is_a_working_scorer(tmp_path, monkeypatch) -> None:
         cls = registry.scorer_class("my-scorer")
         assert cls.options(s).threshold == 0.25 and registry.image_scorer("my-scorer", s).normalize(0.5) == 50
     finally:
-        registry._registered.clear()
-        registry.scorer_class.cache_clear()
+        registry.unregister("my-scorer")

@@ -77,6 +77,12 @@ def register(name: str, target: str) -> None:
     scorer_class.cache_clear()
 
 
+def unregister(name: str) -> None:
+    """Undo `register` (a built-in or an installed entry point stays)."""
+    _registered.pop(name, None)
+    scorer_class.cache_clear()
+
+
 #: the old spellings; a scorer's kind is its class's declaration now
 register_image_scorer = register
 register_video_scorer = register
