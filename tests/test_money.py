@@ -501,7 +501,11 @@ def test_vqascore_calls_are_in_the_ledger(cli, cloud: FakeProviderServer, tmp_pa
 @pytest.mark.parametrize(
     ("name", "value", "says"),
     [
-        ("FBLOOP_MAX_COST", "-1", "FBLOOP_MAX_COST: Input should be greater than or equal to 0, got '-1'"),
+        (
+            "FBLOOP_MAX_COST",
+            "-1",
+            "FBLOOP_MAX_COST: Input should be greater than or equal to 0; got '-1' from the environment",
+        ),
         ("FBLOOP_MAX_COST", "inf", "FBLOOP_MAX_COST must be 0 or more, got inf"),
         ("FBLOOP_MAX_COST", "lots", "FBLOOP_MAX_COST: Input should be a valid number"),
         ("FBLOOP_LLM_CONCURRENCY", "0", "FBLOOP_LLM_CONCURRENCY: Input should be greater than or equal to 1"),

@@ -249,11 +249,12 @@ def test_classification_holds_at_the_test_suite_size() -> None:
 
 
 def test_elements_is_a_registered_scorer_for_both_kinds() -> None:
-    images, videos = registry.split_names("sharpness,elements")
-    assert images == ["sharpness", "elements"] and videos == ["elements"]
+    images, videos = registry.split_names("sharpness,elements,video_elements")
+    assert images == ["sharpness", "elements"] and videos == ["video_elements"]
     settings = Settings(backend="offline")
     assert isinstance(registry.image_scorer("elements", settings), ElementsScorer)
-    assert isinstance(registry.video_scorer("elements", settings), VideoElementsScorer)
+    video = registry.video_scorer("video_elements", settings)
+    assert isinstance(video, VideoElementsScorer) and video.dimensions == ("elements",)
 
 
 def test_unbound_scorer_decomposes_the_given_prompt(tmp_path: Path) -> None:

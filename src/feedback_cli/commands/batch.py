@@ -139,7 +139,7 @@ def require_ray() -> None:
 def _preflight_named_scorers(base: object, settings: object) -> None:
     """Scorers the user named must be able to run: check once, not once per row."""
     from feedback_cli.scoring.preflight import preflight
-    from feedback_cli.scoring.select import resolve as resolve_scorers
+    from feedback_cli.scoring.scorer_sets import resolve as resolve_scorers
 
     _, images, videos, _ = resolve_scorers(base.scorers, base.backend.value)  # type: ignore[attr-defined]
     preflight([*images, *videos], settings)  # type: ignore[arg-type]

@@ -287,7 +287,7 @@ class ElementsScorer(_ElementsBase, ImageScorer):
 class VideoElementsScorer(_ElementsBase, VideoScorer):
     """The element check of a video on its start, middle and end frames; one dimension, `elements`."""
 
-    name: ClassVar[str] = "elements"
+    name: ClassVar[str] = "video_elements"
     kind: ClassVar[str] = "video"
     dimensions: ClassVar[tuple[str, ...]] = ("elements",)
     default_weights: ClassVar[dict[str, float]] = {"elements": 1.0}

@@ -34,6 +34,8 @@ from feedback_cli.workflow.models import ItemRecord
 
 ROUNDS_SCHEMA_VERSION = 1
 ELEMENTS = "elements"
+#: the video scorer's name (one name per class); its dimension is `elements` as for images
+VIDEO_ELEMENTS = "video_elements"
 #: best candidates the critic looks at
 CRITIC_CANDIDATES = 2
 #: prompt tokens of one VQA question with an image, for the budget estimate of the element check
@@ -64,10 +66,11 @@ def _rounds(ctx: StageContext, scope: str) -> list[dict[str, Any]]:
 def elements_scorer(ctx: StageContext, kind: Kind) -> Any:
     """The run's `elements` scorer (added to the scorers when the user did not name it), or None."""
     names = ctx.services.image_scorer_names if kind == "image" else ctx.services.video_scorer_names
-    if ELEMENTS not in names:
-        names.append(ELEMENTS)  # rounds learn from the element check: it joins the overall score
+    name = ELEMENTS if kind == "image" else VIDEO_ELEMENTS
+    if name not in names:
+        names.append(name)  # rounds learn from the element check: it joins the overall score
     scorers = ctx.services.image_scorers() if kind == "image" else ctx.services.video_scorers()
-    scorer = scorers.get(ELEMENTS)
+    scorer = scorers.get(name)
     if isinstance(scorer, ScorerUnavailable) or scorer is None:
         return None
     return scorer

@@ -10,8 +10,8 @@ from typing import Any
 from feedback_cli.config import Settings
 from feedback_cli.errors import CheckpointError, UsageError
 from feedback_cli.providers.registry import BACKENDS
-from feedback_cli.scoring.registry import OFFLINE_IMAGE_SET, OFFLINE_VIDEO_SET
-from feedback_cli.scoring.select import resolve as resolve_scorers
+from feedback_cli.scoring.registry import names_of
+from feedback_cli.scoring.scorer_sets import resolve as resolve_scorers
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.events import EventBus
 from feedback_cli.workflow.ledger import CostLedger
@@ -119,8 +119,8 @@ def prepare_run(
             images = [n for n in images if n != name]
             videos = [n for n in videos if n != name]
         for media_kind, names, fallback in (
-            ("image", images, OFFLINE_IMAGE_SET),
-            ("video", videos, OFFLINE_VIDEO_SET),
+            ("image", images, names_of("image", "offline")),
+            ("video", videos, names_of("video", "offline")),
         ):
             if not names:
                 names.extend(fallback)

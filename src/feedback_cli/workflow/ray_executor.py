@@ -141,11 +141,18 @@ class ScorerActor:
         self.settings = settings
         self.scorers: dict[tuple[str, str], Any] = {}
 
-    def score(self, kind: str, name: str, files: list[str], prompt: str) -> Any:
+    def _scorer(self, kind: str, name: str) -> Any:
         key = (kind, name)
         if key not in self.scorers:
             self.scorers[key] = (image_scorer if kind == "image" else video_scorer)(name, self.settings)
-        return self.scorers[key].score([Path(f) for f in files], prompt)
+        return self.scorers[key]
+
+    def score(self, kind: str, name: str, files: list[str], prompt: str) -> Any:
+        return self._scorer(kind, name).score([Path(f) for f in files], prompt)
+
+    def results(self, kind: str, name: str, files: list[str], prompt: str) -> Any:
+        """The one result shape (`measure` reads it): values by dimension, with their notes."""
+        return self._scorer(kind, name).results([Path(f) for f in files], prompt)
 
     def pid(self) -> int:
         return os.getpid()
@@ -185,6 +192,10 @@ class RemoteScorer:
     def score(self, files: Sequence[Path], prompt: str) -> Any:
         paths = [str(Path(f).resolve()) for f in files]
         return ray.get(self._actor.score.remote(self._kind, self._name, paths, prompt))
+
+    def results(self, files: Sequence[Path], prompt: str) -> Any:
+        paths = [str(Path(f).resolve()) for f in files]
+        return ray.get(self._actor.results.remote(self._kind, self._name, paths, prompt))
 
 
 class RemoteBudget:
