@@ -409,3 +409,36 @@ def test_storyboard_clips_loop_independently(tmp_path: Path) -> None:
         if counts["clip_01"] != counts["clip_02"]:
             return  # each clip stopped on its own account
     pytest.fail("no seed had clips stopping after different numbers of rounds")
+
+
+def test_a_later_round_that_makes_nothing_keeps_the_best_so_far(tmp_path: Path) -> None:
+    from feedback_cli.errors import ProviderError
+    from feedback_cli.providers.offline.media import OfflineMedia
+
+    class RoundTwoFails(OfflineMedia):
+        async def generate_image(self, request, job):  # type: ignore[no-untyped-def]
+            if request.seed >= 3 + 3:  # seeds 3.. are round 1 (3 images a round, base seed 3)
+                raise ProviderError("prediction failed: CUDA OOM")
+            return await super().generate_image(request, job)
+
+    settings = Settings(_env_file=None, backend="offline", offline_image_size=128)  # type: ignore[call-arg]
+    opts = RunOptions(
+        workflow=Workflow.image_only,
+        num_image_variations=3,
+        max_iterations_image=1,
+        backend=Backend.offline,
+        scorers="offline",
+        seed=3,
+        target_image=100.0,
+        patience=3,
+    )
+    prepared = prepare_run(opts, settings, output_dir=tmp_path / "runs", source_prompt=PROMPT)
+    prepared.services._media = RoundTwoFails(settings)
+    asyncio.run(execute(prepared, EventBus()))
+    run = prepared.folder.root
+    stage = image_stage(run)
+    assert read_json(run / "workflow_summary.json")["status"] == "completed"
+    assert stage["outputs"]["stop_reason"].startswith("failed: no candidate of round 2 succeeded")
+    assert len(stage["outputs"]["rounds"]) == 2
+    assert stage["outputs"]["best_key"] == stage["outputs"]["rounds"][0]["best_so_far_key"]
+    assert stage["outputs"]["best_key"].startswith("image_")

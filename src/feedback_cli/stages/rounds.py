@@ -152,6 +152,8 @@ def stop_reason(rounds: Sequence[dict[str, Any]], rules: RoundRules, has_questio
     """Why no further round runs, or None. `rounds` are finished rounds, each with `best_so_far_overall`."""
     last = rounds[-1]
     best = last.get("best_so_far_overall")
+    if last.get("error"):
+        return f"failed: {last['error']}; the best so far is kept (--retry-failed tries them again)"
     if last.get("feedback_round"):
         return "feedback: the round asked for at the review is done"
     if best is not None and best >= rules.target:
@@ -206,11 +208,9 @@ async def run_rounds(ctx: StageContext, rules: RoundRules, base_prompt: str, sou
             ctx.emit("notice", f"{rules.kind} rounds stopped: {reason}")
             break
         await _revise(ctx, rules, rounds, questions, source)
+    # the pick across every round, oldest first (a tie goes to the earlier candidate)
     pool = [i for i in ctx.record.items if str(i.extra.get("group", "")) == rules.group and "round" in i.extra]
-    last_round = rounds[-1]["round"]
-    this_round = [i for i in pool if int(i.extra["round"]) == last_round]
-    earlier = earlier_rounds(ctx.record, rules.group, last_round)
-    return select(ctx, rules.kind, this_round, earlier=earlier)
+    return select(ctx, rules.kind, pool)
 
 
 def _unfinished(ctx: StageContext, rules: RoundRules, current: dict[str, Any]) -> bool:
@@ -224,7 +224,24 @@ async def _run_round(ctx: StageContext, rules: RoundRules, current: dict[str, An
     started = time.perf_counter()
     records = await run_items(ctx, rules.specs(number, current["prompt"]), current["prompt"])
     earlier = earlier_rounds(ctx.record, rules.group, number)
+    if number > 1 and not any(r.status == "succeeded" for r in records):
+        # a later round that made nothing does not fail the stage: the best so far stays the pick
+        previous = next(r for r in _rounds(ctx, rules.scope) if int(r["round"]) == number - 1)
+        current.update(
+            status="done",
+            best_key=None,
+            best_overall=None,
+            best_elements=None,
+            failed=[],
+            best_so_far_key=previous.get("best_so_far_key"),
+            best_so_far_overall=previous.get("best_so_far_overall"),
+            error=f"no candidate of round {number} succeeded",
+            wall_s=round(time.perf_counter() - started, 3),
+        )
+        await ctx.checkpoint()
+        return
     best = select(ctx, rules.kind, records, earlier=earlier)
+    current.pop("error", None)  # a round `--retry-failed` made succeed
     round_best = max(
         (r for r in records if r.status == "succeeded" and r.overall is not None),
         key=lambda r: r.overall or 0.0,
