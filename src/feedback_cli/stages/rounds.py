@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from feedback_cli.agents.calls import ask
 from feedback_cli.agents.questions import QuestionSet, QuestionsRequest
 from feedback_cli.agents.revision import (
     CandidateSummary,
@@ -83,18 +84,8 @@ async def ensure_questions(ctx: StageContext, kind: Kind, source: str) -> Questi
         return QuestionSet.model_validate(stored)
     agents = ctx.services.agents
     ctx.ledger.check(agents.estimate_call_cost(), f"the {kind} element questions")
-    async with ctx.services.agents_limit():
-        reply = await agents.decompose(QuestionsRequest(kind=kind, source=source))
-    ctx.ledger.add(
-        ctx.record.name,
-        agents.name,
-        reply.model,
-        f"questions {kind}",
-        reply.cost_usd,
-        prompt_tokens=reply.usage.prompt_tokens,
-        completion_tokens=reply.usage.completion_tokens,
-        request=reply.request,
-    )
+    # booked as its responses arrive (also when the call then fails), as every agent call of a stage
+    reply = await ask(ctx, f"questions {kind}", agents.decompose(QuestionsRequest(kind=kind, source=source)))
     questions = reply.value
     ctx.record.outputs["questions"] = questions.model_dump(mode="json")
     artifact = ctx.folder.write_json(ctx.rel("questions.json"), questions.model_dump(mode="json"))
@@ -322,18 +313,7 @@ async def _revise(
     estimate = agents.estimate_call_cost()
     ctx.ledger.check(None if estimate is None else 2 * estimate, f"the revision after {rules.kind} round {number}")
     start = time.perf_counter()
-    async with ctx.services.agents_limit():
-        reply = await agents.revise(request)
-    ctx.ledger.add(
-        ctx.record.name,
-        agents.name,
-        reply.model,
-        f"revision {rules.scope or rules.kind} round {number}",
-        reply.cost_usd,
-        prompt_tokens=reply.usage.prompt_tokens,
-        completion_tokens=reply.usage.completion_tokens,
-        request=reply.request,
-    )
+    reply = await ask(ctx, f"revision {rules.scope or rules.kind} round {number}", agents.revise(request))
     revision = reply.value
     rounds.append(
         {

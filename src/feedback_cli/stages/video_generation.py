@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from feedback_cli.errors import BudgetError
 from feedback_cli.providers.base import VideoRequest
 from feedback_cli.stages.assemble import join_final_video
 from feedback_cli.stages.base import Stage, StageContext
@@ -104,9 +105,16 @@ class VideoGenerationStage(Stage):
                 end_frame=bool(clip_prompts),
             )
 
-        bests = await asyncio.gather(
-            *(run_rounds(ctx, rules(group, specs), base, source) for group, base, specs in loops)
+        # each clip's loop lets its paid items in flight finish before it raises (a budget refusal, a failure);
+        # the other clips go on, and the stage raises afterwards, a budget refusal first
+        outcomes = await asyncio.gather(
+            *(run_rounds(ctx, rules(group, specs), base, source) for group, base, specs in loops),
+            return_exceptions=True,
         )
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            raise next((e for e in errors if isinstance(e, BudgetError)), errors[0])
+        bests = [o for o in outcomes if isinstance(o, ItemRecord)]
         picks: dict[str, tuple[list[ItemRecord], ItemRecord]] = {}
         for (group, _, _), best in zip(loops, bests, strict=True):
             members = [i for i in ctx.record.items if str(i.extra.get("group", "")) == group and "round" in i.extra]
