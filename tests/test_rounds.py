@@ -369,6 +369,10 @@ def test_inspect_shows_the_rounds(cli, tmp_path: Path) -> None:  # type: ignore[
     assert stage["stop_reason"].startswith("rounds:") and "questions" not in stage["outputs"]
     text = cli("inspect", run).stdout
     assert "Image generation: rounds" in text and "{+" in text and "failed: " in text and "stopped: rounds" in text
+    report = tmp_path / "report.html"
+    assert cli("inspect", run, "--html", report).exit_code == 0
+    html = report.read_text()
+    assert "<h3>Rounds</h3>" in html and "<ins>" in html and "failed: " in html and "stopped: rounds" in html
 
 
 def test_storyboard_clips_loop_independently(tmp_path: Path) -> None:
