@@ -14,9 +14,11 @@ and pays for nothing twice.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from feedback_cli.agents.calls import ask
@@ -279,12 +281,13 @@ async def _revise(
         and i.status == "succeeded"
     ]
     items.sort(key=lambda i: -(i.overall if i.overall is not None else -1.0))
+    work = tempfile.TemporaryDirectory(prefix="fbloop-critic-")  # a video's keyframe strips, for this call only
     candidates = []
     for item in items[:CRITIC_CANDIDATES]:
         summary = _summary(item)
         summary.failed = failed_questions(questions.questions, (item.extra.get("elements") or {}).get("answers", []))
         if item.artifact is not None:
-            summary.image = str(_critic_image(ctx, rules.kind, item))
+            summary.image = str(_critic_image(ctx, rules.kind, item, Path(work.name)))
         candidates.append(summary)
     history = [
         RoundMemory(
@@ -313,7 +316,8 @@ async def _revise(
     estimate = agents.estimate_call_cost()
     ctx.ledger.check(None if estimate is None else 2 * estimate, f"the revision after {rules.kind} round {number}")
     start = time.perf_counter()
-    reply = await ask(ctx, f"revision {rules.scope or rules.kind} round {number}", agents.revise(request))
+    with work:
+        reply = await ask(ctx, f"revision {rules.scope or rules.kind} round {number}", agents.revise(request))
     revision = reply.value
     rounds.append(
         {
@@ -335,21 +339,18 @@ async def _revise(
     await ctx.checkpoint()
 
 
-def _critic_image(ctx: StageContext, kind: Kind, item: ItemRecord) -> Any:
+def _critic_image(ctx: StageContext, kind: Kind, item: ItemRecord, work: Path) -> Path:
     """What the critic looks at: the image, or a strip of a video's start, middle and end frames."""
     assert item.artifact is not None
     path = ctx.abs(item.artifact.path)
     if kind == "image":
         return path
-    import tempfile
-    from pathlib import Path
-
     import numpy as np
     from PIL import Image
 
     from feedback_cli.scoring.elements import _frames
 
-    strip = Path(tempfile.mkdtemp(prefix="fbloop-critic-")) / f"{item.key}_start_middle_end.png"
+    strip = work / f"{item.key}_start_middle_end.png"
     Image.fromarray(np.concatenate(_frames(path), axis=1)).save(strip)
     return strip
 
