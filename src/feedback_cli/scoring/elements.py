@@ -235,6 +235,17 @@ class _ElementsBase:
     def usage(self) -> list[dict[str, Any]]:
         return self._asker.usage if self._asker is not None else []
 
+    def call_estimate(self) -> float | None:
+        """USD the check of one file may cost (every question asked), for the budget check before it runs."""
+        if self._asker is None:
+            return 0.0
+        from feedback_cli.providers.prices import load_prices
+        from feedback_cli.stages.rounds import VQA_PROMPT_TOKENS
+
+        price = load_prices(self.settings.price_file).llm_cost(self.settings.vqa_model, VQA_PROMPT_TOKENS, 1)
+        questions = len(self.questions.questions) if self.questions is not None else 0
+        return None if price is None else price * questions
+
     def take_usage(self) -> list[dict[str, Any]]:
         """The element check's VQA calls since the last take, for the engine to book in the ledger."""
         if self._asker is None:

@@ -6,6 +6,7 @@ checkpoint saved after every item so a crash never loses or re-pays a finished o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -206,6 +207,14 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
             _note_once(ctx, f"scorer {name} unavailable: {scorer.line()}")
             continue
         ctx.emit("item_scoring", f"{item.key}: {name}", key=item.key, scorer=name)
+        # a scorer that pays per file (the element check) holds its estimate under the cap while it runs
+        estimate = getattr(scorer, "call_estimate", None)
+        held = contextlib.nullcontext() if estimate is None else ctx.ledger.reserve(estimate(), f"{name} {item.key}")
+        try:
+            held.__enter__()
+        except BudgetError as exc:
+            _note_once(ctx, f"scorer {name} left out of {item.key}: {exc.message}")
+            continue
         try:
             rows = await loop.run_in_executor(executor, measure, scorer, [path], prompt)
         except ScorerUnavailable as exc:
@@ -216,6 +225,7 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
             continue
         finally:
             _book_scorer_calls(ctx, name, scorer, item.key)
+            held.__exit__(None, None, None)
         for dimension, m in rows[0].items():
             entries.append(
                 ScoreEntry(

@@ -29,7 +29,7 @@ from feedback_cli.agents.revision import (
     RoundMemory,
     failed_questions,
 )
-from feedback_cli.errors import ScorerUnavailable
+from feedback_cli.errors import BudgetError, ScorerUnavailable
 from feedback_cli.stages.base import StageContext
 from feedback_cli.stages.items import ItemSpec, run_items, select
 from feedback_cli.stages.picks import earlier_rounds
@@ -191,11 +191,11 @@ async def run_rounds(ctx: StageContext, rules: RoundRules, base_prompt: str, sou
         reason = stop_reason(rounds, rules, bool(questions.questions))
         if reason is None:
             estimate = round_cost_estimate(ctx, rules, len(questions.questions))
-            cap = ctx.ledger.max_cost
-            over = estimate is None or ctx.ledger.spent + ctx.ledger.reserved + estimate > (cap or 0.0) + 1e-9
-            if cap is not None and over:
-                shown = "unknown" if estimate is None else f"about ${estimate:.4f}"
-                reason = f"budget: round {len(rounds) + 1} would cost {shown}, over the ${cap:.4f} cap"
+            try:  # the ledger's own rule: the run's cap, and in a batch the batch's shared budget
+                ctx.ledger.check(estimate, f"{rules.kind} round {len(rounds) + 1}")
+            except BudgetError as exc:
+                shown = "an unknown amount" if estimate is None else f"about ${estimate:.4f}"
+                reason = f"budget: round {len(rounds) + 1} would cost {shown} ({exc.message})"
         if reason is not None:
             ctx.record.outputs["stop_reason" + (f"_{rules.scope}" if rules.scope else "")] = reason
             ctx.emit("notice", f"{rules.kind} rounds stopped: {reason}")
