@@ -1,6 +1,11 @@
 """Running a stage's media items: concurrent generation under the provider's limit, each item stored,
 checked and scored as soon as it arrives (scoring overlaps the other items' generation), and the
 checkpoint saved after every item so a crash never loses or re-pays a finished one.
+
+An item whose job may still be running at the provider (fbloop gave up waiting and could not cancel it, or
+kept it on purpose) is in flight, never failed: the stage stops without finishing, so nothing billed later is
+left out of the ledger, and a resume re-attaches to the job. A job is booked once, however often it is
+re-attached.
 """
 
 from __future__ import annotations
@@ -13,13 +18,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from feedback_cli.errors import BudgetError, FbloopError, ScorerUnavailable, StageFailed
-from feedback_cli.providers.base import ImageRequest, JobHook, VideoRequest
+from feedback_cli.providers.base import ImageRequest, JobHook, JobInFlight, VideoRequest
 from feedback_cli.scoring.combine import pick_best
 from feedback_cli.stages.base import StageContext
 from feedback_cli.workflow.media_checks import MediaInvalid, check_image, check_video
 from feedback_cli.workflow.models import ItemRecord, ScoreEntry, utcnow
 
 SCORES_SCHEMA_VERSION = 1
+#: how a job can end without delivering anything: an item that asked for a retry gets a new job then
+ENDED_UNDELIVERED = ("failed", "canceled", "gone")
+
+
+class JobsInFlight(StageFailed):
+    """Items of the stage have jobs whose end fbloop has not seen; a plain resume re-attaches to them."""
 
 
 @dataclass
@@ -57,9 +68,19 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
                     return
                 try:
                     await _generate(ctx, spec, item)
+                    if (
+                        item.status == "failed"
+                        and item.extra.pop("recreate_if_ended", False)
+                        and item.job_state in ENDED_UNDELIVERED
+                    ):
+                        # --retry-failed re-attached first: the job is over without an output, so a new one
+                        _fresh_attempt(ctx, item)
+                        await _generate(ctx, spec, item)
                 except BudgetError as exc:
                     refused.append(exc)
                     return
+                if item.status in ("succeeded", "failed"):
+                    item.extra.pop("recreate_if_ended", None)
         if item.status == "succeeded" and not item.extra.get("scored"):
             await _score(ctx, spec.kind, item, spec.extra.get("prompt") or score_prompt)
 
@@ -71,6 +92,15 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    in_flight = [r for r in records if r.status != "succeeded" and r.job_state == "in_flight"]
+    if in_flight:  # their jobs may still be billed: the stage cannot finish without seeing them end
+        await ctx.checkpoint()
+        reasons = "; ".join(f"{r.key}: {r.error}" for r in in_flight[:3])
+        more = f"; and {len(in_flight) - 3} more" if len(in_flight) > 3 else ""
+        raise JobsInFlight(
+            f"{ctx.record.name}: {len(in_flight)} of {len(records)} items have a job whose end fbloop has not seen,"
+            f" kept in flight ({reasons}{more})"
+        )
     if refused:  # items already paid for are finished and checkpointed; the rest waits for a higher cap
         await ctx.checkpoint()
         raise refused[0]
@@ -112,6 +142,7 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
     async def submitted(job_id: str) -> None:
         item.job_id = job_id
         item.status = "submitted"
+        item.job_state = "in_flight"
         ctx.emit("item_submitted", spec.key, key=spec.key, job_id=job_id)
         await ctx.checkpoint()
 
@@ -120,6 +151,10 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
 
     def paid(usd: float) -> None:
         paid_usd.append(usd)
+        if item.job_id is not None and any(
+            e.provider == media.name and e.detail.get("job_id") == item.job_id and e.usd > 0 for e in ctx.state.ledger
+        ):
+            return  # re-attached to a job already booked (its output failed before): the provider bills it once
         item.cost_usd = round(usd, 6)
         ctx.ledger.add(ctx.record.name, media.name, model, spec.key, usd, job_id=item.job_id)
 
@@ -131,6 +166,16 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
     def unanswered(since: str) -> None:
         item.extra["unanswered_since"] = since
 
+    def settled(state: str) -> None:
+        item.job_state = state  # type: ignore[assignment]
+
+    def canceled(message: str) -> None:
+        item.extra["canceled_by_fbloop"] = utcnow()
+        note = f"{spec.key}: {message}"
+        ctx.record.notes.append(note)
+        ctx.emit("job_canceled", note, key=spec.key, job_id=item.job_id)
+        ctx.emit("notice", note, key=spec.key)
+
     hook = JobHook(
         item.job_id,
         submitted,
@@ -139,6 +184,8 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         retrying=retrying,
         paid=paid,
         unanswered=unanswered,
+        settled=settled,
+        canceled=canceled,
     )
     try:
         with ctx.ledger.reserve(held, what):
@@ -160,6 +207,10 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         await asyncio.to_thread(check_video if is_video else check_image, ctx.abs(relative))
     except BudgetError:
         raise
+    except JobInFlight as exc:
+        _in_flight(ctx, item, exc.message)
+        await ctx.checkpoint()
+        return
     except MediaInvalid as exc:
         _fail(ctx, item, f"provider output is not a valid {spec.kind}: {exc}")
         await ctx.checkpoint()
@@ -183,6 +234,27 @@ def _fail(ctx: StageContext, item: ItemRecord, message: str) -> None:
     item.error = message
     item.finished_at = utcnow()
     ctx.emit("item_failed", f"{item.key}: {message}", key=item.key, error=message)
+
+
+def _in_flight(ctx: StageContext, item: ItemRecord, message: str) -> None:
+    """The job may still finish and be billed: not failed; a resume re-attaches (or, with no id, looks)."""
+    item.status = "submitted" if item.job_id else "pending"
+    item.job_state = "in_flight"
+    item.error = message
+    if item.job_id is None and item.extra.get("unanswered_since"):
+        # the lookup on resume must reach back to the request that went unanswered
+        item.started_at = min(item.started_at or item.extra["unanswered_since"], item.extra["unanswered_since"])
+    ctx.emit("item_in_flight", f"{item.key}: {message}", key=item.key, job_id=item.job_id, error=message)
+
+
+def _fresh_attempt(ctx: StageContext, item: ItemRecord) -> None:
+    note = f"{item.key}: prediction {item.job_id} had ended {item.job_state} at the provider; trying again"
+    ctx.record.notes.append(note)
+    ctx.emit("notice", note, key=item.key)
+    item.status, item.job_state, item.job_id, item.error = "pending", None, None, None
+    item.started_at = item.finished_at = None
+    item.extra.pop("unanswered_since", None)
+    item.extra.pop("scored", None)
 
 
 def _describe(request: ImageRequest | VideoRequest) -> dict[str, Any]:

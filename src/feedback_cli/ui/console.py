@@ -113,6 +113,10 @@ class EventRenderer:
             self.done += 1
             self._advance()
             self._line(f"  ! {event.message}")
+        elif kind == "item_in_flight":  # not failed: its job may still finish; a resume collects it
+            self.done += 1
+            self._advance()
+            self._line(f"  ~ {event.message}")
         elif kind == "item_scored" and self.verbose:
             self._line(f"  {data.get('key')} scores {data.get('scores')}")
         elif kind == "notice":

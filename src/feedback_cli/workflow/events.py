@@ -23,6 +23,8 @@ EventKind = Literal[
     "item_finished",
     "item_failed",
     "item_scored",
+    "item_in_flight",
+    "job_canceled",
     "review",
     "run_finished",
     "run_interrupted",
