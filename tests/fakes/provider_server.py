@@ -275,8 +275,9 @@ class FakeProviderServer:
         #: the address prediction and file URLs name (default: this server's own)
         self.public_url: str | None = None
         #: route names (``poll``, ``cancel``, ``create``, ``list``, ``file``, ``chat`` ...) whose requests are
-        #: reset, as in a network outage, until :meth:`restore`; and how many were
-        self.cut_routes: set[str] = set()
+        #: reset, as in a network outage, until :meth:`restore` (value: only requests about that model, or
+        #: None for all); and how many were
+        self.cut_routes: dict[str, str | None] = {}
         self.cut_requests: Counter[str] = Counter()
 
         self.requests: list[RecordedRequest] = []
@@ -492,10 +493,11 @@ class FakeProviderServer:
     def hang_next_chats(self, seconds: float = 30.0, *, count: int = 1, match: str | None = None) -> None:
         self.script.add("chat", Hang(seconds), times=count, match=match)
 
-    def cut(self, *routes: str) -> None:
-        """A network outage for these routes: every request to them is reset until :meth:`restore`."""
+    def cut(self, *routes: str, model: str | None = None) -> None:
+        """A network outage for these routes: every request to them (about ``model``, if given: a create of
+        it, or a poll / cancel of one of its predictions) is reset until :meth:`restore`."""
         with self._lock:
-            self.cut_routes.update(routes)
+            self.cut_routes.update(dict.fromkeys(routes, model))
 
     def restore(self) -> None:
         with self._lock:
@@ -653,7 +655,7 @@ class FakeProviderServer:
     ) -> _Response:
         if route is None or name is None:
             return self._error(request, 404, f"No route for {request.method} {request.path}")
-        if name in self.cut_routes:
+        if name in self.cut_routes and self.cut_routes[name] in (None, self._model_of(name, request)):
             with self._lock:
                 self.cut_requests[name] += 1
             raise _ResetConnection

@@ -95,11 +95,10 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
     in_flight = [r for r in records if r.status != "succeeded" and r.job_state == "in_flight"]
     if in_flight:  # their jobs may still be billed: the stage cannot finish without seeing them end
         await ctx.checkpoint()
-        reasons = "; ".join(f"{r.key}: {r.error}" for r in in_flight[:3])
-        more = f"; and {len(in_flight) - 3} more" if len(in_flight) > 3 else ""
+        keys = ", ".join(r.key for r in in_flight)
         raise JobsInFlight(
-            f"{ctx.record.name}: {len(in_flight)} of {len(records)} items have a job whose end fbloop has not seen,"
-            f" kept in flight ({reasons}{more})"
+            f"{ctx.record.name}: {len(in_flight)} of {len(records)} items still in flight, their jobs not seen to end"
+            f" ({keys}; {in_flight[0].key}: {(in_flight[0].error or 'no reason recorded').rstrip('.')})"
         )
     if refused:  # items already paid for are finished and checkpointed; the rest waits for a higher cap
         await ctx.checkpoint()
