@@ -1,0 +1,204 @@
+"""Money after a network outage (issue 10): an item whose prediction's end fbloop has not seen is in flight,
+never failed; resume and --retry-failed re-attach to it before paying again; a prediction is booked once; the
+ledger equals what the fake Replicate billed. All over real HTTP against tests/fakes, clients unpatched.
+
+The fault matrix (tests/test_fault_matrix.py, the ``outage-*`` cases) drives each outage once through
+`fbloop run`; these tests add the paths the matrix does not: the issue's own example (videos, --max-cost,
+`--retry-failed` right away), checkpoints written before ``job_state`` existed, hand-edited job ids, and a
+prediction that must not be booked twice when it is re-attached.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from replicate.exceptions import ReplicateError
+
+from feedback_cli.workflow import checkpoint
+from feedback_cli.workflow.files import canonical_json, sha256_bytes
+from tests.conftest import only_run, read_json
+from tests.fakes.provider_server import FakeProviderServer
+from tests.test_cloud import run_cloud
+
+IMAGE_MODEL = "black-forest-labs/flux-schnell"
+VIDEO_MODEL = "kwaivgi/kling-v2.1"
+
+
+@pytest.fixture
+def server(fake_provider_env: FakeProviderServer, monkeypatch: pytest.MonkeyPatch) -> FakeProviderServer:
+    for key, value in {"FBLOOP_POLL_INTERVAL_S": "0.02", "FBLOOP_SCORERS": "offline", "COLUMNS": "500"}.items():
+        monkeypatch.setenv(key, value)
+    fake_provider_env.image_latency = 0.05
+    fake_provider_env.video_latency = 0.1
+    return fake_provider_env
+
+
+def ledger_usd(run: Path) -> float:
+    trace = read_json(run / "workflow_trace.json")
+    entries = [e for e in trace["ledger"] if e["provider"] == "replicate"]
+    jobs = [e["detail"]["job_id"] for e in entries]
+    assert len(jobs) == len(set(jobs)), f"a prediction booked twice: {jobs}"
+    return round(sum(e["usd"] for e in entries), 6)
+
+
+def edit_checkpoint(run: Path, change: Any) -> None:
+    """What a person (or an older fbloop) could leave: the state changed, the checksum made to match."""
+    path = run / "workflow_checkpoint.json"
+    envelope = json.loads(path.read_text())
+    change(envelope["state"])
+    envelope["checksum"] = sha256_bytes(canonical_json(envelope["state"]))
+    path.write_text(json.dumps(envelope, indent=1))
+
+
+def as_old_fbloop_wrote_it(stage: str, error: str | None = None) -> Any:
+    """Items of `stage` as fbloop wrote them before `job_state`: a job whose end was not seen marked failed."""
+
+    def change(state: dict[str, Any]) -> None:
+        record = next(s for s in state["stages"] if s["name"] == stage)
+        for item in record["items"]:
+            item.pop("job_state", None)
+            if item["status"] != "succeeded":
+                item["status"] = "failed"
+                item["error"] = error or item["error"]
+
+    return change
+
+
+def test_outage_while_videos_run_pays_each_video_once(cli: Any, server: FakeProviderServer, tmp_path: Path) -> None:
+    """The issue's example: two kling predictions, polls and cancels cut; --retry-failed right after."""
+    server.cut("poll", "cancel", model=VIDEO_MODEL)
+    out = tmp_path / "runs"
+    first = run_cloud(cli, out, "--workflow", "full", "--max-cost", "0.8")
+    assert first.exit_code == 1, first.stderr
+    run = only_run(out)
+    _, state = checkpoint.load(run)
+    videos = state.stage("video_generation").items
+    assert [(i.status, i.job_state) for i in videos] == [("submitted", "in_flight")] * 2
+    error_line = first.stderr.strip().splitlines()[-1]
+    assert "still in flight" in error_line and error_line.endswith(f"resume with: fbloop resume {run}")
+    assert "Traceback" not in first.stderr
+
+    server.restore()
+    again = cli("resume", run, "--retry-failed")  # the command the old fbloop printed: must not pay again
+    assert again.exit_code == 0, again.stderr
+    kling = [p for p in server.predictions.values() if p.model == VIDEO_MODEL]
+    assert len(kling) == 2, "re-attached to both predictions, none created again"
+    assert ledger_usd(run) == server.billed_usd <= 0.8
+    assert read_json(run / "workflow_summary.json")["status"] == "completed"
+
+
+@pytest.mark.parametrize("resume_flags", [(), ("--retry-failed",)])
+def test_checkpoint_from_before_job_state_re_attaches(
+    cli: Any, server: FakeProviderServer, tmp_path: Path, resume_flags: tuple[str, ...]
+) -> None:
+    """A checkpoint the old fbloop wrote after polling failed: the items `failed`, their predictions alive.
+    It still loads; --retry-failed re-attaches to them (and a plain resume never pays for them again)."""
+    server.cut("poll", "cancel")
+    out = tmp_path / "runs"
+    assert run_cloud(cli, out, "--workflow", "image-only").exit_code == 1
+    run = only_run(out)
+    edit_checkpoint(run, as_old_fbloop_wrote_it("image_generation", "prediction x: polling keeps failing"))
+    _, state = checkpoint.load(run)
+    assert {(i.status, i.job_state) for i in state.stage("image_generation").items} == {("failed", None)}
+
+    server.restore()
+    result = cli("resume", run, *resume_flags)
+    if not resume_flags:  # failed items stay failed on a plain resume: nothing new is created either
+        assert result.exit_code == 1 and result.stderr.rstrip().endswith("--retry-failed"), result.stderr
+        assert server.predictions_created == 3
+        result = cli("resume", run, "--retry-failed")
+    assert result.exit_code == 0, result.stderr
+    assert server.predictions_created == 3, "each item re-attached to its own prediction"
+    assert ledger_usd(run) == server.billed_usd == pytest.approx(3 * 0.003)
+
+
+def test_retry_failed_replaces_only_predictions_that_ended_without_output(
+    cli: Any, server: FakeProviderServer, tmp_path: Path
+) -> None:
+    """Old-style failed items whose predictions really failed: re-attached, seen failed, then created anew."""
+    server.fail_next_predictions("CUDA out of memory", count=3, model=IMAGE_MODEL)
+    out = tmp_path / "runs"
+    assert run_cloud(cli, out, "--workflow", "image-only").exit_code == 1
+    run = only_run(out)
+    edit_checkpoint(run, as_old_fbloop_wrote_it("image_generation"))
+    old = set(server.predictions)
+
+    result = cli("resume", run, "--retry-failed")
+    assert result.exit_code == 0, result.stderr
+    polled = {r.path.rsplit("/", 1)[-1] for r in server.requests_for("poll")}
+    assert old <= polled, "each old prediction was looked at before a new one was made"
+    assert server.predictions_created == 6
+    assert "had ended failed at the provider; trying again" in result.stderr
+    assert ledger_usd(run) == server.billed_usd == pytest.approx(3 * 0.003)
+
+
+def test_a_re_attached_prediction_is_booked_once(cli: Any, server: FakeProviderServer, tmp_path: Path) -> None:
+    """A prediction that succeeded but whose output could not be fetched is booked at once; re-attaching to
+    it (a checkpoint without job_state) must not book it again. A retry after that pays for a new one."""
+    server.break_next_outputs("missing")
+    out = tmp_path / "runs"
+    assert run_cloud(cli, out, "--workflow", "image-only").exit_code == 0
+    run = only_run(out)
+    assert ledger_usd(run) == server.billed_usd == pytest.approx(3 * 0.003)
+    edit_checkpoint(run, as_old_fbloop_wrote_it("image_generation"))
+
+    again = cli("resume", run, "--retry-failed")
+    assert again.exit_code == 0, again.stderr
+    assert server.predictions_created == 3, "re-attached, not created again"
+    assert ledger_usd(run) == server.billed_usd, "booked once"
+    _, state = checkpoint.load(run)
+    broken = next(i for i in state.stage("image_generation").items if i.status == "failed")
+    assert broken.job_state == "succeeded", "the provider delivered (and billed); the download failed"
+
+    third = cli("resume", run, "--retry-failed")
+    assert third.exit_code == 0, third.stderr
+    assert server.predictions_created == 4, "a delivered-but-unusable prediction is replaced on request"
+    assert ledger_usd(run) == server.billed_usd == pytest.approx(4 * 0.003)
+
+
+def test_a_prediction_replicate_does_not_know_is_one_line(cli: Any, server: FakeProviderServer, tmp_path: Path) -> None:
+    """A hand-edited job id: Replicate answers 404; the user sees one line, and --retry-failed makes a new one."""
+    server.cut("poll", "cancel")
+    out = tmp_path / "runs"
+    assert run_cloud(cli, out, "--workflow", "image-only").exit_code == 1
+    run = only_run(out)
+    bogus = "notaprediction0000000000000"
+    edited_away = checkpoint.load(run)[1].stage("image_generation").items[0].job_id
+    assert edited_away is not None
+
+    def change(state: dict[str, Any]) -> None:
+        record = next(s for s in state["stages"] if s["name"] == "image_generation")
+        record["items"][0]["job_id"] = bogus
+
+    edit_checkpoint(run, change)
+    server.restore()
+    result = cli("resume", run)
+    assert result.exit_code == 0, result.stderr  # two of three images are enough
+    expected = f"! image_01: prediction {bogus} is not known to Replicate (HTTP 404: Prediction not found)"
+    assert expected in [line.strip() for line in result.stderr.splitlines()], result.stderr
+    assert "ReplicateError" not in result.stderr and "Traceback" not in result.stderr
+    _, state = checkpoint.load(run)
+    assert state.stage("image_generation").items[0].job_state == "gone"
+
+    retried = cli("resume", run, "--retry-failed")
+    assert retried.exit_code == 0, retried.stderr
+    assert server.predictions_created == 4
+    # the prediction whose id was edited away was billed but belongs to no item: the ledger has the rest
+    assert ledger_usd(run) == pytest.approx(server.billed_usd - server.price_of(server.predictions[edited_away]))
+
+
+def test_replicate_errors_are_one_line() -> None:
+    from feedback_cli.providers.replicate_media import describe_error
+
+    assert describe_error(ReplicateError(title="Not Found", status=404, detail="Prediction not found")) == (
+        "HTTP 404: Prediction not found"
+    )
+    assert (
+        describe_error(ReplicateError(title="Internal Server Error", status=500)) == "HTTP 500: Internal Server Error"
+    )
+    hostile = describe_error(ReplicateError(status=502, detail="<html>\n<body>bad gateway</body>\n</html>\n" * 300))
+    assert "\n" not in hostile and len(hostile) <= 300 and hostile.startswith("HTTP 502: <html> <body>bad gateway")
+    assert describe_error(ConnectionResetError()) == "ConnectionResetError"
