@@ -1,5 +1,6 @@
-"""Crash trials in CI: a few kill -9 trials per backend (FBLOOP_CRASH_TRIALS, default 3); the report
-script runs the full count (`python scripts/crash_trials.py --report docs/reliability.md`)."""
+"""Crash trials in CI: a few kill -9 trials per backend, and a few network cuts (a TCP forwarder in front of the
+fake server killed mid-run and started again) (FBLOOP_CRASH_TRIALS, default 3); the report script runs the full
+count (`python scripts/crash_trials.py --backend all --report docs/reliability.md`)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from tests.conftest import REPO
 TRIALS = os.environ.get("FBLOOP_CRASH_TRIALS", "3")
 
 
-@pytest.mark.parametrize("backend", ["offline", "cloud"])
+@pytest.mark.parametrize("backend", ["offline", "cloud", "netcut"])
 def test_kill_9_at_random_moments_then_resume(backend: str, tmp_path: Path) -> None:
-    if backend == "cloud":
+    if backend != "offline":
         from feedback_cli.providers.registry import AGENTS
 
         pytest.importorskip(AGENTS["openai"].split(":")[0], reason="cloud providers not built yet")
@@ -31,6 +32,8 @@ def test_kill_9_at_random_moments_then_resume(backend: str, tmp_path: Path) -> N
             backend,
             "--latency",
             "0.2",
+            "--outage",
+            "4",
         ],
         capture_output=True,
         text=True,
@@ -40,3 +43,5 @@ def test_kill_9_at_random_moments_then_resume(backend: str, tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"{backend}: {TRIALS} trials, {TRIALS} ok, 0 failed" in proc.stdout
     assert f"{backend}: duplicate predictions: 0" in proc.stdout
+    if backend != "offline":  # paid = items, and the ledger is what the provider billed
+        assert f"{backend}: ledger equals the provider's bill: {TRIALS} of {TRIALS} trials" in proc.stdout
