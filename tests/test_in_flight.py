@@ -202,3 +202,12 @@ def test_replicate_errors_are_one_line() -> None:
     hostile = describe_error(ReplicateError(status=502, detail="<html>\n<body>bad gateway</body>\n</html>\n" * 300))
     assert "\n" not in hostile and len(hostile) <= 300 and hostile.startswith("HTTP 502: <html> <body>bad gateway")
     assert describe_error(ConnectionResetError()) == "ConnectionResetError"
+
+
+def test_a_hostile_create_error_body_is_one_line(cli: Any, server: FakeProviderServer, tmp_path: Path) -> None:
+    server.fail_next_creates(422, detail="<html>\n<body>\ninput rejected\n</body>\n</html>\n" * 200)
+    result = run_cloud(cli, tmp_path / "runs", "--workflow", "image-only")
+    assert result.exit_code == 0, result.stderr
+    failed = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("! ")]
+    assert len(failed) == 1 and "(HTTP 422): <html> <body> input rejected </body>" in failed[0], result.stderr
+    assert len(failed[0]) < 400 and "</html>\n" not in result.stderr

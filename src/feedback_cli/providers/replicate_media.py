@@ -65,6 +65,10 @@ def describe_error(exc: BaseException) -> str:
     else:
         text = str(exc).strip()
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return _one_line(text)
+
+
+def _one_line(text: str) -> str:
     text = " ".join(text.split()).rstrip(".")
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
@@ -231,7 +235,7 @@ class ReplicateMedia:
                 )
             except ReplicateError as exc:
                 status = exc.status or 0
-                detail = (exc.detail or exc.title or "no detail").rstrip(".")
+                detail = _one_line(exc.detail or exc.title or "no detail")  # an error body may be long, multi-line
                 if status >= 500:
                     try:
                         found = await self._orphan(model_id, data, job, sent_at)

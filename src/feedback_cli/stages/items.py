@@ -195,6 +195,7 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
             )
             # paid once the provider delivered, whatever the file turns out to be: into the ledger now
             item.job_id = output.job_id or item.job_id
+            item.job_state = "succeeded"
             item.model = output.model
             if not paid_usd:  # backends that do not report payment early (offline) are booked here
                 paid(output.cost_usd)
