@@ -21,6 +21,7 @@ from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.files import canonical_json, sha256_bytes
 from tests.conftest import only_run, read_json
 from tests.fakes.provider_server import FakeProviderServer
+from tests.fakes.script import FailPrediction, SlowPrediction
 from tests.test_cloud import run_cloud
 
 IMAGE_MODEL = "black-forest-labs/flux-schnell"
@@ -211,3 +212,27 @@ def test_a_hostile_create_error_body_is_one_line(cli: Any, server: FakeProviderS
     failed = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("! ")]
     assert len(failed) == 1 and "(HTTP 422): <html> <body> input rejected </body>" in failed[0], result.stderr
     assert len(failed[0]) < 400 and "</html>\n" not in result.stderr
+
+
+def test_a_re_attached_prediction_counts_against_the_cap_until_booked(
+    cli: Any, server: FakeProviderServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On resume a kept prediction is collected while a failed item is tried again. The kept one is paid for and
+    not refused, but until its cost lands, the new create must count it: together they would pass the cap."""
+    monkeypatch.setenv("FBLOOP_PREDICTION_DEADLINE_S", "1")
+    monkeypatch.setenv("FBLOOP_KEEP_PREDICTIONS", "1")
+    server.script.add("create", SlowPrediction(1.5), FailPrediction("CUDA out of memory"), model=IMAGE_MODEL)
+    out = tmp_path / "runs"
+    assert run_cloud(cli, out, "--workflow", "image-only").exit_code == 1
+    run = only_run(out)
+    _, state = checkpoint.load(run)
+    states = sorted((i.status, i.job_state) for i in state.stage("image_generation").items)
+    assert states == [("failed", "failed"), ("submitted", "in_flight"), ("succeeded", "succeeded")]
+    cap = round(state.total_cost + 0.003 + 0.002, 6)  # room for the kept image, not for one more
+
+    result = cli("resume", run, "--retry-failed", "--max-cost", str(cap))
+    assert result.exit_code == 1 and "budget reached" in result.stderr, result.stderr
+    assert server.predictions_created == 3, "no new prediction the cap could not pay for"
+    total = read_json(run / "workflow_trace.json")["ledger"]
+    assert sum(e["usd"] for e in total) <= cap
+    assert ledger_usd(run) == server.billed_usd == pytest.approx(2 * 0.003), "the kept image collected and booked"

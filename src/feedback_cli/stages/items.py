@@ -59,6 +59,17 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
     records = [_record_for(ctx, spec) for spec in specs]
 
     refused: list[BudgetError] = []
+    # A job re-attached from an earlier process is not checked against the cap again (it is paid for), but until
+    # its cost lands in the ledger the items that start meanwhile must count it, or together they pass the cap.
+    unbooked = {
+        spec.key: _estimate(ctx, spec) or 0.0
+        for spec, item in zip(specs, records, strict=True)
+        if item.job_id and item.status not in ("succeeded", "failed") and not _booked(ctx, item)
+    }
+    ctx.ledger.reserved += sum(unbooked.values())
+
+    def release(key: str) -> None:
+        ctx.ledger.reserved -= unbooked.pop(key, 0.0)
 
     async def one(spec: ItemSpec, item: ItemRecord) -> None:
         # failed items stay failed until `fbloop resume --retry-failed`: re-running them pays again
@@ -67,7 +78,10 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
                 if refused:  # the cap was reached: start nothing more, let what is in flight finish
                     return
                 try:
-                    await _generate(ctx, spec, item)
+                    try:
+                        await _generate(ctx, spec, item)
+                    finally:
+                        release(spec.key)
                     if (
                         item.status == "failed"
                         and item.extra.pop("recreate_if_ended", False)
@@ -92,6 +106,9 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    finally:
+        for key in list(unbooked):  # items that never got to run (the cap was reached, or a cancel)
+            release(key)
     in_flight = [r for r in records if r.status != "succeeded" and r.job_state == "in_flight"]
     if in_flight:  # their jobs may still be billed: the stage cannot finish without seeing them end
         await ctx.checkpoint()
@@ -106,6 +123,22 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
     return records
 
 
+def _estimate(ctx: StageContext, spec: ItemSpec, request: ImageRequest | VideoRequest | None = None) -> float | None:
+    media = ctx.services.media
+    request = request or spec.build()
+    if spec.kind == "video":
+        end_frame = getattr(request, "end_image", None) is not None
+        return media.estimate_video_cost(end_frame, ctx.services.settings.video_duration_s)
+    return media.estimate_image_cost()
+
+
+def _booked(ctx: StageContext, item: ItemRecord) -> bool:
+    """The item's job is in the ledger (its provider bills it once, so it is booked once)."""
+    return item.job_id is not None and any(
+        e.provider == item.provider and e.detail.get("job_id") == item.job_id and e.usd > 0 for e in ctx.state.ledger
+    )
+
+
 async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None:
     media = ctx.services.media
     request = spec.build()
@@ -115,13 +148,7 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         if is_video
         else media.image_model()
     )
-    estimate = (
-        media.estimate_video_cost(
-            getattr(request, "end_image", None) is not None, ctx.services.settings.video_duration_s
-        )
-        if is_video
-        else media.estimate_image_cost()
-    )
+    estimate = _estimate(ctx, spec, request)
     what = f"{spec.key} ({model})"
     # a recorded job is re-attached and already paid for: it is not held against the cap again
     held = estimate if item.job_id is None else 0.0
@@ -150,9 +177,7 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
 
     def paid(usd: float) -> None:
         paid_usd.append(usd)
-        if item.job_id is not None and any(
-            e.provider == media.name and e.detail.get("job_id") == item.job_id and e.usd > 0 for e in ctx.state.ledger
-        ):
+        if _booked(ctx, item):
             return  # re-attached to a job already booked (its output failed before): the provider bills it once
         item.cost_usd = round(usd, 6)
         ctx.ledger.add(ctx.record.name, media.name, model, spec.key, usd, job_id=item.job_id)
