@@ -221,7 +221,9 @@ def test_a_re_attached_prediction_counts_against_the_cap_until_booked(
     not refused, but until its cost lands, the new create must count it: together they would pass the cap."""
     monkeypatch.setenv("FBLOOP_PREDICTION_DEADLINE_S", "1")
     monkeypatch.setenv("FBLOOP_KEEP_PREDICTIONS", "1")
-    server.script.add("create", SlowPrediction(1.5), FailPrediction("CUDA out of memory"), model=IMAGE_MODEL)
+    # image_01 (seed 3) fails, image_03 (seed 5) is kept: on resume the retried item comes first and is refused
+    server.script.add("create", FailPrediction("CUDA out of memory"), match='"seed":3,')
+    server.script.add("create", SlowPrediction(1.5), match='"seed":5,')
     out = tmp_path / "runs"
     assert run_cloud(cli, out, "--workflow", "image-only").exit_code == 1
     run = only_run(out)
@@ -232,6 +234,10 @@ def test_a_re_attached_prediction_counts_against_the_cap_until_booked(
 
     result = cli("resume", run, "--retry-failed", "--max-cost", str(cap))
     assert result.exit_code == 1 and "budget reached" in result.stderr, result.stderr
+    _, state = checkpoint.load(run)
+    items = {i.key: (i.status, i.job_state) for i in state.stage("image_generation").items}
+    assert items["image_03"] == ("succeeded", "succeeded"), "a paid-for prediction is collected even at the cap"
+    assert items["image_01"][0] == "pending", "the retry the cap cannot pay for waits"
     assert server.predictions_created == 3, "no new prediction the cap could not pay for"
     total = read_json(run / "workflow_trace.json")["ledger"]
     assert sum(e["usd"] for e in total) <= cap

@@ -11,6 +11,7 @@ re-attached.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
         # failed items stay failed until `fbloop resume --retry-failed`: re-running them pays again
         if item.status not in ("succeeded", "failed"):
             async with limit:
-                if refused:  # the cap was reached: start nothing more, let what is in flight finish
+                if refused and not item.job_id:  # the cap was reached: start nothing more; collect what is paid for
                     return
                 try:
                     try:
@@ -151,8 +152,10 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
     estimate = _estimate(ctx, spec, request)
     what = f"{spec.key} ({model})"
     # a recorded job is re-attached and already paid for: it is not held against the cap again
-    held = estimate if item.job_id is None else 0.0
-    ctx.ledger.check(held, what)
+    # (run_items holds its estimate until its cost lands), and never refused: collecting it costs nothing more
+    paid_for = item.job_id is not None
+    if not paid_for:
+        ctx.ledger.check(estimate, what)
     # an earlier attempt that started but recorded no job may have been created just before a crash
     orphan_since = item.started_at if item.job_id is None and item.status == "pending" else None
     item.provider, item.model = media.name, model
@@ -212,7 +215,7 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         canceled=canceled,
     )
     try:
-        with ctx.ledger.reserve(held, what):
+        with contextlib.nullcontext() if paid_for else ctx.ledger.reserve(estimate, what):
             output = await (
                 media.generate_video(request, hook)  # type: ignore[arg-type]
                 if is_video
