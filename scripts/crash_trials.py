@@ -399,9 +399,10 @@ prediction that succeeded, at Replicate's prices, from the fake's own table).
 
 
 def _sections(text: str) -> list[tuple[str, str]]:
-    """(title, body) of each `## ` section of a report, in order."""
+    """(title, body) of each `## ` section of a report, in order; each body ends in one blank line (the last
+    section of a file does not, and a section kept from there must not run into the one after it)."""
     parts = re.split(r"(?m)^## ", text)
-    return [(part.split("\n", 1)[0].strip(), "## " + part) for part in parts[1:]]
+    return [(part.split("\n", 1)[0].strip(), "## " + part.rstrip("\n") + "\n\n") for part in parts[1:]]
 
 
 def write_report(path: Path, by_backend: dict[str, list[Trial]], latency: float, outage: float) -> None:

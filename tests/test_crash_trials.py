@@ -45,3 +45,37 @@ def test_kill_9_at_random_moments_then_resume(backend: str, tmp_path: Path) -> N
     assert f"{backend}: duplicate predictions: 0" in proc.stdout
     if backend != "offline":  # paid = items, and the ledger is what the provider billed
         assert f"{backend}: ledger equals the provider's bill: {TRIALS} of {TRIALS} trials" in proc.stdout
+
+
+def test_the_report_keeps_every_section_it_did_not_rerun(tmp_path: Path) -> None:
+    """`--report` replaces the sections of the backends it ran and keeps the others where they were, hand-written
+    ones ("## Money ...", "## Secrets") as they are; a section kept from the end of the file is still
+    separated from what follows it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("crash_trials", REPO / "scripts" / "crash_trials.py")
+    assert spec is not None and spec.loader is not None
+    trials = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("crash_trials", trials)  # its dataclasses look their module up there
+    spec.loader.exec_module(trials)
+    report = tmp_path / "reliability.md"
+    money = "## Money: what each outage does\n\n| Class | Test | Outcome |\n|---|---|---|\n| a | b | c |\n\n"
+    offline = "## offline\n\n- offline: 1 trials, 0 ok, 1 failed\n\n"
+    secrets = "## Secrets\n\nA key never reaches the terminal.\n\n### Classes\n\n| Class | Test |\n|---|---|\n"
+    cloud = "## cloud\n\n- cloud: 20 trials, 20 ok, 0 failed\n"  # last in the file: no blank line after it
+    report.write_text("# Old title\n\nold header\n\n" + money + offline + secrets + cloud)
+
+    trials.write_report(report, {"offline": [trials.Trial(1, 0.5, resumed_ok=True)]}, 0.3, 3.0)
+
+    text = report.read_text()
+    assert text.startswith("# Reliability") and "old header" not in text
+    assert "- offline: 1 trials, 1 ok, 0 failed" in text and "0 ok, 1 failed" not in text
+    titles = [line for line in text.splitlines() if line.startswith("## ")]
+    assert titles == ["## Money: what each outage does", "## offline", "## Secrets", "## cloud"]
+    assert money in text and secrets.rstrip("\n") + "\n\n## cloud" in text and text.endswith(cloud)
+
+    trials.write_report(report, {"netcut": [trials.Trial(1, 2.0, resumed_ok=True)]}, 0.3, 3.0)
+    text = report.read_text()
+    assert [line for line in text.splitlines() if line.startswith("## ")][-2:] == ["## cloud", "## netcut"]
+    assert cloud + "\n## netcut" in text, "a kept last section does not run into a new one"
+    assert money in text and secrets.rstrip("\n") in text

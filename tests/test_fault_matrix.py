@@ -13,7 +13,9 @@ For each fault the test checks, in order:
 - ``paid_once``: every prediction the server created belongs to exactly one item;
 - ``ledger``: every prediction that delivered an output (what Replicate bills) is in the cost ledger;
 - ``extra``: what is particular to the fault (the wait a 429 named was honoured, a create without an answer
-  is not retried, a prediction past its deadline is canceled on the server, ...).
+  is not retried, a prediction past its deadline is canceled on the server, ...);
+- ``secrets``: neither key is in anything printed (the run and any resume) nor in any file of the run folder,
+  also when the provider's error echoed the request's Authorization header (the ``*-echoes-key`` faults).
 
 A fault that shows a bug in fbloop lists the checks it breaks in ``gaps`` with the reason: the case is an
 ``xfail(strict=True)`` that fails *only* with :class:`KnownGap`, i.e. only on those checks; any other check
@@ -36,7 +38,7 @@ import pytest
 
 from feedback_cli.workflow import checkpoint
 from tests.conftest import only_run, read_json
-from tests.fakes.provider_server import FakeProviderServer
+from tests.fakes.provider_server import FAKE_OPENAI_API_KEY, FAKE_REPLICATE_API_TOKEN, FakeProviderServer
 from tests.fakes.script import ChatReply, SlowPrediction
 from tests.test_cloud import assert_each_prediction_paid_once, run_cloud
 
@@ -49,8 +51,10 @@ BASE_ENV = {
 }
 SHORT_TIMEOUT = {"FBLOOP_REQUEST_TIMEOUT_S": "0.5"}
 STAGE_OF = {"image": "image_generation", "video": "video_generation"}
+KEYS = (FAKE_OPENAI_API_KEY, FAKE_REPLICATE_API_TOKEN)
+ECHOED = "(request had Authorization: Bearer ***redacted***)"  # what an echoed key becomes
 
-Check = Literal["exit", "message", "tidy", "trace", "outcome", "paid_once", "ledger", "extra"]
+Check = Literal["exit", "message", "tidy", "trace", "outcome", "paid_once", "ledger", "extra", "secrets"]
 Where = Literal["item", "stage", "retry", "note"]
 
 # The matrix found six bugs when it was written (silent retries, a blind retry of a 5xx that came after the
@@ -333,6 +337,27 @@ FAULTS: dict[str, Fault] = {
         "stage",
         extra=_orphan_collected,
     ),
+    # the provider's error body repeats the request's Authorization header (some providers and proxies do)
+    "chat-401-echoes-key": Fault(
+        lambda s: s.fail_next_chats(401, retry_after=None, echo_auth=True),
+        False,
+        f"gpt-4.1-mini: HTTP 401: Fake error 401 {ECHOED}",
+        "stage",
+        stage="image_prompt",
+    ),
+    "create-422-echoes-key": Fault(
+        _creates(422, echo_auth=True),
+        True,
+        f"creating the prediction failed (HTTP 422): Unprocessable Entity {ECHOED}",
+        "item",
+        job_recorded=False,
+    ),
+    "prediction-failed-echoes-key": Fault(
+        lambda s: s.fail_next_predictions("CUDA out of memory", echo_auth=True),
+        True,
+        f"failed: CUDA out of memory {ECHOED}",
+        "item",
+    ),
     "chat-429-then-success": Fault(
         lambda s: s.fail_next_chats(429, retry_after=0.01),
         True,
@@ -441,6 +466,14 @@ def _resume(cli: Any, line: str) -> Any:
     return cli(*shlex.split(command.group(1))[1:])
 
 
+def _assert_no_key_anywhere(run: Path, printed: list[str]) -> None:
+    files = [p for p in run.rglob("*") if p.is_file()]
+    for key in KEYS:
+        assert not any(key in text for text in printed), f"{key} was printed"
+        leaked = [p.name for p in files if key.encode() in p.read_bytes()]
+        assert not leaked, f"{key} is in {leaked}"
+
+
 @pytest.fixture
 def server(fake_provider_env: FakeProviderServer, monkeypatch: pytest.MonkeyPatch) -> FakeProviderServer:
     for key, value in BASE_ENV.items():
@@ -469,6 +502,7 @@ def test_fault(
     lines = _lines(result.stderr)
     check = Checks(fault.gaps)
     user_sees = ""
+    printed = [result.stdout, result.stderr]
 
     with check("exit"):
         assert result.exit_code == (0 if fault.recovers else 1), result.stderr
@@ -532,6 +566,7 @@ def test_fault(
             server.script.clear()  # the fault is gone
             server.restore()
             resumed = _resume(cli, user_sees)
+            printed += [resumed.stdout, resumed.stderr]
             assert resumed.exit_code == 0, resumed.stderr
             assert read_json(run / "workflow_summary.json")["status"] == "completed"
     retried = "--retry-failed" in user_sees  # the command shown retries the failed items: fresh predictions
@@ -539,6 +574,7 @@ def test_fault(
         # the resume shown did not finish (a known gap): the run must still be recoverable
         retried = True
         again = cli("resume", run, "--retry-failed")
+        printed += [again.stdout, again.stderr]
         assert again.exit_code == 0, again.stderr
         assert read_json(run / "workflow_summary.json")["status"] == "completed"
         for stage in read_json(run / "workflow_trace.json")["stages"]:
@@ -559,6 +595,10 @@ def test_fault(
     with check("extra"):
         if fault.extra is not None:
             fault.extra(server, final)
+
+    with check("secrets"):
+        assert KEYS[0] in server.auth_tokens and KEYS[1] in server.auth_tokens  # both keys were sent
+        _assert_no_key_anywhere(run, printed)
 
     where = (
         f"item {_failed_items(trace, STAGE_OF[fault.kind])[0]['key']}"

@@ -242,3 +242,54 @@ def test_a_re_attached_prediction_counts_against_the_cap_until_booked(
     total = read_json(run / "workflow_trace.json")["ledger"]
     assert sum(e["usd"] for e in total) <= cap
     assert ledger_usd(run) == server.billed_usd == pytest.approx(2 * 0.003), "the kept image collected and booked"
+
+
+def test_a_replicate_error_is_redacted_before_it_is_cut_to_one_line() -> None:
+    """describe_error cuts long provider text to 300 characters: redacting after the cut would miss a token the
+    cut split, and leave its first part in the message."""
+    from feedback_cli.providers.replicate_media import describe_error
+    from feedback_cli.redaction import Redactor
+
+    token = "r8_SPLITCHECK_0123456789abcdef"
+    redactor = Redactor([token])
+    for at in range(270, 300):  # the token straddles the cut wherever it falls
+        body = "x" * (at - len("HTTP 502: ")) + token + " tail" * 50
+        line = describe_error(ReplicateError(status=502, detail=body), redactor)
+        assert token[:8] not in line and len(line) <= 300, (at, line)
+    echo = f"boom\n(request had Authorization: Bearer {token})"
+    echoed = describe_error(ReplicateError(status=500, detail=echo), redactor)
+    assert echoed == "HTTP 500: boom (request had Authorization: Bearer ***redacted***)"
+
+
+def test_poll_and_cancel_errors_that_echo_the_token_leave_items_in_flight_redacted(
+    cli: Any, server: FakeProviderServer, tmp_path: Path
+) -> None:
+    """Polls answer 500 with the Authorization header in the body, and the cancels are cut: each item stays in
+    flight with a one-line reason whose echoed token is redacted, nowhere printed or stored; a resume collects."""
+    from tests.fakes.provider_server import FAKE_OPENAI_API_KEY, FAKE_REPLICATE_API_TOKEN
+
+    server.fail_next_polls(500, count=1000, retry_after=None, echo_auth=True)
+    server.cut("cancel")
+    out = tmp_path / "runs"
+    first = run_cloud(cli, out, "--workflow", "image-only")
+    assert first.exit_code == 1, first.stderr
+    run = only_run(out)
+    _, state = checkpoint.load(run)
+    items = state.stage("image_generation").items
+    assert [(i.status, i.job_state) for i in items] == [("submitted", "in_flight")] * 3
+    for item in items:
+        assert item.error is not None and "\n" not in item.error
+        assert "could not be polled: 6 failures in a row (HTTP 500:" in item.error, item.error
+        assert "Authorization: Bearer ***redacted***" in item.error, item.error
+    assert "3 of 3 items still in flight" in first.stderr
+
+    server.script.clear()
+    server.restore()
+    resumed = cli("resume", run)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert server.predictions_created == 3 and ledger_usd(run) == server.billed_usd
+    assert FAKE_REPLICATE_API_TOKEN in server.auth_tokens  # it was really sent, and echoed
+    for key in (FAKE_OPENAI_API_KEY, FAKE_REPLICATE_API_TOKEN):
+        for text in (first.stdout, first.stderr, resumed.stdout, resumed.stderr):
+            assert key not in text
+        assert not [p.name for p in run.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from feedback_cli.ui.review import Option, QuestionaryReviewer
 from feedback_cli.workflow.review import Candidate, ReviewRequest
 from tests.conftest import EXAMPLE, only_run, read_json
+from tests.test_picks import assert_one_pick_per_group
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\a]*\a|\r")
 CONTINUE = "Continue to next stage? (y/n)"
@@ -70,6 +72,7 @@ class Session:
     def finish(self) -> int:
         self.child.expect(pexpect.EOF)
         self.raw.append(self.child.before or "")
+        self.child.before = ""  # now in raw: transcript() must not count it twice
         self.child.close()
         assert self.child.exitstatus is not None, self.transcript()
         return self.child.exitstatus
@@ -181,7 +184,8 @@ def test_regenerate_images_with_feedback(tmp_path: Path) -> None:
     assert rounds == [1, 2]
     assert len(images["items"]) == 6
     assert all((run / i["artifact"]["path"]).is_file() for i in images["items"])
-    assert images["outputs"]["best_key"] in {i["key"] for i in images["items"] if i["extra"]["round"] == 2}
+    # one pick, the best of both rounds, and the stage's scores are that pick's (summary and trace alike)
+    assert_one_pick_per_group(run, "weighted", storyboard=False)
     assert [it["human_feedback"] for it in images["iterations"] if it["human_feedback"]] == [feedback]
     trace = read_json(run / "workflow_trace.json")
     regenerate = [r for r in trace["reviews"] if r["action"] == "regenerate"]
@@ -209,12 +213,43 @@ def test_regenerate_videos_with_feedback(tmp_path: Path) -> None:
     assert len(videos["items"]) == 4
     second = [i for i in videos["items"] if i["extra"]["round"] == 2]
     assert len(second) == 2 and all(feedback in i["extra"]["prompt"] for i in second)
-    assert videos["outputs"]["best_video"] in {i["artifact"]["path"] for i in second}
+    assert_one_pick_per_group(run, "weighted", storyboard=False)
     assert [(r["stage"], r["action"], r["feedback"]) for r in state["reviews"]][1] == (
         "video_generation",
         "regenerate",
         feedback,
     )
+
+
+def test_storyboard_regenerate_videos_keeps_one_pick_per_clip(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    feedback = "slower camera"
+    s = Session(run_args(out, "--storyboard", "--clips", "2", "--seed", "2"))
+    s.answer(CONTINUE, "y")  # images
+    s.expect("Review: Storyboard")
+    s.answer(CONTINUE, "y")
+    s.expect("Review: Video generation")
+    s.answer(CONTINUE, "n")
+    s.answer(REGEN_VIDEOS, "y")
+    s.expect(FEEDBACK_QUESTION)
+    s.send(feedback + "\r")
+    s.expect("Review: Video generation")
+    s.expect("(round 2)")
+    s.answer(CONTINUE, "y")
+    assert s.finish() == 0, s.transcript()
+    run = only_run(out)
+    trace = read_json(run / "workflow_trace.json")
+    videos = stage(trace, "video_generation")
+    assert len(videos["items"]) == 8 and {i["extra"]["round"] for i in videos["items"]} == {1, 2}
+    summary = read_json(run / "workflow_summary.json")
+    assert len(summary["best_videos"]) == 2
+    assert [p.split("/")[-1][:7] for p in summary["best_videos"]] == ["clip_01", "clip_02"]
+    assert_one_pick_per_group(run, "weighted", storyboard=True)
+    # the second review listed both rounds (a Round column) and marked exactly one pick per clip
+    second_review = s.transcript().rsplit("(round 2)", 1)[-1].split(CONTINUE, 1)[0]
+    assert "Round" in second_review
+    marked = [line for line in second_review.splitlines() if re.search(r"│\s*\*\s*│", line)]
+    assert len(marked) == 2, second_review
 
 
 def test_stop_at_review_then_resume_at_that_review(tmp_path: Path) -> None:
@@ -226,7 +261,9 @@ def test_stop_at_review_then_resume_at_that_review(tmp_path: Path) -> None:
     s.send("s\r")  # "s) Stop here"
     assert s.finish() == 0, s.transcript()
     run = only_run(out)
-    assert f"Resume with: fbloop resume {run}" in s.transcript().replace("\n", "")
+    flat = s.transcript().replace("\n", "")
+    assert f"stopped at the review of image_generation. Resume with: fbloop resume {run}" in flat
+    assert "interrupted" not in flat and "error" not in flat
     state = state_of(run)
     assert state["status"] == "stopped"
     assert stage(state, "image_generation")["outputs"]["awaiting_review"] is True
@@ -248,16 +285,64 @@ def test_stop_at_review_then_resume_at_that_review(tmp_path: Path) -> None:
     assert [r["action"] for r in state["reviews"]] == ["stop", "continue", "continue"]
 
 
-def test_ctrl_c_at_a_prompt_stops_resumably(tmp_path: Path) -> None:
+def test_ctrl_c_at_a_prompt_exits_130_and_resumes_at_that_review(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    s = Session(run_args(out))
+    s.answer(CONTINUE, "n")  # Ctrl-C at the second question, as at the first: an interrupt
+    s.expect(REGEN_IMAGES)
+    s.send("\x03")
+    assert s.finish() == 130, s.transcript()
+    run = only_run(out)
+    text = s.transcript()
+    assert "stopped at the review" not in text
+    flat = text.replace("\n", "")
+    assert f"fbloop: error: interrupted; checkpoint saved. Resume with: fbloop resume {run}" in flat
+    assert text.count("interrupted; checkpoint saved") == 1, text
+    state = state_of(run)
+    assert state["status"] == "interrupted" and state["reviews"] == []
+    assert stage(state, "image_generation")["outputs"]["awaiting_review"] is True
+
+    r = Session(["resume", str(run)])
+    r.expect("Review: Image generation")  # back at the same review, nothing re-run
+    assert "Stage 2" not in r.transcript()
+    r.answer(CONTINUE, "\x03")  # Ctrl-C at the first question
+    assert r.finish() == 130, r.transcript()
+
+
+def test_ctrl_c_while_the_review_is_being_shown_exits_130(tmp_path: Path) -> None:
+    """Ctrl-C typed as the review appears, before its question reads the keyboard, reaches the engine as
+    SIGINT: the question that then comes up is ended too, instead of waiting for an answer."""
+    out = tmp_path / "runs"
+    s = Session(run_args(out), timeout=60)
+    s.expect("Review: Image generation")
+    s.send("\x03")
+    assert s.finish() == 130, s.transcript()
+    text = s.transcript()
+    assert text.count("interrupted; checkpoint saved") == 1, text
+    state = state_of(only_run(out))
+    assert state["status"] == "interrupted" and state["reviews"] == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_at_a_review_question_saves_and_resumes_at_that_review(tmp_path: Path, signum: int) -> None:
     out = tmp_path / "runs"
     s = Session(run_args(out))
     s.expect(CONTINUE)
-    s.send("\x03")
-    assert s.finish() == 0, s.transcript()
+    s.child.kill(signum)  # the question waits on another thread: the stop must not wait for its answer
+    assert s.finish() == 128 + signum, s.transcript()
     run = only_run(out)
-    assert "stopped at the review of image_generation" in s.transcript()
+    text = ANSI.sub("", "".join(s.raw)).replace("\n", "")  # transcript() repeats the last chunk after finish()
+    assert text.count(f"Resume with: fbloop resume {run}") == 1, text
     state = state_of(run)
-    assert state["status"] == "stopped" and state["reviews"][-1]["action"] == "stop"
+    assert state["status"] == "interrupted"
+    assert stage(state, "image_generation")["outputs"]["awaiting_review"] is True
+    r = Session(["resume", str(run)])
+    r.expect("Review: Image generation")
+    r.answer(CONTINUE, "y")
+    r.expect("Review: Video generation")
+    r.answer(CONTINUE, "y")
+    assert r.finish() == 0, r.transcript()
+    assert state_of(run)["status"] == "completed"
 
 
 def test_storyboard_frames_regenerate_with_feedback_and_no_pick(tmp_path: Path) -> None:
@@ -377,18 +462,25 @@ def reviewer(script: Script) -> QuestionaryReviewer:
         ((False, False, "pick", "back", "stop"), ("stop", None, None)),
         ((False, False, "back", True), ("continue", None, None)),
         ((False, False, "stop"), ("stop", None, None)),
-        ((False, KeyboardInterrupt()), ("stop", None, None)),
     ],
-    ids=["continue", "regenerate", "pick", "pick-back-stop", "back-continue", "stop", "ctrl-c"],
+    ids=["continue", "regenerate", "pick", "pick-back-stop", "back-continue", "stop"],
 )
 def test_flow_reaches_every_decision(answers: tuple[Any, ...], expected: tuple[Any, ...]) -> None:
-    from feedback_cli.ui.review import StopReview
-
-    script = Script(*[StopReview() if isinstance(a, KeyboardInterrupt) else a for a in answers])
+    script = Script(*answers)
     decision = reviewer(script).review(request())
     assert (decision.action, decision.choice, decision.feedback) == expected
     assert script.asked[0] == CONTINUE
     assert not script.answers
+
+
+@pytest.mark.parametrize("answers", [(KeyboardInterrupt(),), (False, KeyboardInterrupt()), (False, False, EOFError())])
+def test_ctrl_c_or_ctrl_d_at_any_question_is_an_interrupt_not_a_stop(answers: tuple[Any, ...]) -> None:
+    from feedback_cli.errors import Interrupted
+    from feedback_cli.ui.review import StopReview
+
+    script = Script(*[StopReview() if isinstance(a, BaseException) else a for a in answers])
+    with pytest.raises(Interrupted, match="interrupted at the review of image_generation"):
+        reviewer(script).review(request())
 
 
 def test_pick_list_excludes_the_current_pick_and_frames_cannot_pick() -> None:

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import EXAMPLE, read_json
 
 
@@ -167,3 +169,43 @@ def test_keys_never_reach_the_run_folder_or_the_output(cli, tmp_path: Path) -> N
         for path in run.rglob("*"):
             if path.is_file():
                 assert value.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("stage", ["image_generation", "video_generation"])
+def test_sigterm_and_sighup_stop_like_ctrl_c(tmp_path: Path, signum: signal.Signals, stage: str) -> None:
+    """A service manager's stop (SIGTERM) or a closed terminal (SIGHUP) mid-stage: the checkpoint is saved with
+    the run interrupted, the lock released, the resume command printed once, exit 128 + the signal's number
+    (143, 129; Ctrl-C is 130), and the resume finishes the run."""
+    from tests.test_lock import lock_is_free
+
+    out = tmp_path / "runs"
+    env = {**os.environ, "FBLOOP_OFFLINE_LATENCY": "0.3", "FBLOOP_OFFLINE_CONCURRENCY": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "feedback_cli", "run", str(EXAMPLE), "--seed", "3", "--num-image-variations", "4",
+            "--num-video-attempts", "3", "--max-iterations-image", "1", "--max-iterations-video", "1",
+            "--output-dir", str(out),
+        ],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        run = wait_for_items(out, stage, timeout=60)
+        proc.send_signal(signum)
+        _stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr
+    assert stderr.count(f"Resume with: fbloop resume {run}") == 1, stderr
+    assert f"stopped by {signum.name}; checkpoint saved" in stderr
+    state = read_json(run / "workflow_checkpoint.json")["state"]
+    assert state["status"] == "interrupted"
+    assert next(s for s in state["stages"] if s["name"] == stage)["status"] == "interrupted"
+    assert lock_is_free(run) and not (run / ".fbloop.lock.owner.json").exists()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "feedback_cli", "resume", str(run)], capture_output=True, text=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_json(run / "workflow_summary.json")["status"] == "completed"

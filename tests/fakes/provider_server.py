@@ -39,7 +39,8 @@ with :meth:`register_version`, otherwise the model is ``unknown/version-<hash[:8
       a URL of this server become the first frame; an undecodable one fails the prediction.
 
 Every request needs ``Authorization: Bearer <token>`` on ``/v1/*`` (401 otherwise, or when
-:attr:`accepted_tokens` is set and the token is not in it).
+:attr:`accepted_tokens` is set and the token is not in it); ``Basic <credentials>`` is accepted too, as an
+authenticating proxy would (httpx sends it for a base URL with ``user:password@``).
 
 Faults — :attr:`script` (:class:`tests.fakes.script.Script`) plus shortcuts::
 
@@ -49,6 +50,8 @@ Faults — :attr:`script` (:class:`tests.fakes.script.Script`) plus shortcuts::
     server.hang_next_creates(seconds=30)                        # longer than the client timeout
     server.fail_next_polls(503, retry_after=0)                  # GETs: the client retries these
     server.fail_next_predictions("CUDA OOM")                    # ends "failed" with that error
+    server.fail_next_chats(401, echo_auth=True)                 # the error body repeats the Authorization
+    server.fail_next_creates(422, echo_auth=True)               # header; also fail_next_predictions(...)
     server.cancel_next_predictions() / server.stall_next_predictions()
     server.break_next_outputs("missing" | "corrupt")            # output 404s / is not an image
     server.set_model_latency("kwaivgi/kling-v2.1", 2.0)
@@ -423,11 +426,14 @@ class FakeProviderServer:
         detail: str | None = None,
         model: str | None = None,
         after_create: bool = False,
+        echo_auth: bool = False,
     ) -> None:
         """The next ``count`` prediction creates answer ``status`` (429 defaults to retry_after=1)."""
         if status == 429 and retry_after is None:
             retry_after = 1
-        action = HttpError(status, detail=detail, retry_after=retry_after, after_create=after_create)
+        action = HttpError(
+            status, detail=detail, retry_after=retry_after, after_create=after_create, echo_auth=echo_auth
+        )
         self.script.add("create", action, times=count, model=model)
 
     def reset_next_creates(
@@ -441,14 +447,27 @@ class FakeProviderServer:
         self.script.add("create", Hang(seconds, after_create=after_create), times=count, model=model)
 
     def fail_next_polls(
-        self, status: int = 503, *, count: int = 1, retry_after: float | None = 0, model: str | None = None
+        self,
+        status: int = 503,
+        *,
+        count: int = 1,
+        retry_after: float | None = 0,
+        model: str | None = None,
+        detail: str | None = None,
+        echo_auth: bool = False,
     ) -> None:
-        self.script.add("poll", HttpError(status, retry_after=retry_after), times=count, model=model)
+        action = HttpError(status, detail=detail, retry_after=retry_after, echo_auth=echo_auth)
+        self.script.add("poll", action, times=count, model=model)
 
     def fail_next_predictions(
-        self, error: str = FailPrediction.error, *, count: int = 1, model: str | None = None
+        self,
+        error: str = FailPrediction.error,
+        *,
+        count: int = 1,
+        model: str | None = None,
+        echo_auth: bool = False,
     ) -> None:
-        self.script.add("create", FailPrediction(error), times=count, model=model)
+        self.script.add("create", FailPrediction(error, echo_auth=echo_auth), times=count, model=model)
 
     def cancel_next_predictions(self, *, count: int = 1, model: str | None = None) -> None:
         self.script.add("create", CancelPrediction(), times=count, model=model)
@@ -478,13 +497,14 @@ class FakeProviderServer:
         code: str | None = None,
         detail: str | None = None,
         match: str | None = None,
+        echo_auth: bool = False,
     ) -> None:
         """The next ``count`` chat calls answer ``status``.
 
         The openai SDK retries 429/5xx twice by default, honouring ``retry-after-ms``: the small
         default ``retry_after`` keeps those retries fast (pass ``None`` to send no retry header).
         """
-        action = HttpError(status, detail=detail, retry_after=retry_after, code=code)
+        action = HttpError(status, detail=detail, retry_after=retry_after, code=code, echo_auth=echo_auth)
         self.script.add("chat", action, times=count, match=match)
 
     def reset_next_chats(self, count: int = 1, *, match: str | None = None) -> None:
@@ -686,7 +706,12 @@ class FakeProviderServer:
             self._sleep(action.seconds)
             raise _ResetConnection
         return self._error(
-            request, action.status, action.detail, retry_after=action.retry_after, code=action.code
+            request,
+            action.status,
+            action.detail,
+            retry_after=action.retry_after,
+            code=action.code,
+            echo_auth=action.echo_auth,
         )
 
     def _model_of(self, endpoint: str, request: _Request) -> str | None:
@@ -699,7 +724,10 @@ class FakeProviderServer:
 
     def _check_auth(self, request: _Request) -> _Response | None:
         value = request.headers.get("authorization", "")
-        token = value[7:].strip() if value.lower().startswith("bearer ") else ""
+        # Bearer from the API key; Basic when the base URL carries user:password (httpx sends those, as
+        # to an authenticating proxy in front of the provider)
+        scheme, _, token = value.partition(" ")
+        token = token.strip() if scheme.lower() in ("bearer", "basic") else ""
         if token:
             with self._lock:
                 self._tokens.add(token)
@@ -719,9 +747,12 @@ class FakeProviderServer:
         *,
         retry_after: float | None = None,
         code: str | None = None,
+        echo_auth: bool = False,
     ) -> _Response:
-        """An error in the style of the provider that owns ``request.path``."""
+        """An error in the style of the provider that owns ``request.path``; ``echo_auth`` appends the
+        request's Authorization header to the message, as a careless provider or proxy does."""
         headers: dict[str, str] = {}
+        echo = _echo_authorization(request.headers) if echo_auth else ""
         wait = retry_after if retry_after is not None else 1
         if retry_after is not None:
             headers["Retry-After"] = str(math.ceil(retry_after))
@@ -730,7 +761,7 @@ class FakeProviderServer:
                 headers["retry-after-ms"] = str(round(retry_after * 1000))
             if status == 429 and code is None:
                 code = "rate_limit_exceeded"
-            message = detail or _openai_message(status, request.body, wait)
+            message = (detail or _openai_message(status, request.body, wait)) + echo
             error = ChatError(status, message, code=code, error_type=_openai_error_type(status))
             return _Response.json(status, error.body, headers)
         try:
@@ -746,6 +777,7 @@ class FakeProviderServer:
             payload["retry_after"] = wait
         else:
             payload["detail"] = detail or phrase
+        payload["detail"] += echo
         return _Response.json(status, payload, headers)
 
     # -- output files -------------------------------------------------------------------------------
@@ -880,7 +912,7 @@ class FakeProviderServer:
             single_output=self.is_single_output_model(model),
             webhook=body.get("webhook"),
         )
-        self._apply_outcome(prediction, request.action)
+        self._apply_outcome(prediction, request.action, request.headers)
         with self._lock:
             self.predictions[prediction_id] = prediction
 
@@ -892,15 +924,19 @@ class FakeProviderServer:
                     break
         return _Response.json(201, self._prediction_json(prediction))
 
-    def _apply_outcome(self, prediction: FakePrediction, action: Action | None) -> None:
+    def _apply_outcome(
+        self, prediction: FakePrediction, action: Action | None, headers: Mapping[str, str] | None = None
+    ) -> None:
         if prediction.is_video:
             try:
                 self._start_frame(prediction.input)
             except ValueError as exc:
                 prediction.outcome, prediction.error = "fail", f"cannot identify image file: {exc}"
         match action:
-            case FailPrediction(error=error):
-                prediction.outcome, prediction.error = "fail", error
+            case FailPrediction(error=error, echo_auth=echo):
+                # the logs end with the error, so an echoed header is in both, as on Replicate
+                prediction.outcome = "fail"
+                prediction.error = error + (_echo_authorization(headers or {}) if echo else "")
             case CancelPrediction():
                 prediction.outcome = "cancel"
             case StallPrediction():
@@ -1104,6 +1140,10 @@ class FakeProviderServer:
         except (KeyError, TypeError, ValueError) as exc:
             return _Response.json(400, {"detail": str(exc)})
         return _Response.json(200, {"ok": True, "pending": len(self.script.pending())})
+
+
+def _echo_authorization(headers: Mapping[str, str]) -> str:
+    return f" (request had Authorization: {headers.get('authorization', '')})"
 
 
 def _openai_error_type(status: int) -> str:

@@ -40,6 +40,8 @@ class HttpError:
     a ``Retry-After`` header (whole seconds, rounded up, as the replicate client only reads digits),
     ``retry-after-ms`` on ``chat``, and a ``retry_after`` JSON field on Replicate errors.
     ``after_create`` (``create`` only): the prediction *is* created before the error is returned.
+    ``echo_auth``: the error message repeats the request's ``Authorization`` header, as some providers,
+    gateways and proxies do (the key the client sent comes back in the error body).
     """
 
     status: int = 500
@@ -47,6 +49,7 @@ class HttpError:
     retry_after: float | None = None
     code: str | None = None
     after_create: bool = False
+    echo_auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,12 @@ class Delay:
 # -- prediction outcomes (``create`` only) ------------------------------------------------------
 @dataclass(frozen=True)
 class FailPrediction:
-    """The prediction ends ``failed`` with ``error`` once its latency has elapsed."""
+    """The prediction ends ``failed`` with ``error`` once its latency has elapsed. ``echo_auth``: the
+    error (and so the prediction's logs, which end with it) repeats the create request's ``Authorization``
+    header, as a model that dumps its environment or request on a crash does."""
 
     error: str = "CUDA out of memory. Tried to allocate 2.00 GiB (fake failure)"
+    echo_auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,8 @@ class ChatReply:
     ...). ``truncate`` cuts that content in half and reports ``finish_reason="length"`` (``parse()``
     raises ``LengthFinishReasonError``). ``refusal`` sets ``message.refusal`` with ``content=null``.
     ``yes_probability`` overrides the server setting for a logprobs (Yes/No) reply.
+    ``first_token`` scripts a logprobs reply exactly: (token, probability) pairs, most likely first; the
+    first pair is the generated token and the first ``top_logprobs`` pairs are its alternatives.
     """
 
     content: str | None = None
@@ -123,6 +131,7 @@ class ChatReply:
     refusal: str | None = None
     truncate: bool = False
     yes_probability: float | None = None
+    first_token: tuple[tuple[str, float], ...] | None = None
 
     NOT_JSON_TEXT: ClassVar[str] = "Sure! Here is a vivid description of the scene you asked for."
 

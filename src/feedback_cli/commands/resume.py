@@ -6,6 +6,10 @@ from pathlib import Path
 
 import typer
 
+from feedback_cli.commands.common import resume_run
+
+__all__ = ["register", "resume", "resume_run"]
+
 
 def register(app: typer.Typer) -> None:
     app.command("resume")(resume)
@@ -19,40 +23,26 @@ def resume(
         False, "--retry-failed", help="Try again the items that failed (provider errors); finished ones stay."
     ),
     interactive: bool | None = typer.Option(
-        None, "--interactive/--no-interactive", help="Review between stages [default: as the run started]."
+        None, "--interactive/--no-interactive", help="Review between stages [default: as the run last ran; recorded]."
+    ),
+    use_current_settings: bool = typer.Option(
+        False,
+        "--use-current-settings",
+        help="Unfinished items use the models set now (FBLOOP_*_MODEL) instead of the run's recorded ones.",
+    ),
+    break_lock: bool = typer.Option(
+        False, "--break-lock", help="Take a lock left on a filesystem that cannot lock (no process running)."
     ),
 ) -> None:
     """Validate the checkpoint and continue at the first unfinished stage and item."""
     raise typer.Exit(
-        resume_run(target, verbose=verbose, max_cost=max_cost, retry_failed=retry_failed, interactive=interactive)
+        resume_run(
+            target,
+            verbose=verbose,
+            max_cost=max_cost,
+            retry_failed=retry_failed,
+            interactive=interactive,
+            use_current_settings=use_current_settings,
+            break_lock=break_lock,
+        )
     )
-
-
-def resume_run(
-    target: Path,
-    *,
-    verbose: bool = False,
-    interactive: bool | None = None,
-    max_cost: float | None = None,
-    retry_failed: bool = False,
-) -> int:
-    from feedback_cli.commands.run import _require_terminal, _reviewer
-    from feedback_cli.config import load_settings
-    from feedback_cli.ui.console import err_console
-    from feedback_cli.ui.session import drive
-    from feedback_cli.workflow.api import load_for_resume
-
-    settings = load_settings(max_cost=max_cost)
-    prepared = load_for_resume(target, settings, retry_failed=retry_failed)
-    state = prepared.state
-    if state.status == "completed":
-        err_console().print(f"run {state.run_id} is already complete; nothing to resume.", markup=False)
-        return 0
-    if max_cost is not None:
-        prepared.state.options = state.options.model_copy(update={"max_cost": max_cost})
-    wants_review = state.options.interactive if interactive is None else interactive
-    if wants_review:
-        _require_terminal()
-    done = sum(1 for r in state.stages if r.status in ("completed", "skipped"))
-    err_console().print(f"resuming {state.run_id}: {done} of {len(state.stages)} stages done", markup=False)
-    return drive(prepared, verbose=verbose or state.options.verbose, reviewer=_reviewer(wants_review))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -16,6 +15,7 @@ def register(app: typer.Typer) -> None:
 
 
 def run(
+    ctx: typer.Context,
     prompt_file: Path | None = typer.Argument(None, help="Starting prompt: a text file or an image file."),
     workflow: Workflow | None = typer.Option(
         None, "--workflow", help="full | image-only | video-only | prompt-only [default: full]"
@@ -42,17 +42,37 @@ def run(
     scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
     max_cost: float | None = typer.Option(None, "--max-cost", help="Stop before a call would pass this USD total."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and its cost range; call and write nothing."),
+    break_lock: bool = typer.Option(
+        False, "--break-lock", help="With --resume: take a lock left on a filesystem that cannot lock."
+    ),
+    use_current_settings: bool = typer.Option(
+        False, "--use-current-settings", help="With --resume: unfinished items use the models set now."
+    ),
 ) -> None:
     """Run the feedback loops on PROMPT_FILE and keep every prompt, image, video, score and cost."""
-    from feedback_cli.commands.resume import resume_run
+    from feedback_cli.commands.common import refuse_run_options_with_resume, resume_run
 
     if resume is not None:
-        if workflow is not None:
-            raise UsageError("--resume and --workflow cannot be used together (a run keeps its workflow)")
-        if prompt_file is not None:
-            raise UsageError("--resume takes the run from its checkpoint; do not pass PROMPT_FILE too")
-        raise typer.Exit(resume_run(resume, verbose=verbose, interactive=interactive or None))
+        # one rule with `fbloop resume`: what a resume may change is applied (and recorded in the trace),
+        # any other option is refused by name
+        refuse_run_options_with_resume(
+            ctx, ("max_cost", "interactive", "verbose", "break_lock", "use_current_settings")
+        )
+        raise typer.Exit(
+            resume_run(
+                resume,
+                verbose=verbose,
+                interactive=interactive or None,
+                max_cost=max_cost,
+                use_current_settings=use_current_settings,
+                break_lock=break_lock,
+            )
+        )
+    for flag, given in (("--break-lock", break_lock), ("--use-current-settings", use_current_settings)):
+        if given:
+            raise UsageError(f"{flag} is only used with --resume")
 
+    from feedback_cli.commands.common import require_terminal, reviewer_for
     from feedback_cli.config import load_settings
     from feedback_cli.workflow.models import RunOptions
 
@@ -87,7 +107,7 @@ def run(
     if input_image is not None:
         validate_image(input_image, "--input-image")
     if interactive:
-        _require_terminal()
+        require_terminal()
 
     chosen, reason = resolve_backend(settings.backend, settings)
     options = RunOptions(
@@ -127,7 +147,7 @@ def run(
         prompt_image=prompt_image,
         input_image=input_image,
     )
-    raise typer.Exit(drive(prepared, verbose=verbose, reviewer=_reviewer(interactive), announce=reason))
+    raise typer.Exit(drive(prepared, verbose=verbose, reviewer=reviewer_for(interactive), announce=reason))
 
 
 def _random_seed() -> int:
@@ -160,18 +180,3 @@ def _check_ranges(
             raise InputError(f"{flag} must be between 0 and 100, got {fvalue}")
     if max_cost is not None and not max_cost >= 0:
         raise InputError(f"--max-cost must be 0 or more, got {max_cost}")
-
-
-def _require_terminal() -> None:
-    import os
-
-    if os.environ.get("CI") or not sys.stdin.isatty():
-        raise UsageError("--interactive needs a terminal on stdin (it is refused in CI and in pipes)")
-
-
-def _reviewer(interactive: bool):  # type: ignore[no-untyped-def]
-    if not interactive:
-        return None
-    from feedback_cli.ui.review import QuestionaryReviewer
-
-    return QuestionaryReviewer()

@@ -78,6 +78,8 @@ class OpenAIAgents:
             max_retries=0,  # fbloop retries itself, so the person sees each retry and its wait
         )
         self.json_mode_only = False  # learnt from the first 400 on json_schema
+        #: provider text (error bodies may echo the Authorization header) is redacted before it is a message
+        self.redact = settings.redactor()
         #: where retry notices go (the engine points it at the running stage)
         self.notify: Callable[[str], None] | None = None
 
@@ -176,7 +178,7 @@ class OpenAIAgents:
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
                 status = getattr(exc, "status_code", None)
                 if getattr(exc, "code", None) == "insufficient_quota" or attempt >= self.settings.llm_retries:
-                    raise ProviderError(_describe(model, exc)) from None
+                    raise ProviderError(self.redact(_describe(model, exc))) from None
                 wait = _retry_after(exc, attempt)
                 what = f"HTTP {status}" if status else type(exc).__name__
                 if self.notify is not None:
@@ -189,11 +191,11 @@ class OpenAIAgents:
                 asked_schema = kwargs.get("response_format", {}).get("type") == "json_schema"
                 if exc.status_code == 400 and asked_schema and _schema_rejected(exc):  # type: ignore[arg-type]
                     raise
-                raise ProviderError(_describe(model, exc)) from None
+                raise ProviderError(self.redact(_describe(model, exc))) from None
         _add_usage(usage, completion)
         choice = completion.choices[0]
         if getattr(choice.message, "refusal", None):
-            raise ProviderError(f"{model} refused: {choice.message.refusal}")
+            raise ProviderError(self.redact(f"{model} refused: {choice.message.refusal}"))
         if choice.finish_reason == "length":
             raise ProviderError(f"{model}: the reply was cut off at the token limit")
         return completion

@@ -20,6 +20,7 @@ import base64
 import random
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,19 +57,23 @@ class _LookupFailed(Exception):
     """The prediction list could not be read: whether a prediction exists is unknown."""
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException, redact: Callable[[str], str] | None = None) -> str:
     """One line for a client error. A ReplicateError's own text is five lines ("ReplicateError Details:",
-    title, status, detail, ...); an error body may be long or hold line breaks."""
+    title, status, detail, ...); an error body may be long or hold line breaks, and may echo the token."""
     if isinstance(exc, ReplicateError):
         text = exc.detail or exc.title or "no detail"
         text = f"HTTP {exc.status}: {text}" if exc.status else text
     else:
         text = str(exc).strip()
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return _one_line(text)
+    return one_line(text, redact)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str, redact: Callable[[str], str] | None = None) -> str:
+    """Provider text as one bounded line, redacted first: cutting first could leave part of a secret, which
+    the redactor would no longer recognise."""
+    if redact is not None:
+        text = redact(text)
     text = " ".join(text.split()).rstrip(".")
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
@@ -105,6 +110,8 @@ class ReplicateMedia:
             timeout=timeout,
         )
         self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+        #: provider text (error details, a failed prediction's error) is redacted before it is a message
+        self.redact = settings.redactor()
         #: predictions adopted as orphans in this process, so two resumed items never share one
         self.adopted: set[str] = set()
 
@@ -192,10 +199,10 @@ class ReplicateMedia:
         except ReplicateError as exc:
             if exc.status == 404:
                 self._settle(job, "gone")
-                raise ProviderError(f"prediction {job_id} is not known to Replicate ({describe_error(exc)})") from None
-            raise JobInFlight(f"cannot re-attach to prediction {job_id}: {describe_error(exc)}") from None
+                raise ProviderError(f"prediction {job_id} is not known to Replicate ({self._describe(exc)})") from None
+            raise JobInFlight(f"cannot re-attach to prediction {job_id}: {self._describe(exc)}") from None
         except httpx.HTTPError as exc:
-            raise JobInFlight(f"cannot re-attach to prediction {job_id}: {describe_error(exc)}") from None
+            raise JobInFlight(f"cannot re-attach to prediction {job_id}: {self._describe(exc)}") from None
 
     async def _orphan(self, model_id: str, data: dict[str, Any], job: JobHook, started: datetime) -> Any | None:
         """A prediction this item created before a crash took the process before its id was saved:
@@ -205,7 +212,7 @@ class ReplicateMedia:
         try:
             page = await self.client.predictions.async_list()
         except (ReplicateError, httpx.HTTPError) as exc:
-            raise _LookupFailed(describe_error(exc)) from None
+            raise _LookupFailed(self._describe(exc)) from None
         for candidate in page.results:
             created = _parse_time(getattr(candidate, "created_at", None))
             if candidate.id in job.claimed or candidate.id in self.adopted:
@@ -235,7 +242,7 @@ class ReplicateMedia:
                 )
             except ReplicateError as exc:
                 status = exc.status or 0
-                detail = _one_line(exc.detail or exc.title or "no detail")  # an error body may be long, multi-line
+                detail = self._one_line(exc.detail or exc.title or "no detail")  # an error body may be long, multi-line
                 if status >= 500:
                     try:
                         found = await self._orphan(model_id, data, job, sent_at)
@@ -265,7 +272,7 @@ class ReplicateMedia:
                 await asyncio.sleep(wait)
             except httpx.ConnectError as exc:  # nothing reached the server: safe to try again
                 if attempt >= self.settings.create_retries:
-                    raise ProviderError(f"{model_id}: cannot connect to Replicate: {exc}") from None
+                    raise ProviderError(f"{model_id}: cannot connect to Replicate: {self._describe(exc)}") from None
                 wait = min(0.5 * 2**attempt, 8.0)
                 self._tell(job, f"cannot connect to Replicate; retry {attempt + 1} in {wait:.1f}s")
                 await asyncio.sleep(wait)
@@ -291,6 +298,12 @@ class ReplicateMedia:
                     " prediction may exist and a retry could pay twice"
                 ) from None
             attempt += 1
+
+    def _describe(self, exc: BaseException) -> str:
+        return describe_error(exc, self.redact)
+
+    def _one_line(self, text: str) -> str:
+        return one_line(text, self.redact)
 
     @staticmethod
     def _tell(job: JobHook, message: str) -> None:
@@ -327,17 +340,17 @@ class ReplicateMedia:
                 if exc.status == 404:
                     self._settle(job, "gone")
                     raise ProviderError(
-                        f"prediction {prediction.id} is not known to Replicate ({describe_error(exc)})"
+                        f"prediction {prediction.id} is not known to Replicate ({self._describe(exc)})"
                     ) from None
                 failures += 1
                 if failures >= POLL_FAILURES_BEFORE_GIVING_UP:
-                    gave_up = f"could not be polled: {failures} failures in a row ({describe_error(exc)})"
+                    gave_up = f"could not be polled: {failures} failures in a row ({self._describe(exc)})"
                     prediction = await self._give_up(prediction, job, gave_up)
                     break
             except httpx.HTTPError as exc:  # polls are safe to repeat
                 failures += 1
                 if failures >= POLL_FAILURES_BEFORE_GIVING_UP:
-                    gave_up = f"could not be polled: {failures} failures in a row ({describe_error(exc)})"
+                    gave_up = f"could not be polled: {failures} failures in a row ({self._describe(exc)})"
                     prediction = await self._give_up(prediction, job, gave_up)
                     break
         if prediction.status == "succeeded":
@@ -347,7 +360,8 @@ class ReplicateMedia:
             return prediction
         if prediction.status == "failed":
             self._settle(job, "failed")
-            raise ProviderError(f"prediction {prediction.id} failed: {prediction.error or 'no error given'}")
+            error = self._one_line(str(prediction.error or "no error given"))
+            raise ProviderError(f"prediction {prediction.id} failed: {error}")
         if prediction.status == "canceled":
             self._settle(job, "canceled")
             if gave_up is not None:
@@ -377,7 +391,7 @@ class ReplicateMedia:
                     await asyncio.sleep(0.5 * 2**attempt)
         if error is not None:
             raise JobInFlight(
-                f"prediction {prediction.id} {why}; canceling it failed too ({describe_error(error)}), so it may "
+                f"prediction {prediction.id} {why}; canceling it failed too ({self._describe(error)}), so it may "
                 "still finish: it stays in flight and a resume collects it"
             )
         if job.canceled is not None and prediction.status not in ("succeeded", "failed"):

@@ -1,7 +1,8 @@
 """Stage 2: N image variations of the enhanced prompt, scored, the best selected.
 
 Regenerating after a human review first rewrites the prompt with the person's feedback (one more
-writer/critic round), then makes a new set of N variations; the pick is made within that new set."""
+writer/critic round), then makes a new set of N variations; the pick is the best of every round's
+variations (a new round is more candidates for the same image)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import ClassVar
 from feedback_cli.agents.loop import refine
 from feedback_cli.providers.base import ImageRequest
 from feedback_cli.stages.base import Stage, StageContext
-from feedback_cli.stages.items import ItemSpec, earlier_pick, run_items, select, write_scores
+from feedback_cli.stages.items import ItemSpec, run_items, select, write_scores
+from feedback_cli.stages.picks import earlier_rounds, pick_scores
 from feedback_cli.stages.registry import register
 
 
@@ -57,17 +59,10 @@ class ImageGenerationStage(Stage):
             for i in range(n)
         ]
         records = await run_items(ctx, specs, prompt)
-        best = select(ctx, "image", records)
-        groups = {"all": (records, best)}
-        for earlier in range(1, round_no):  # earlier rounds stay in scores.json, with the pick they had
-            kept = [i for i in ctx.record.items if i.extra.get("round", 1) == earlier]
-            top = earlier_pick(kept, ctx.services.settings.selection)
-            if top is not None:
-                groups[f"round_{earlier}"] = (kept, top)
-        write_scores(ctx, "image", groups)
+        # one pick, the best of this round's variations and every earlier round's
+        earlier = earlier_rounds(ctx.record, "", round_no)
+        best = select(ctx, "image", records, earlier=earlier)
+        write_scores(ctx, "image", {"all": ([*earlier, *records], best)})
         assert best.artifact is not None
         ctx.record.outputs.update(best_image=best.artifact.path, best_key=best.key)
-        ctx.record.scores = {
-            "best_overall": best.overall,
-            **{f"best_{e.scorer}": round(e.normalized, 3) for e in best.scores},
-        }
+        ctx.record.scores = pick_scores([best], prefix="best")

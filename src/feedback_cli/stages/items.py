@@ -304,7 +304,8 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
             _note_once(ctx, f"scorer {name} unavailable: {scorer.line()}")
             continue
         try:
-            raw = await loop.run_in_executor(executor, scorer.score, [path], prompt)
+            score = scorer.score_with_notes if kind == "image" else scorer.score  # type: ignore[union-attr]
+            raw = await loop.run_in_executor(executor, score, [path], prompt)
         except ScorerUnavailable as exc:
             _note_once(ctx, f"scorer {name} unavailable: {exc.line()}")
             continue
@@ -312,13 +313,14 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
             _note_once(ctx, f"scorer {name} failed on {item.key}: {type(exc).__name__}: {exc}")
             continue
         if kind == "image":
-            value = float(raw[0])  # type: ignore[index]
+            value = float(raw[0].raw)  # type: ignore[index]
             entries.append(
                 ScoreEntry(
                     scorer=name,
                     raw=value,
                     normalized=scorer.normalize(value),  # type: ignore[call-arg]
                     model_id=scorer.model_id,
+                    notes=list(raw[0].notes),  # type: ignore[index]
                 )
             )
         else:
@@ -359,8 +361,16 @@ def weights_for(ctx: StageContext, kind: str) -> dict[str, float]:
     return weights
 
 
-def select(ctx: StageContext, kind: str, records: Sequence[ItemRecord]) -> ItemRecord:
-    """Give each succeeded record its overall score and return the best one."""
+def select(
+    ctx: StageContext, kind: str, records: Sequence[ItemRecord], earlier: Sequence[ItemRecord] = ()
+) -> ItemRecord:
+    """Give each succeeded candidate its overall score and return the best one.
+
+    `records` are this round's candidates: too few of them succeeded fails the stage (the round is what
+    `--retry-failed` redoes). `earlier` are the same group's candidates from earlier rounds (regenerate
+    with feedback): the pick is made across all rounds, because a new round is more candidates for the
+    same slot, and the overall values (a mean rank depends on the whole set) are recomputed over them.
+    """
     ok = [r for r in records if r.status == "succeeded"]
     minimum = min(ctx.services.settings.min_successful_items, len(records))
     if len(ok) < max(1, minimum):
@@ -368,28 +378,23 @@ def select(ctx: StageContext, kind: str, records: Sequence[ItemRecord]) -> ItemR
         failure = StageFailed(f"{ctx.record.name}: {len(ok)} of {len(records)} items succeeded ({errors})")
         failure.resume_flags = "--retry-failed"  # a plain resume keeps failed items failed
         raise failure
+    # oldest first: ties go to the earlier candidate, as within a round
+    pool = [r for r in earlier if r.status == "succeeded"] + ok
     rule = ctx.services.settings.selection
     weights = weights_for(ctx, kind)
-    candidates = [{e.scorer: e.normalized for e in r.scores if e.scorer in weights} for r in ok]
+    candidates = [{e.scorer: e.normalized for e in r.scores if e.scorer in weights} for r in pool]
     best_index, overall = pick_best(candidates, weights, rule)
-    for record, value in zip(ok, overall, strict=True):
+    for record, value in zip(pool, overall, strict=True):
         record.overall = None if value is None else round(value, 3)
     if best_index is None:
         _note_once(ctx, "no scorer produced a value; the first successful candidate is kept unranked")
-        return ok[0]
-    return ok[best_index]
-
-
-def earlier_pick(records: Sequence[ItemRecord], rule: str) -> ItemRecord | None:
-    """The pick an earlier round had, from the overall values recorded then."""
-    scored = [r for r in records if r.overall is not None]
-    if not scored:
-        return None
-    return (min if rule == "rank" else max)(scored, key=lambda r: r.overall or 0.0)
+        return ok[0]  # nothing to compare by: the newest round, made from the latest feedback
+    return pool[best_index]
 
 
 def write_scores(ctx: StageContext, kind: str, groups: dict[str, tuple[list[ItemRecord], ItemRecord]]) -> None:
-    """scores.json: every candidate with every scorer (raw, 0-100, model), overall, and the pick."""
+    """scores.json: per group (a clip, or all), every candidate of every round with every scorer (raw,
+    0-100, model), overall, and the group's one pick."""
     scorers = ctx.services.image_scorers() if kind == "image" else ctx.services.video_scorers()
     described = {
         name: (
@@ -413,13 +418,19 @@ def write_scores(ctx: StageContext, kind: str, groups: dict[str, tuple[list[Item
                 "candidates": [
                     {
                         "key": r.key,
+                        "round": int(r.extra.get("round", 1)),
                         "path": r.artifact.path if r.artifact else None,
                         "status": r.status,
                         "seed": r.seed,
                         "model": r.model,
                         "job_id": r.job_id,
                         "scores": {
-                            e.scorer: {"raw": e.raw, "normalized": round(e.normalized, 3), "model_id": e.model_id}
+                            e.scorer: {
+                                "raw": e.raw,
+                                "normalized": round(e.normalized, 3),
+                                "model_id": e.model_id,
+                                **({"notes": e.notes} if e.notes else {}),
+                            }
                             for e in r.scores
                         },
                         "overall": r.overall,

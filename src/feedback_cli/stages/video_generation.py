@@ -1,15 +1,21 @@
 """Stage 5: M video attempts from the start frame (or, per storyboard clip, from its start and end
-frames), scored, the best selected (per clip in storyboard mode)."""
+frames), scored, the best selected (per clip in storyboard mode).
+
+Regenerating after a human review adds M more attempts per clip with the person's feedback in the motion
+prompt; each clip keeps one pick, the best of all its attempts of every round."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from feedback_cli.providers.base import VideoRequest
+from feedback_cli.stages.assemble import join_final_video
 from feedback_cli.stages.base import Stage, StageContext
-from feedback_cli.stages.items import ItemSpec, earlier_pick, run_items, select, write_scores
+from feedback_cli.stages.items import ItemSpec, run_items, select, write_scores
+from feedback_cli.stages.picks import earlier_rounds, pick_scores
 from feedback_cli.stages.registry import register
 from feedback_cli.stages.storyboard import start_image
+from feedback_cli.workflow.models import ItemRecord
 
 
 @register
@@ -79,18 +85,12 @@ class VideoGenerationStage(Stage):
             groups.setdefault(spec.group, []).append(spec)
         all_records = await run_items(ctx, specs, specs[0].extra["prompt"] if specs else "")
         by_key = {r.key: r for r in all_records}
-        picks = {}
+        # one pick per group (clip), across this round and the rounds before it; groups keep clip order
+        picks: dict[str, tuple[list[ItemRecord], ItemRecord]] = {}
         for group, group_specs in groups.items():
             records = [by_key[s.key] for s in group_specs]
-            picks[group] = (records, select(ctx, "video", records))
-        for earlier in range(1, round_no):  # earlier rounds stay in scores.json, with the pick they had
-            for group in groups:
-                kept = [
-                    i for i in ctx.record.items if i.extra.get("round", 1) == earlier and i.extra.get("group") == group
-                ]
-                top = earlier_pick(kept, ctx.services.settings.selection)
-                if top is not None:
-                    picks[f"{group}_round_{earlier}"] = (kept, top)
+            earlier = earlier_rounds(ctx.record, group, round_no)
+            picks[group] = ([*earlier, *records], select(ctx, "video", records, earlier=earlier))
         write_scores(ctx, "video", picks)
         bests = [best for _, best in picks.values()]
         if clip_prompts:
@@ -98,8 +98,6 @@ class VideoGenerationStage(Stage):
         else:
             assert bests[0].artifact is not None
             ctx.record.outputs["best_video"] = bests[0].artifact.path
-        overall = [b.overall for b in bests if b.overall is not None]
-        ctx.record.scores = {"best_overall": round(sum(overall) / len(overall), 3) if overall else None}
-        for best in bests:
-            for e in best.scores:
-                ctx.record.scores[f"{best.extra.get('group', '')}_{e.scorer}".lstrip("_")] = round(e.normalized, 3)
+        ctx.record.scores = pick_scores(bests)
+        if clip_prompts:  # stage 5's last step: the per-clip picks joined, in order, into final.mp4
+            await join_final_video(ctx)

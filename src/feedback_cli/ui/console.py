@@ -17,6 +17,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from feedback_cli.redaction import redact_known
 from feedback_cli.workflow.events import Event
 
 
@@ -29,8 +30,8 @@ def err_console() -> Console:
 
 
 def error_line(message: str) -> None:
-    """One line on stderr, no markup interpretation (messages may contain brackets)."""
-    sys.stderr.write(f"fbloop: error: {message}\n")
+    """One line on stderr, no markup interpretation (messages may contain brackets); known secrets redacted."""
+    sys.stderr.write(f"fbloop: error: {redact_known(message)}\n")
     sys.stderr.flush()
 
 
@@ -129,9 +130,11 @@ class EventRenderer:
                 self._line(f"  done in {data.get('wall_time_s', 0):.1f}s, ${data.get('cost_usd', 0):.4f}")
         elif kind == "review":
             self._stop_progress()
+        elif kind == "final_video":
+            self._line(f"  final video: {event.message}")
         elif kind == "run_interrupted":
+            # the session prints the one line that says so, with the resume command: not twice
             self._stop_progress()
-            self._line(event.message)
 
     def close(self) -> None:
         self._stop_progress()

@@ -15,7 +15,7 @@ from feedback_cli.scoring.select import resolve as resolve_scorers
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.events import EventBus
 from feedback_cli.workflow.lock import RunLock
-from feedback_cli.workflow.models import RunOptions, RunState
+from feedback_cli.workflow.models import ResumeRecord, RunOptions, RunState
 from feedback_cli.workflow.orchestrator import Orchestrator, create_run
 from feedback_cli.workflow.review import Reviewer
 from feedback_cli.workflow.runfolder import RunFolder
@@ -40,6 +40,18 @@ PINNED_SETTINGS = (
     "min_successful_items",
 )
 
+#: the pinned settings `fbloop resume --use-current-settings` switches to the environment's values; the
+#: others (selection, weights, sizes, duration) stay, so a run's candidates stay comparable
+MODEL_SETTINGS = (
+    "writer_model",
+    "critic_model",
+    "judge_model",
+    "vision_model",
+    "image_model",
+    "video_model",
+    "storyboard_video_model",
+)
+
 
 @dataclass
 class PreparedRun:
@@ -47,6 +59,25 @@ class PreparedRun:
     state: RunState
     services: Services
     resumed: bool = False
+    #: `--break-lock`: take the run's lock even though a lock file says another process holds it
+    break_lock: bool = False
+    #: what this resume changes; recorded in the run (trace) once the run is under its lock
+    resume: ResumeRecord | None = None
+    #: the run's lock when taken before `execute` (see `lock_run`)
+    lock: RunLock | None = None
+
+
+def lock_run(prepared: PreparedRun) -> None:
+    """Take the run's lock now (a resume does, before it says anything), so a second process is refused
+    in one line; `execute` keeps it and releases it when the run stops."""
+    if prepared.lock is None:
+        prepared.lock = RunLock(prepared.folder.root, break_lock=prepared.break_lock)
+    prepared.lock.acquire()
+
+
+def unlock_run(prepared: PreparedRun) -> None:
+    if prepared.lock is not None:
+        prepared.lock.release()
 
 
 def services_for(state: RunState, settings: Settings) -> Services:
@@ -110,14 +141,51 @@ def prepare_run(
     return PreparedRun(folder, state, services_for(state, settings))
 
 
-def load_for_resume(target: Path, settings: Settings, *, retry_failed: bool = False) -> PreparedRun:
+def settings_differences(state: RunState, settings: Settings) -> dict[str, dict[str, Any]]:
+    """The pinned settings whose recorded value differs from the environment's now: {name: {from, to}}."""
+    current = settings.public_dict()
+    return {
+        name: {"from": state.settings[name], "to": current.get(name)}
+        for name in PINNED_SETTINGS
+        if name in state.settings and state.settings[name] != current.get(name)
+    }
+
+
+def load_for_resume(
+    target: Path,
+    settings: Settings,
+    *,
+    retry_failed: bool = False,
+    use_current_settings: bool = False,
+    options: dict[str, Any] | None = None,
+    break_lock: bool = False,
+) -> PreparedRun:
+    """Open a run to continue it. A resume uses the settings the run recorded, except the models when
+    `use_current_settings` (they then apply to the unfinished items); `options` are the run options that
+    may change on resume, applied. What changed is recorded in `state.resumes` (the trace)."""
     run_dir, state = checkpoint.load(target)
+    resume = ResumeRecord()
     if retry_failed:
         retry_failed_items(state)
+        resume.flags.append("--retry-failed")
+    if break_lock:
+        resume.flags.append("--break-lock")
+    differing = settings_differences(state, settings)
+    if use_current_settings:
+        resume.flags.append("--use-current-settings")
+        resume.settings = {k: v for k, v in differing.items() if k in MODEL_SETTINGS}
+        state.settings.update({k: v["to"] for k, v in resume.settings.items()})  # later resumes keep them
+    resume.kept_settings = {k: v for k, v in differing.items() if k not in resume.settings}
+    changed = {k: v for k, v in (options or {}).items() if getattr(state.options, k) != v}
+    if changed:
+        resume.options = {k: {"from": getattr(state.options, k), "to": v} for k, v in changed.items()}
+        state.options = state.options.model_copy(update=changed)
     pinned: dict[str, Any] = {k: state.settings[k] for k in PINNED_SETTINGS if k in state.settings}
     settings = settings.model_copy(update=pinned)
     folder = RunFolder(run_dir, settings.secrets())
-    return PreparedRun(folder, state, services_for(state, settings), resumed=True)
+    prepared = PreparedRun(folder, state, services_for(state, settings), resumed=True, break_lock=break_lock)
+    prepared.resume = resume
+    return prepared
 
 
 def retry_failed_items(state: RunState) -> int:
@@ -167,11 +235,13 @@ async def execute(prepared: PreparedRun, events: EventBus, reviewer: Reviewer | 
     """Run (or continue) the prepared run while holding its lock."""
     if prepared.resumed and prepared.state.status == "completed":
         raise UsageError("internal: a completed run is not executed again")
-    with RunLock(prepared.folder.root):
+    with prepared.lock or RunLock(prepared.folder.root, break_lock=prepared.break_lock):
         if prepared.resumed:
             # re-validate under the lock: another process may have moved the run on meanwhile
             _, fresh = checkpoint.load(prepared.folder.root, verify_artifacts=False)
             if fresh.updated_at != prepared.state.updated_at:
                 raise CheckpointError("the run changed while it was being opened; try again")
+        if prepared.resume is not None:
+            prepared.state.resumes.append(prepared.resume)
         orchestrator = Orchestrator(prepared.folder, prepared.state, prepared.services, events, reviewer)
         return await orchestrator.run(resumed=prepared.resumed)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from feedback_cli.redaction import Redactor
 from feedback_cli.workflow.models import utcnow
 
 EventKind = Literal[
@@ -25,6 +26,7 @@ EventKind = Literal[
     "item_scored",
     "item_in_flight",
     "job_canceled",
+    "final_video",
     "review",
     "run_finished",
     "run_interrupted",
@@ -45,14 +47,17 @@ Subscriber = Callable[[Event], None]
 class EventBus:
     """Synchronous fan-out; subscribers must be quick (they run on the event loop)."""
 
-    def __init__(self) -> None:
+    def __init__(self, redactor: Redactor | None = None) -> None:
         self._subscribers: list[Subscriber] = []
+        #: every event is redacted before any subscriber (terminal, run.log, trace) sees it; the
+        #: orchestrator sets the run's redactor
+        self.redactor = redactor or Redactor()
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
     def emit(self, kind: EventKind, message: str = "", stage: str | None = None, **data: Any) -> Event:
-        event = Event(kind=kind, stage=stage, message=message, data=data)
+        event = Event(kind=kind, stage=stage, message=self.redactor.redact(message), data=self.redactor.scrub(data))
         for subscriber in self._subscribers:
             subscriber(event)
         return event

@@ -58,6 +58,8 @@ class ScoreEntry(BaseModel):
     raw: float
     normalized: float
     model_id: str
+    #: what the scorer noted about this value (a prompt truncated for CLIP, a VQAScore fallback)
+    notes: list[str] = Field(default_factory=list)
 
 
 #: what the provider last said about an item's job. in_flight: created (or maybe created: a create that got no
@@ -160,6 +162,18 @@ class StageRecord(BaseModel):
     attempts: int = 0
 
 
+class ResumeRecord(BaseModel):
+    """One resume of a run and what it changed: options that may change on resume (`--max-cost`,
+    `--interactive`, ...) and settings `--use-current-settings` switched, each as {"from": ..., "to": ...}."""
+
+    at: str = Field(default_factory=utcnow)
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: the recorded settings the environment now differs from and that the run kept, same shape
+    kept_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    flags: list[str] = Field(default_factory=list)  # e.g. "--retry-failed", "--break-lock"
+
+
 RunStatus = Literal["running", "completed", "failed", "interrupted", "stopped", "budget_exceeded"]
 
 
@@ -191,6 +205,7 @@ class RunState(BaseModel):
     events: list[dict[str, Any]] = Field(default_factory=list)
     notices: list[str] = Field(default_factory=list)
     error: str | None = None
+    resumes: list[ResumeRecord] = Field(default_factory=list)
 
     def stage(self, name: str) -> StageRecord:
         for record in self.stages:

@@ -8,8 +8,10 @@ loop at the first unfinished stage, and inside it at the first unfinished item.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +20,10 @@ from feedback_cli import __version__
 from feedback_cli.config import Settings
 from feedback_cli.errors import BudgetError, FbloopError, Interrupted, StageFailed
 from feedback_cli.stages.base import StageContext
+from feedback_cli.stages.picks import pick_scores
 from feedback_cli.stages.registry import get as get_stage
 from feedback_cli.workflow import checkpoint
+from feedback_cli.workflow.assemble import assemble_picks, describe, forget_final_video
 from feedback_cli.workflow.events import EventBus
 from feedback_cli.workflow.files import sha256_file
 from feedback_cli.workflow.ledger import CostLedger
@@ -35,6 +39,34 @@ class RunStopped(FbloopError):
     """The person chose to stop at a review; the run can be resumed."""
 
     exit_code = 0
+
+
+async def _on_daemon_thread(ask: Callable[[ReviewRequest], ReviewDecision], request: ReviewRequest) -> ReviewDecision:
+    """Run a blocking review question on a daemon thread. Unlike `asyncio.to_thread`, a run stopped while the
+    question waits (SIGTERM, SIGHUP) does not wait for an answer that will never come before it exits."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[ReviewDecision] = loop.create_future()
+
+    def settle(value: ReviewDecision | None, error: BaseException | None) -> None:
+        if answer.done():  # the run was stopped meanwhile
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(value)  # type: ignore[arg-type]
+
+    def work() -> None:
+        value: ReviewDecision | None = None
+        error: BaseException | None = None
+        try:
+            value = ask(request)
+        except BaseException as exc:  # handed to the awaiting task, which raises it
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the run has already stopped
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=work, name="fbloop-review", daemon=True).start()
+    return await answer
 
 
 def copy_input(folder: RunFolder, source: Path, name: str, kind: str) -> Artifact:
@@ -111,6 +143,7 @@ class Orchestrator:
             state, state.options.max_cost if state.options.max_cost is not None else services.settings.max_cost
         )
         self._stage_clock: tuple[StageRecord, float, float] | None = None
+        events.redactor = folder.redactor  # the run's secrets, whoever created the bus
         events.subscribe(self._log)
 
     def _log(self, event: object) -> None:
@@ -169,7 +202,7 @@ class Orchestrator:
         except RunStopped:
             state.status = "stopped"
             raise
-        except (asyncio.CancelledError, KeyboardInterrupt):
+        except (asyncio.CancelledError, KeyboardInterrupt, Interrupted):  # Interrupted: Ctrl-C at a review
             state.status = "interrupted"
             for record in state.stages:
                 if record.status == "running":
@@ -266,7 +299,9 @@ class Orchestrator:
     def review_request(self, record: StageRecord) -> ReviewRequest:
         stage = get_stage(record.name)
         latest_round = max((int(i.extra.get("round", 1)) for i in record.items), default=1)
-        items = [i for i in record.items if int(i.extra.get("round", 1)) == latest_round]
+        # every round's candidates: the pick is made across rounds, and the person may prefer an earlier one
+        items = list(record.items)
+        latest = [i for i in items if int(i.extra.get("round", 1)) == latest_round]
         rank_rule = self.services.settings.selection == "rank"  # overall is a mean rank: lower is better
 
         def order(c: Candidate) -> tuple[str, bool, bool, float, str]:
@@ -287,6 +322,7 @@ class Orchestrator:
                     latency_s=i.latency_s,
                     error=i.error,
                     group=str(i.extra.get("group", "")),
+                    round=int(i.extra.get("round", 1)),
                 )
                 for i in items
             ),
@@ -304,7 +340,7 @@ class Orchestrator:
             if item.key in chosen:
                 picks[str(item.extra.get("group", ""))] = item.key
         feedback = [r.feedback for r in self.state.reviews if r.stage == record.name and r.feedback]
-        return ReviewRequest(
+        request = ReviewRequest(
             stage=record.name,
             title=stage.title,
             kind=stage.review or "",
@@ -312,8 +348,8 @@ class Orchestrator:
             picks=picks,
             prompt=str(
                 record.outputs.get("image_prompt")
-                or next((i.extra["prompt"] for i in items if i.extra.get("prompt")), "")
-                or next((i.request["prompt"] for i in items if i.request.get("prompt")), "")
+                or next((i.extra["prompt"] for i in latest if i.extra.get("prompt")), "")
+                or next((i.request["prompt"] for i in latest if i.request.get("prompt")), "")
             ),
             can_pick=record.name != "storyboard",
             # regenerating must make something new from the feedback; the storyboard stage does not use
@@ -325,13 +361,23 @@ class Orchestrator:
                 "feedback": feedback[-1] if feedback and latest_round > 1 else None,
             },
         )
+        # shown on the terminal: model output (the prompt) and provider errors may hold a secret
+        return ReviewRequest.model_validate(self.folder.redactor.scrub(request.model_dump()))
 
     async def _review(self, record: StageRecord) -> None:
         assert self.reviewer is not None
         while True:
             request = self.review_request(record)
             self.emit("review", f"review of {record.name}", stage=record.name)
-            decision: ReviewDecision = await asyncio.to_thread(self.reviewer.review, request)
+            try:
+                decision: ReviewDecision = await _on_daemon_thread(self.reviewer.review, request)
+            except asyncio.CancelledError:
+                # Ctrl-C or a stop signal reached the run while the review is on screen: end its question
+                # too (an optional `cancel` of the reviewer), so the terminal is given back in order
+                cancel = getattr(self.reviewer, "cancel", None)
+                if cancel is not None:
+                    cancel()
+                raise
             decision.stage = record.name
             self.state.reviews.append(decision)
             self.emit(
@@ -351,7 +397,14 @@ class Orchestrator:
                 await self._run_stage(record, human_feedback=decision.feedback or "")
                 return  # _run_stage reviews the new result itself
             if decision.action == "pick" and decision.choice:
+                before = list(record.outputs.get("best_videos") or [])
                 self._apply_pick(record, decision.choice)
+                if "final_video" in record.outputs and record.outputs.get("best_videos") != before:
+                    # the storyboard's joined film follows the human pick (unrecorded while it is rewritten)
+                    forget_final_video(record)
+                    await self.save()
+                    assembly = await asyncio.to_thread(assemble_picks, self.folder, record)
+                    self.emit("final_video", describe(assembly), stage=record.name, path=assembly.path)
             record.outputs.pop("awaiting_review", None)
             await self.save()
             write_reports(self.folder, self.state)
@@ -365,9 +418,12 @@ class Orchestrator:
         if record.name == "image_generation":
             record.outputs.update(best_image=path, best_key=key)
         elif "best_videos" in record.outputs:
-            group = item.extra.get("group")
+            # one pick per clip: replace the pick of this item's clip only, by the group the old pick
+            # belongs to (not by file name, which every round of the clip shares)
+            group = str(item.extra.get("group", ""))
+            group_of = {i.artifact.path: str(i.extra.get("group", "")) for i in record.items if i.artifact}
             record.outputs["best_videos"] = [
-                path if p.split("/")[-1].startswith(f"{group}_") else p for p in record.outputs["best_videos"]
+                path if group_of.get(p) == group else p for p in record.outputs["best_videos"]
             ]
         else:
             record.outputs["best_video"] = path
@@ -377,17 +433,12 @@ class Orchestrator:
     @staticmethod
     def _rescore_picks(record: StageRecord) -> None:
         """Keep the stage's summary scores those of the current pick(s), also after a human pick."""
+        by_path = {i.artifact.path: i for i in record.items if i.artifact is not None}
         if record.name == "image_generation":
             picked = [i for i in record.items if i.key == record.outputs.get("best_key")]
         else:
             paths = record.outputs.get("best_videos") or [record.outputs.get("best_video")]
-            picked = [i for i in record.items if i.artifact is not None and i.artifact.path in paths]
+            picked = [by_path[p] for p in paths if p in by_path]  # in clip order
         if not picked:
             return
-        overall = [i.overall for i in picked if i.overall is not None]
-        scores: dict[str, float | None] = {"best_overall": round(sum(overall) / len(overall), 3) if overall else None}
-        for item in picked:
-            group = str(item.extra.get("group", "")) if record.name != "image_generation" else "best"
-            for entry in item.scores:
-                scores[f"{group}_{entry.scorer}".lstrip("_")] = round(entry.normalized, 3)
-        record.scores = scores
+        record.scores = pick_scores(picked, prefix="best" if record.name == "image_generation" else None)

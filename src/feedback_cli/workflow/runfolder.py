@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from feedback_cli.errors import InputError
+from feedback_cli.redaction import Redactor
 from feedback_cli.workflow.files import atomic_write_bytes, inside, sha256_bytes
 from feedback_cli.workflow.models import Artifact
-
-REDACTED = "***redacted***"
 
 
 def new_run_dir(output_dir: Path, now: datetime | None = None) -> Path:
@@ -45,7 +44,8 @@ def new_run_dir(output_dir: Path, now: datetime | None = None) -> Path:
 class RunFolder:
     def __init__(self, root: Path, secrets: list[str] | None = None) -> None:
         self.root = root
-        self._secrets = [s for s in (secrets or []) if s]
+        #: the run's one redactor (`Settings.secrets()`); the engine's events and the checkpoint use it too
+        self.redactor = Redactor(secrets or [])
 
     def path(self, relative: str) -> Path:
         return inside(self.root, relative)
@@ -54,9 +54,7 @@ class RunFolder:
         return path.resolve().relative_to(self.root.resolve()).as_posix()
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return self.redactor.redact(text)
 
     def write_bytes(
         self, relative: str, data: bytes, kind: Literal["image", "video", "json", "text"], durable: bool = True
@@ -69,7 +67,8 @@ class RunFolder:
         return self.write_bytes(relative, self.redact(text).encode(), "text")
 
     def write_json(self, relative: str, data: Any, durable: bool = True) -> Artifact:
-        text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+        # strings first (a secret with a quote or backslash is escaped in the JSON text), then the text
+        text = json.dumps(self.redactor.scrub(data), indent=2, ensure_ascii=False, default=str) + "\n"
         return self.write_bytes(relative, self.redact(text).encode(), "json", durable)
 
     def append_log(self, line: str) -> None:
