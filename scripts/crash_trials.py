@@ -14,8 +14,11 @@ so every open connection drops and new ones are refused, and started again on th
 - `fbloop resume` must finish the run (exit 0, status completed);
 - every artifact recorded as finished at the interruption must be byte-identical afterwards;
 - cloud, netcut: the fake server must have created exactly one prediction per item that owns one (nothing paid
-  twice), and the run's ledger must equal what the fake server billed for the trial (every prediction that
-  succeeded, at Replicate's prices: nothing paid and left out, nothing booked twice).
+  twice), and the run's Replicate ledger must equal what the fake server billed for the trial (every prediction
+  that succeeded, at Replicate's prices: nothing paid and left out, nothing booked twice);
+- cloud, netcut: every chat completion the fake server answered (billed) must be in the ledger: at its tokens,
+  or, if the interruption came while it was in flight, at its estimate (marked `estimated`), and nothing booked
+  twice.
 The last lines print the counts; `--report` writes them as markdown.
 """
 
@@ -25,7 +28,6 @@ import argparse
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -61,6 +63,10 @@ class Trial:
     #: netcut: the run's exit code when it ended on its own after the cut, and what it told the user
     first_exit: int | None = None
     first_said: str = ""
+    #: chat completions the server billed that the ledger has neither at their tokens nor as an estimate
+    unbooked: int = 0
+    #: of the billed ones, booked at their estimate (in flight at the kill)
+    estimated: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -75,6 +81,7 @@ class Trial:
             and self.identical
             and self.duplicates == 0
             and self.ledger_matches
+            and self.unbooked == 0
         )
 
 
@@ -314,6 +321,14 @@ def trial(
         result.ledger_usd = round(sum(e.usd for e in final.ledger if e.provider == "replicate"), 6)
         if not result.ledger_matches:
             result.problems.append(f"ledger ${result.ledger_usd:.4f} but billed ${result.billed_usd:.4f}")
+        billed = server.stats()["chat_completions"] - before_stats["chat_completions"]
+        llm = [e for e in final.ledger if e.provider == "openai"]
+        exact = sum(not e.estimated for e in llm)
+        result.estimated = sum(e.estimated for e in llm)
+        # an estimate stands for a request in flight at the kill, answered (billed) or not
+        result.unbooked = max(billed - exact - result.estimated, 0)
+        if result.unbooked or exact > billed:
+            result.problems.append(f"{billed} chat completions billed, {exact} booked (+{result.estimated} estimated)")
     return result
 
 
@@ -380,6 +395,8 @@ def summary_lines(backend: str, results: list[Trial]) -> list[str]:
             if backend == "netcut"
             else []
         ),
+        f"{backend}: billed chat completions missing from the ledger: {sum(r.unbooked for r in results)}"
+        f" ({sum(r.estimated for r in results)} requests in flight at an interruption booked at their estimate)",
     ]
 
 
@@ -393,19 +410,34 @@ server) kills the forwarder, so every open connection drops and new ones are ref
 {outage} s later, leaving the run to end on its own. Then `fbloop resume` runs once. Each trial checks that the
 checkpoint was readable, the run finished, every artifact finished before the interruption is byte-identical
 after, and (cloud, netcut) that no prediction was created twice (*paid = items*: the server created exactly one
-prediction per item owning one) and that the run's ledger equals the fake server's bill for the trial (every
-prediction that succeeded, at Replicate's prices, from the fake's own table).
+prediction per item owning one), that the run's Replicate ledger equals the fake server's bill for the trial (every
+prediction that succeeded, at Replicate's prices, from the fake's own table), and that every chat completion the
+fake answered is in the ledger once: at its tokens, or at its estimate (marked `estimated`) when the interruption
+came while it was in flight.
 """
 
 
 def _sections(text: str) -> list[tuple[str, str]]:
-    """(title, body) of each `## ` section of a report, in order; each body ends in one blank line (the last
-    section of a file does not, and a section kept from there must not run into the one after it)."""
-    parts = re.split(r"(?m)^## ", text)
-    return [(part.split("\n", 1)[0].strip(), "## " + part.rstrip("\n") + "\n\n") for part in parts[1:]]
+    """(heading, body) of each section of a report, in order. A section runs from its `## ` (or, after the
+    title, `# `) heading to the next one; deeper headings and fenced code belong to it. Each body ends in one
+    blank line (the last section of a file does not, and a section kept from there must not run into the one
+    after it). What comes before the first section (the title and the intro) is not a section: it is
+    regenerated."""
+    sections: list[list[str]] = []
+    fenced = False
+    for number, line in enumerate(text.splitlines(keepends=True)):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (line.startswith("## ") or (number > 0 and line.startswith("# "))):
+            sections.append([line.strip(), ""])
+        if sections:
+            sections[-1][1] += line
+    return [(heading, body.rstrip("\n") + "\n\n") for heading, body in sections]
 
 
-def write_report(path: Path, by_backend: dict[str, list[Trial]], latency: float, outage: float) -> None:
+def write_report(path: Path, by_backend: dict[str, list[Trial]], latency: float, outage: float = 3.0) -> None:
+    """The title, the intro and the sections of the backends run are generated; every other section (results of
+    a backend not run this time, hand-written ones such as "## Money" or "## Secrets") is kept where it stood."""
     fresh: dict[str, str] = {}
     for backend, results in by_backend.items():
         verb = "cut after" if backend == "netcut" else "killed after"
@@ -425,9 +457,9 @@ def write_report(path: Path, by_backend: dict[str, list[Trial]], latency: float,
             + f" | {'ok' if r.ok else '; '.join(r.problems).replace(chr(10), ' ')} |"
             for r in results
         ]
-        fresh[backend] = "\n".join(lines) + "\n\n"
+        fresh[f"## {backend}"] = "\n".join(lines) + "\n\n"
     kept = _sections(path.read_text()) if path.exists() else []
-    body = "".join(fresh.pop(title, section) for title, section in kept) + "".join(fresh.values())
+    body = "".join(fresh.pop(heading, section) for heading, section in kept) + "".join(fresh.values())
     header = HEADER.format(date=time.strftime("%Y-%m-%d"), args=" ".join(RUN_ARGS), latency=latency, outage=outage)
     path.write_text(header + "\n" + body.rstrip("\n") + "\n")
 

@@ -11,7 +11,10 @@ For each fault the test checks, in order:
 - ``outcome``: a recovered run completed with its best pick among the successful items; a stopped run has a
   loadable checkpoint (status failed) and the resume command the user was shown finishes the run;
 - ``paid_once``: every prediction the server created belongs to exactly one item;
-- ``ledger``: every prediction that delivered an output (what Replicate bills) is in the cost ledger;
+- ``ledger``: every prediction that delivered an output (what Replicate bills) is in the cost ledger once, and
+  the ledger's Replicate total equals the fake server's bill; every chat completion the server answered with
+  token usage (what OpenAI bills) is one ledger entry with those tokens, whatever became of the reply (failed
+  validation, repair, refusal, cut off);
 - ``extra``: what is particular to the fault (the wait a 429 named was honoured, a create without an answer
   is not retried, a prediction past its deadline is canceled on the server, ...);
 - ``secrets``: neither key is in anything printed (the run and any resume) nor in any file of the run folder,
@@ -43,6 +46,7 @@ from tests.fakes.script import ChatReply, SlowPrediction
 from tests.test_cloud import assert_each_prediction_paid_once, run_cloud
 
 IMAGE_MODEL = "black-forest-labs/flux-schnell"
+CRITIC = "ImageCriticReply"  # the schema name in every image critic request
 VIDEO_MODEL = "kwaivgi/kling-v2.1"
 BASE_ENV = {
     "FBLOOP_POLL_INTERVAL_S": "0.02",
@@ -55,7 +59,7 @@ KEYS = (FAKE_OPENAI_API_KEY, FAKE_REPLICATE_API_TOKEN)
 ECHOED = "(request had Authorization: Bearer ***redacted***)"  # what an echoed key becomes
 
 Check = Literal["exit", "message", "tidy", "trace", "outcome", "paid_once", "ledger", "extra", "secrets"]
-Where = Literal["item", "stage", "retry", "note"]
+Where = Literal["item", "stage", "retry", "note", "repair"]
 
 # The matrix found six bugs when it was written (silent retries, a blind retry of a 5xx that came after the
 # prediction existed, untracked predictions behind unanswered creates, a billed output missing from the ledger
@@ -177,6 +181,22 @@ def _orphan_collected(server: FakeProviderServer, trace: dict[str, Any]) -> None
 def _chat_retried(server: FakeProviderServer, trace: dict[str, Any]) -> None:
     calls = [e for e in trace["ledger"] if e["provider"] == "openai"]
     assert len(server.requests_for("chat")) == len(calls) + 1, "one call was rejected, then answered on its retry"
+
+
+def _booked_at_estimate(count: int, why: str) -> Callable[[FakeProviderServer, dict[str, Any]], None]:
+    """Requests without usage that may still be billed (no answer; the gateway's error after the model ran)."""
+
+    def check(server: FakeProviderServer, trace: dict[str, Any]) -> None:
+        marked = [e for e in trace["ledger"] if e["provider"] == "openai" and e["estimated"]]
+        assert len(marked) == count and all(why in e["detail"]["note"] for e in marked), marked
+
+    return check
+
+
+def _repaired_once(server: FakeProviderServer, trace: dict[str, Any]) -> None:
+    critic = [r for r in server.requests_for("chat") if CRITIC in r.raw.decode()]
+    repairs = [r for r in critic if "Reply again with only the corrected JSON object" in r.raw.decode()]
+    assert len(repairs) == 1, "one repair request, no blind retry"
 
 
 # --- the matrix ---------------------------------------------------------------------------------------
@@ -337,6 +357,43 @@ FAULTS: dict[str, Fault] = {
         "stage",
         extra=_orphan_collected,
     ),
+    "llm-missing-field-twice": Fault(
+        lambda s: s.queue_chat_replies(ChatReply.missing("scores"), ChatReply.missing("scores"), match=CRITIC),
+        False,
+        "returned JSON that did not match the schema after one repair: field 'scores' is missing",
+        "stage",
+        stage="image_prompt",
+    ),
+    "llm-missing-field-repaired": Fault(
+        lambda s: s.queue_chat_replies(ChatReply.missing("scores"), match=CRITIC),
+        True,
+        "critic",
+        "repair",
+        extra=_repaired_once,
+    ),
+    "llm-gateway-schema-500-twice": Fault(
+        lambda s: s.schema_error_next_chats(2, match=CRITIC),
+        False,
+        "returned a reply the server found did not match the schema after one repair: HTTP 500",
+        "stage",
+        stage="image_prompt",
+        extra=_booked_at_estimate(2, "its reply failed the schema"),
+    ),
+    "llm-gateway-schema-500-repaired": Fault(
+        lambda s: s.schema_error_next_chats(1, match=CRITIC),
+        True,
+        "critic",
+        "repair",
+        extra=lambda s, t: (_repaired_once(s, t), _booked_at_estimate(1, "its reply failed the schema")(s, t)),
+    ),
+    "chat-timeout-then-success": Fault(
+        lambda s: s.hang_next_chats(seconds=2, match=CRITIC),
+        True,
+        "APITimeoutError",
+        "retry",
+        env=SHORT_TIMEOUT,
+        extra=_booked_at_estimate(1, "no answer within 0.5s"),
+    ),
     # the provider's error body repeats the request's Authorization header (some providers and proxies do)
     "chat-401-echoes-key": Fault(
         lambda s: s.fail_next_chats(401, retry_after=None, echo_auth=True),
@@ -448,6 +505,17 @@ def _assert_ledger_has_every_delivered_prediction(server: FakeProviderServer, tr
     assert round(sum(e["usd"] for e in entries), 6) == server.billed_usd, (entries, server.billed_usd)
 
 
+def _assert_ledger_has_every_billed_chat(server: FakeProviderServer, trace: dict[str, Any]) -> None:
+    fields = ("model", "prompt_tokens", "completion_tokens", "cached_tokens")
+    billed = sorted(tuple(b[f] for f in fields) for b in server.billed_chats)
+    booked = sorted(
+        (e["model"], *(e["detail"].get(f, 0) for f in fields[1:]))
+        for e in trace["ledger"]
+        if e["provider"] == "openai" and not e["estimated"]
+    )
+    assert booked == billed, f"{len(billed)} chat completions billed, {len(booked)} booked"
+
+
 def _assert_paid_once_after_retry(server: FakeProviderServer, run: Path) -> None:
     """--retry-failed gives failed items a fresh prediction: the failed ones stay in the trace's events, and
     every prediction that delivered an output belongs to exactly one item."""
@@ -525,6 +593,8 @@ def test_fault(
             notes = [line for line in lines if line.startswith("note:") and fault.says in line]
             assert notes, result.stderr
             user_sees = notes[0]
+        elif fault.where == "repair":  # a bad reply repaired: nothing to tell the person
+            assert not [line for line in lines if line.startswith(("fbloop: error", "!"))], result.stderr
         else:
             assert _mentions_retry(_without_paths(result.stderr, tmp_path, run), fault.says), result.stderr
 
@@ -544,6 +614,10 @@ def test_fault(
             stage = _stage(trace, fault.stage)
             assert stage["status"] == "failed" and fault.says in stage["error"], stage["error"]
             assert trace["status"] == "failed" and fault.says in trace["error"]
+        elif fault.where == "repair":  # every request of the repaired call is in the ledger, the bad one too
+            asked = [r for r in server.requests_for("chat") if CRITIC in r.raw.decode()]
+            booked = [e for e in trace["ledger"] if e["provider"] == "openai" and e["what"].startswith(fault.says)]
+            assert len(booked) == len(asked), (booked, len(asked))
         else:
             recorded = [e["message"] for e in trace["events"]] + trace["notices"]
             recorded += [n for s in trace["stages"] for n in s["notes"]]
@@ -591,6 +665,7 @@ def test_fault(
 
     with check("ledger"):
         _assert_ledger_has_every_delivered_prediction(server, final)
+        _assert_ledger_has_every_billed_chat(server, final)
 
     with check("extra"):
         if fault.extra is not None:

@@ -44,6 +44,8 @@ class ProviderError(FbloopError):
     """A provider call failed after its retries."""
 
     exit_code = EXIT_FAILED
+    #: the provider's whole text where `message` has it shortened (kept in the trace)
+    detail: str | None = None
 
 
 class BudgetError(FbloopError):
@@ -68,3 +70,9 @@ class RunLocked(FbloopError):
 
 class Interrupted(FbloopError):
     exit_code = EXIT_INTERRUPTED
+
+
+class StorageError(FbloopError):
+    """The disk refused a write (full, read-only, immutable, no permission); the last checkpoint stands."""
+
+    exit_code = EXIT_FAILED

@@ -60,6 +60,11 @@ Faults — :attr:`script` (:class:`tests.fakes.script.Script`) plus shortcuts::
                               ChatReply.refuse())
     server.fail_next_chats(429, retry_after=0.01, count=3)    # the SDK retries 2x by default
     server.reset_next_chats() / server.hang_next_chats(seconds)
+    server.queue_chat_replies(ChatReply.missing("scores"))    # valid JSON without a required field
+    server.schema_error_next_chats()                           # a gateway's 500: reply failed the schema
+
+Billing: :attr:`billed_chats` lists every chat completion answered with ``usage`` (what a provider
+bills), one dict per response: ``model``, ``prompt_tokens``, ``completion_tokens``, ``cached_tokens``.
     server.script.add("create", Delay(0.5), HttpError(502), times=1, model="minimax/video-01")
 
 Every scripted entry is consumed by the next request that matches its endpoint and filters
@@ -287,6 +292,7 @@ class FakeProviderServer:
         self.predictions: dict[str, FakePrediction] = {}
         self.uploads: dict[str, tuple[dict[str, Any], bytes]] = {}
         self.chat_completions = 0
+        self.billed_chats: list[dict[str, Any]] = []
         self.file_downloads: Counter[str] = Counter()
         self.internal_errors: list[str] = []
         self._tokens: set[str] = set()
@@ -506,6 +512,12 @@ class FakeProviderServer:
         """
         action = HttpError(status, detail=detail, retry_after=retry_after, code=code, echo_auth=echo_auth)
         self.script.add("chat", action, times=count, match=match)
+
+    def schema_error_next_chats(self, count: int = 1, *, match: str | None = None) -> None:
+        """The next ``count`` chat calls answer 500 with the error a gateway that validates replies
+        against the JSON schema (LiteLLM's ``JSONSchemaValidationError``) returns: no usage, nothing
+        in :attr:`billed_chats`, though upstream the model did run."""
+        self.script.add("chat", HttpError(500, detail=GATEWAY_SCHEMA_ERROR, retry_after=None), times=count, match=match)
 
     def reset_next_chats(self, count: int = 1, *, match: str | None = None) -> None:
         self.script.add("chat", ConnectionReset(), times=count, match=match)
@@ -858,6 +870,15 @@ class FakeProviderServer:
         self._sleep(self.llm_latency)
         with self._lock:
             self.chat_completions += 1
+            usage = payload["usage"]
+            self.billed_chats.append(
+                {
+                    "model": payload["model"],
+                    "prompt_tokens": usage["prompt_tokens"],
+                    "completion_tokens": usage["completion_tokens"],
+                    "cached_tokens": usage["prompt_tokens_details"]["cached_tokens"],
+                }
+            )
         headers = {
             "x-request-id": f"req_{completion_id}",
             "openai-processing-ms": str(round(self.llm_latency * 1000)),
@@ -1140,6 +1161,17 @@ class FakeProviderServer:
         except (KeyError, TypeError, ValueError) as exc:
             return _Response.json(400, {"detail": str(exc)})
         return _Response.json(200, {"ok": True, "pending": len(self.script.pending())})
+
+
+#: what LiteLLM's proxy answers (HTTP 500) when a reply fails `response_format` schema validation
+GATEWAY_SCHEMA_ERROR = (
+    "litellm.APIError: JSONSchemaValidationError: model=gpt-4.1-mini, returned an invalid response="
+    '{"overall": 80, "feedback": ["more light"], "faithful": true}, for schema={"type": "object", '
+    '"properties": {"scores": {"type": "object"}, "overall": {"type": "number"}}, "required": ["scores", '
+    '"overall", "feedback", "faithful"]}. Access raw response with `e.raw_response`. Received Model Group='
+    "gpt-4.1-mini. Available Model Group Fallbacks=None. Schema validation failed: 'scores' is a required "
+    "property"
+)
 
 
 def _echo_authorization(headers: Mapping[str, str]) -> str:

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from feedback_cli.choices import Backend, Workflow
-from feedback_cli.errors import InputError, UsageError
+from feedback_cli.errors import UsageError
+from feedback_cli.workflow.inputs import nonempty_path
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +31,7 @@ def run(
     interactive: bool = typer.Option(False, "--interactive", help="Pause for human review after stages 2, 3, 5."),
     resume: Path | None = typer.Option(None, "--resume", help="Resume from a run folder or its checkpoint."),
     output_dir: Path | None = typer.Option(
-        None, "--output-dir", help="Where run folders go [default: output/feedback_loops/]."
+        None, "--output-dir", help="Where run folders go [default: output/feedback_loops/].", parser=nonempty_path
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every item and score as it happens."),
     storyboard: bool = typer.Option(
@@ -74,18 +75,21 @@ def run(
 
     from feedback_cli.commands.common import require_terminal, reviewer_for
     from feedback_cli.config import load_settings
-    from feedback_cli.workflow.models import RunOptions
+    from feedback_cli.workflow.bounds import RUN_FLAGS, build_options
 
     workflow = workflow or Workflow.full
-    _check_ranges(
-        max_iterations_image,
-        max_iterations_video,
-        num_image_variations,
-        num_video_attempts,
-        threshold_image,
-        threshold_video,
-        clips,
-        max_cost,
+    # every number checked by RunOptions' own bounds (the rule `fbloop stage` and a resume use too),
+    # before anything is read or created
+    build_options(
+        RUN_FLAGS,
+        max_iterations_image=max_iterations_image,
+        max_iterations_video=max_iterations_video,
+        num_image_variations=num_image_variations,
+        num_video_attempts=num_video_attempts,
+        threshold_image=threshold_image,
+        threshold_video=threshold_video,
+        clips=clips,
+        max_cost=max_cost,
     )
     settings = load_settings(scorers=scorers, backend=backend.value if backend else None, max_cost=max_cost)
 
@@ -110,7 +114,8 @@ def run(
         require_terminal()
 
     chosen, reason = resolve_backend(settings.backend, settings)
-    options = RunOptions(
+    options = build_options(
+        {**RUN_FLAGS, "max_cost": "FBLOOP_MAX_COST"},  # the flag passed above: a bad cap here is the variable's
         workflow=workflow,
         prompt_file=str(prompt_file) if prompt_file else None,
         input_image=str(input_image) if input_image else None,
@@ -154,29 +159,3 @@ def _random_seed() -> int:
     import secrets
 
     return secrets.randbelow(1_000_000)
-
-
-def _check_ranges(
-    iters_image: int,
-    iters_video: int,
-    images: int,
-    videos: int,
-    th_image: float,
-    th_video: float,
-    clips: int,
-    max_cost: float | None,
-) -> None:
-    for flag, value, low, high in (
-        ("--max-iterations-image", iters_image, 1, 50),
-        ("--max-iterations-video", iters_video, 1, 50),
-        ("--num-image-variations", images, 1, 64),
-        ("--num-video-attempts", videos, 1, 16),
-        ("--clips", clips, 1, 12),
-    ):
-        if not low <= value <= high:
-            raise InputError(f"{flag} must be between {low} and {high}, got {value}")
-    for flag, fvalue in (("--threshold-image", th_image), ("--threshold-video", th_video)):
-        if not 0.0 <= fvalue <= 100.0 or fvalue != fvalue:
-            raise InputError(f"{flag} must be between 0 and 100, got {fvalue}")
-    if max_cost is not None and not max_cost >= 0:
-        raise InputError(f"--max-cost must be 0 or more, got {max_cost}")

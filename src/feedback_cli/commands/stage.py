@@ -4,7 +4,6 @@ enhance_video_prompt.py and generate_videos.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import typer
 
 from feedback_cli.choices import Backend, StageName
 from feedback_cli.errors import InputError, UsageError
+from feedback_cli.workflow.inputs import nonempty_path
 
 
 def register(app: typer.Typer) -> None:
@@ -47,9 +47,10 @@ def stage(
     scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
     seed: int = typer.Option(0, "--seed"),
     output_dir: Path = typer.Option(
-        Path("output"), "--output-dir", help="Root; the run goes in DIR/{stage}/{timestamp}/."
+        "output", "--output-dir", help="Root; the run goes in DIR/{stage}/{timestamp}/.", parser=nonempty_path
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
+    max_cost: float | None = typer.Option(None, "--max-cost", help="Stop before a call would pass this USD total."),
 ) -> None:
     """Run one stage on its own from files."""
     if name is StageName.assemble:
@@ -63,6 +64,7 @@ def stage(
                 ("--storyboard", storyboard_file),
                 ("--motion-prompts", motion_prompts),
                 ("--num", count),
+                ("--max-cost", max_cost),
             )
             if value is not None
         ]
@@ -72,20 +74,39 @@ def stage(
         raise typer.Exit(assemble(clip_videos or [], output_dir=output_dir, verbose=verbose))
     if clip_videos:
         raise UsageError(f"fbloop stage {name.value} takes no file arguments (got {clip_videos[0]}); see --help")
-    from feedback_cli.commands.run import _check_ranges
     from feedback_cli.config import load_settings
     from feedback_cli.providers.registry import resolve_backend
     from feedback_cli.ui.session import drive
     from feedback_cli.workflow.api import prepare_run
-    from feedback_cli.workflow.inputs import read_prompt, validate_image
-    from feedback_cli.workflow.models import RunOptions
+    from feedback_cli.workflow.bounds import build_options, clip_count_problem
+    from feedback_cli.workflow.inputs import read_prompt, validate_clips, validate_image
 
-    if not 1 <= max_iterations <= 50:
-        raise InputError(f"--max-iterations must be between 1 and 50, got {max_iterations}")
-    _check_ranges(1, 1, 1, 1, threshold, threshold, clips, None)  # the flags stage shares with run
-    if count is not None and not 1 <= count <= 64:
-        raise InputError(f"--num must be between 1 and 64, got {count}")
-    settings = load_settings(scorers=scorers, backend=backend.value if backend else None)
+    # `--num` is the image count of image-generation and the videos per clip of video-generation: each is
+    # held to the bound `fbloop run` has for it (64 images, 16 videos per clip)
+    counted = {
+        StageName.image_generation: "num_image_variations",
+        StageName.video_generation: "num_video_attempts",
+    }.get(name)
+    flags = {
+        "max_iterations_image": "--max-iterations",
+        "max_iterations_video": "--max-iterations",
+        "threshold_image": "--threshold",
+        "threshold_video": "--threshold",
+        "clips": "--clips",
+        "max_cost": "--max-cost",
+        **({counted: "--num"} if counted else {}),
+    }
+    numbers = {
+        "max_iterations_image": max_iterations,
+        "max_iterations_video": max_iterations,
+        "threshold_image": threshold,
+        "threshold_video": threshold,
+        "clips": clips,
+        "max_cost": max_cost,
+        **({counted: count} if counted and count is not None else {}),
+    }
+    build_options(flags, **numbers)  # every number checked before anything is read or created
+    settings = load_settings(scorers=scorers, backend=backend.value if backend else None, max_cost=max_cost)
     stage_key = name.value.replace("-", "_")
     text, prompt_image = "", None
     if prompt_file is not None:
@@ -111,16 +132,29 @@ def stage(
         )
         if path is not None
     }
+    for key, path, flag in (
+        ("storyboard", storyboard_file, "--storyboard"),
+        ("motion_prompts", motion_prompts, "--motion-prompts"),
+    ):
+        # a file's clips are held to the --clips bound: N clips make N x --num videos
+        if key in given_json and (
+            too_many := clip_count_problem(len(given_json[key]["clips"]), f"the number of clips in {flag} {path}")
+        ):
+            raise InputError(too_many)
+    # every clip and frame is checked here, before the run folder exists: bad input writes nothing
+    given_clips = {
+        key: validate_clips(given_json[key], path, flag, needs_motion_prompt=key == "motion_prompts")
+        for key, path, flag in (
+            ("storyboard", storyboard_file, "--storyboard"),
+            ("motion_prompts", motion_prompts, "--motion-prompts"),
+        )
+        if path is not None
+    }
     chosen, reason = resolve_backend(settings.backend, settings)
-    options = RunOptions(
-        max_iterations_image=max_iterations,
-        max_iterations_video=max_iterations,
-        num_image_variations=count or 8,
-        num_video_attempts=count or 3,
-        threshold_image=threshold,
-        threshold_video=threshold,
+    options = build_options(
+        {**flags, "max_cost": "FBLOOP_MAX_COST"},  # the flag passed above: a bad cap here is the variable's
+        **{**numbers, "max_cost": settings.max_cost},  # the flag, else FBLOOP_MAX_COST
         storyboard=name is StageName.storyboard,
-        clips=clips,
         backend=Backend(chosen),
         scorers=settings.scorers or "",
         seed=seed,
@@ -138,11 +172,9 @@ def stage(
             if not text and isinstance(story_prompt, str) and story_prompt:
                 state.given["final_prompt"] = story_prompt
                 state.source_prompt = story_prompt
-            state.given["clips"] = _copy_clips(folder, state, given_json["storyboard"], storyboard_file, "clips")
+            state.given["clips"] = _copy_clips(folder, state, given_clips["storyboard"])
         if "motion_prompts" in given_json:
-            state.given["clip_prompts"] = _copy_clips(
-                folder, state, given_json["motion_prompts"], motion_prompts, "clip_prompts"
-            )
+            state.given["clip_prompts"] = _copy_clips(folder, state, given_clips["motion_prompts"])
 
     prepared = prepare_run(
         options,
@@ -159,50 +191,24 @@ def stage(
 
 
 def _read_json(path: Path, flag: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(f"{flag} {path} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise InputError(f"{flag} {path} is not valid JSON") from None
+    from feedback_cli.workflow.inputs import read_json_input
+
+    data = read_json_input(path, flag)
     if not isinstance(data, dict) or not isinstance(data.get("clips"), list) or not data["clips"]:
         raise InputError(f"{flag} {path} has no clips list")
     return data
 
 
-def _copy_clips(folder: Any, state: Any, data: dict[str, Any], source: Path | None, what: str) -> list[dict[str, Any]]:
-    """Copy each clip's frames into the new run's input/ and point the clip entries at the copies."""
-    from feedback_cli.workflow.inputs import validate_image
+def _copy_clips(folder: Any, state: Any, clips: list[Any]) -> list[dict[str, Any]]:
+    """Copy each (already validated) clip's frames into the new run's input/ and point the entries at them."""
     from feedback_cli.workflow.orchestrator import copy_input
 
-    assert source is not None
-    base = _run_root_of(source)
-    clips = []
-    for clip in data["clips"]:
-        try:
-            number = int(clip["clip"])
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"{source}: every clip needs a 'clip' number") from None
-        entry = dict(clip)
-        entry.pop("iterations", None)
-        for end in ("start", "end"):
-            rel = clip.get(f"{end}_frame")
-            if not isinstance(rel, str):
-                raise InputError(f"{source}: clip {number} has no {end}_frame")
-            frame = validate_image(
-                (base / rel) if not Path(rel).is_absolute() else Path(rel), f"clip {number} {end} frame"
-            )
-            artifact = copy_input(folder, frame, f"clip_{number:02d}_{end}", "image")
+    entries = []
+    for clip in clips:
+        entry = dict(clip.entry)
+        for end, frame in clip.frames.items():
+            artifact = copy_input(folder, frame, f"clip_{clip.number:02d}_{end}", "image")
             state.inputs.append(artifact)
             entry[f"{end}_frame"] = artifact.path
-        if what == "clip_prompts" and not isinstance(entry.get("motion_prompt"), str):
-            raise InputError(f"{source}: clip {number} has no motion_prompt")
-        entry.setdefault("prompt", data.get("prompt", ""))
-        clips.append(entry)
-    return clips
-
-
-def _run_root_of(path: Path) -> Path:
-    """Frame paths in these files are relative to their run folder (the parent of the stage folder)."""
-    parent = path.resolve().parent
-    return parent.parent if parent.name.startswith("stage_") else parent
+        entries.append(entry)
+    return entries

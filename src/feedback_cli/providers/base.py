@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -23,6 +24,41 @@ class AgentReply(Generic[T]):
     latency_s: float = 0.0
     #: what the trace should show about the request (never secrets)
     request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BilledResponse:
+    """One response an agent backend got for a request, priced: what the ledger books for it."""
+
+    model: str
+    #: None when the model has no known price (booked at $0 with a note)
+    usd: float | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    #: no usage was reported (no answer, a gateway error after the model ran): booked at the call's estimate
+    estimated: bool = False
+    note: str = ""
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+class CallMeter(Protocol):
+    """How an agent backend books every request it sends, whatever happens to the reply after.
+
+    `started` is awaited before a request goes out: it holds the call to the cost cap (BudgetError) and
+    records it in the checkpoint, so a crash before the answer leaves it to be booked as an estimate on
+    resume. `finished` follows once per started call: with the priced response, or None when the provider
+    answered with an error it does not bill; `error` is the provider's whole message, kept in the trace.
+    """
+
+    async def started(self, model: str, estimate_usd: float | None) -> str: ...
+
+    def finished(self, call_id: str, billed: BilledResponse | None, error: str | None = None) -> None: ...
+
+
+#: the meter of the agent call being made in this task (the engine sets it around each call: concurrent
+#: loops each have their own); a backend that finds none books nothing itself and the engine books its reply
+CALL_METER: ContextVar[CallMeter | None] = ContextVar("fbloop_call_meter", default=None)
 
 
 class Agents(Protocol):

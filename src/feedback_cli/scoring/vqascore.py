@@ -138,12 +138,18 @@ class VQAScoreScorer(ImageScorer):
         self.settings = settings
         check(settings)
         self._client: Any = None
-        #: token usage of every API call made, for the cost ledger: {"prompt_tokens", "completion_tokens"}
-        self.usage: list[dict[str, int]] = []
+        #: token usage of every API call made, for the cost ledger: {"model", "prompt_tokens", "completion_tokens",
+        #: "cached_tokens"}; the engine takes them after each score() (`take_usage`), failed ones included
+        self.usage: list[dict[str, Any]] = []
 
     @property
     def model_id(self) -> str:
         return f"{self.settings.vqa_backend}:{self.settings.vqa_model}"
+
+    def take_usage(self) -> list[dict[str, Any]]:
+        """The usage of the API calls made since the last take: each one is billed, whatever its answer."""
+        taken, self.usage = self.usage, []
+        return taken
 
     def normalize(self, raw: float) -> float:
         if math.isnan(raw):
@@ -203,10 +209,13 @@ class VQAScoreScorer(ImageScorer):
             raise ScorerUnavailable(f"vqascore: the {s.vqa_model} call failed: {s.redactor()(detail)}") from None
         usage = getattr(resp, "usage", None)
         if usage is not None:
+            details = getattr(usage, "prompt_tokens_details", None)
             self.usage.append(
                 {
+                    "model": s.vqa_model,
                     "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
                     "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+                    "cached_tokens": int(getattr(details, "cached_tokens", 0) or 0) if details else 0,
                 }
             )
         choice = resp.choices[0] if resp.choices else None

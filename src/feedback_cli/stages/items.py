@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from feedback_cli.errors import BudgetError, FbloopError, ScorerUnavailable, StageFailed
+from feedback_cli.errors import BudgetError, FbloopError, ScorerUnavailable, StageFailed, StorageError
 from feedback_cli.providers.base import ImageRequest, JobHook, JobInFlight, VideoRequest
+from feedback_cli.providers.prices import load_prices
 from feedback_cli.scoring.combine import pick_best
 from feedback_cli.stages.base import StageContext
 from feedback_cli.workflow.media_checks import MediaInvalid, check_image, check_video
@@ -233,8 +234,8 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         relative = ctx.rel(f"{spec.key}{output.extension}")
         artifact = ctx.folder.write_bytes(relative, output.data, spec.kind)
         await asyncio.to_thread(check_video if is_video else check_image, ctx.abs(relative))
-    except BudgetError:
-        raise
+    except (BudgetError, StorageError):
+        raise  # a full or read-only disk stops the run; the job stays recorded so a resume fetches it again
     except JobInFlight as exc:
         _in_flight(ctx, item, exc.message)
         await ctx.checkpoint()
@@ -303,6 +304,7 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
         if isinstance(scorer, ScorerUnavailable):
             _note_once(ctx, f"scorer {name} unavailable: {scorer.line()}")
             continue
+        ctx.emit("item_scoring", f"{item.key}: {name}", key=item.key, scorer=name)
         try:
             score = scorer.score_with_notes if kind == "image" else scorer.score  # type: ignore[union-attr]
             raw = await loop.run_in_executor(executor, score, [path], prompt)
@@ -312,6 +314,8 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
         except Exception as exc:  # a scorer bug or a model failure: left out, never a made-up value
             _note_once(ctx, f"scorer {name} failed on {item.key}: {type(exc).__name__}: {exc}")
             continue
+        finally:
+            _book_scorer_calls(ctx, name, scorer, item.key)
         if kind == "image":
             value = float(raw[0].raw)  # type: ignore[index]
             entries.append(
@@ -338,6 +342,30 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
     item.extra["scored"] = True
     ctx.emit("item_scored", item.key, key=item.key, scores={e.scorer: round(e.normalized, 2) for e in entries})
     await ctx.checkpoint()
+
+
+def _book_scorer_calls(ctx: StageContext, name: str, scorer: object, key: str) -> None:
+    """A scorer that calls a paid API (VQAScore over OpenAI) reports each call's usage: into the ledger."""
+    take = getattr(scorer, "take_usage", None)
+    if take is None:
+        return
+    prices = load_prices(ctx.services.settings.price_file)
+    for usage in take():
+        model = str(usage["model"])
+        tokens = (usage["prompt_tokens"], usage["completion_tokens"], usage.get("cached_tokens", 0))
+        usd = prices.llm_cost(model, *tokens)
+        note = {"cost_note": f"no price known for {model}"} if usd is None else {}
+        ctx.ledger.add(
+            ctx.record.name,
+            "openai",
+            model,
+            f"{name} {key}",
+            usd or 0.0,
+            prompt_tokens=tokens[0],
+            completion_tokens=tokens[1],
+            cached_tokens=tokens[2],
+            **note,
+        )
 
 
 def _note_once(ctx: StageContext, note: str) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from feedback_cli.ui.console import out_console
+from feedback_cli.ui.console import out_console, print_line, print_table
 from feedback_cli.workflow.estimate import DryRunPlan
 
 
 def render_plan(plan: DryRunPlan, backend_reason: str) -> None:
     console = out_console()
-    console.print(f"backend: {backend_reason}", markup=False)
+    print_line(console, f"backend: {backend_reason}")
     table = Table(title=f"dry run: {plan.workflow} on {plan.backend} (nothing called, nothing written)")
     for column in ("Stage", "Agent calls", "Media calls", "Models", "Cost (USD)"):
         table.add_column(column)
@@ -31,6 +31,6 @@ def render_plan(plan: DryRunPlan, backend_reason: str) -> None:
         table.add_row(f"{stage.number}. {stage.name}", calls, str(stage.media_calls), ", ".join(stage.models), cost)
     table.add_section()
     table.add_row("total", "", "", "", f"{plan.cost_min_usd:.4f}-{plan.cost_max_usd:.4f}")
-    console.print(table)
+    print_table(console, table)
     for note in plan.notes:
-        console.print(f"note: {note}", markup=False)
+        print_line(console, f"note: {note}")

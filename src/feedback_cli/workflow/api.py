@@ -25,7 +25,7 @@ from feedback_cli.workflow.services import Services
 PINNED_SETTINGS = (
     "writer_model",
     "critic_model",
-    "judge_model",
+    "planner_model",
     "vision_model",
     "image_model",
     "video_model",
@@ -45,7 +45,7 @@ PINNED_SETTINGS = (
 MODEL_SETTINGS = (
     "writer_model",
     "critic_model",
-    "judge_model",
+    "planner_model",
     "vision_model",
     "image_model",
     "video_model",
@@ -181,6 +181,8 @@ def load_for_resume(
         resume.options = {k: {"from": getattr(state.options, k), "to": v} for k, v in changed.items()}
         state.options = state.options.model_copy(update=changed)
     pinned: dict[str, Any] = {k: state.settings[k] for k in PINNED_SETTINGS if k in state.settings}
+    if "planner_model" not in state.settings and "writer_model" in state.settings and not use_current_settings:
+        pinned["planner_model"] = state.settings["writer_model"]  # runs from before the planner had its own
     settings = settings.model_copy(update=pinned)
     folder = RunFolder(run_dir, settings.secrets())
     prepared = PreparedRun(folder, state, services_for(state, settings), resumed=True, break_lock=break_lock)

@@ -12,8 +12,16 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from feedback_cli.errors import CheckpointError
-from feedback_cli.workflow.files import atomic_write_bytes, canonical_json, inside, sha256_bytes, sha256_file
+from feedback_cli.errors import CheckpointError, InputError
+from feedback_cli.workflow.bounds import clip_count_problem, problem
+from feedback_cli.workflow.files import (
+    atomic_write_bytes,
+    canonical_json,
+    inside,
+    read_regular,
+    sha256_bytes,
+    sha256_file,
+)
 from feedback_cli.workflow.models import SCHEMA_VERSION, RunState
 from feedback_cli.workflow.runfolder import RunFolder
 
@@ -48,6 +56,8 @@ def locate(target: Path) -> tuple[Path, Path]:
         return target, checkpoint
     if target.is_file():
         return target.parent, target
+    if target.exists():
+        raise CheckpointError(f"{target} is not a regular file or a run folder")
     raise CheckpointError(f"{target} does not exist")
 
 
@@ -55,9 +65,17 @@ def load(target: Path, *, verify_artifacts: bool = True) -> tuple[Path, RunState
     """Read and validate a checkpoint; one clear CheckpointError per problem."""
     run_dir, path = locate(target)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+        raw = read_regular(path, "checkpoint")  # a FIFO in its place must not hang the resume
+    except InputError as exc:
+        raise CheckpointError(exc.message) from None
+    try:
+        return run_dir, _parse(run_dir, path, raw, verify_artifacts)
+    except RecursionError:
+        # a hand-made or hostile file nested thousands of levels deep: no checkpoint fbloop writes is
+        raise CheckpointError(f"checkpoint {path} is not valid: its JSON is nested too deeply") from None
+
+
+def _parse(run_dir: Path, path: Path, raw: bytes, verify_artifacts: bool) -> RunState:
     try:
         envelope = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -78,11 +96,20 @@ def load(target: Path, *, verify_artifacts: bool = True) -> tuple[Path, RunState
     if not isinstance(body, dict) or envelope.get("checksum") != sha256_bytes(canonical_json(body)):
         raise CheckpointError(f"checkpoint {path} failed its checksum (edited or corrupted)")
     try:
+        # a valid checksum only proves nobody edited the file without re-sealing it: the options are held to
+        # the same bounds as the flags (RunOptions), so a re-sealed checkpoint cannot ask for more
         state = RunState.model_validate(body)
     except ValidationError as exc:
+        bound = problem(exc, {}, under=("options",))
+        if bound is not None:
+            raise CheckpointError(f"checkpoint {path}: option {bound}") from None
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise CheckpointError(f"checkpoint {path} is invalid at {where}: {first['msg']}") from None
+    for key in ("clips", "clip_prompts"):  # clips given from files (`fbloop stage`), under the --clips bound
+        given = state.given.get(key)
+        if isinstance(given, list) and (too_many := clip_count_problem(len(given), f"the number of given {key}")):
+            raise CheckpointError(f"checkpoint {path}: {too_many}")
     for record in state.stages:
         inside(run_dir, record.folder)
     for artifact in state.all_artifacts():
@@ -93,4 +120,4 @@ def load(target: Path, *, verify_artifacts: bool = True) -> tuple[Path, RunState
             raise CheckpointError(f"artifact {artifact.path} recorded in the checkpoint is missing")
         if file.stat().st_size != artifact.bytes or sha256_file(file) != artifact.sha256:
             raise CheckpointError(f"artifact {artifact.path} changed since it was recorded")
-    return run_dir, state
+    return state

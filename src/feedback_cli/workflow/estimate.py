@@ -85,7 +85,11 @@ def dry_run(options: RunOptions, settings: Settings, *, starts_from_image: bool)
             describe = 1 if options.workflow.value == "video-only" and not starts_from_image else 0
             plan.agent_calls_min = 1 + describe + 2 * loops
             plan.agent_calls_max = 1 + describe + 2 * loops * options.max_iterations_video
-            plan.models = agent_models
+            plan.models = (
+                agent_models
+                if options.backend.value == "offline"
+                else sorted({*agent_models, settings.planner_model})
+            )
         elif name == "video_generation":
             with_end = clips > 0
             plan.media_calls = options.num_video_attempts * max(clips, 1)

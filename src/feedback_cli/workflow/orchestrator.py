@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from feedback_cli import __version__
 from feedback_cli.config import Settings
@@ -25,7 +26,7 @@ from feedback_cli.stages.registry import get as get_stage
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.assemble import assemble_picks, describe, forget_final_video
 from feedback_cli.workflow.events import EventBus
-from feedback_cli.workflow.files import sha256_file
+from feedback_cli.workflow.files import atomic_copy, sha256_file
 from feedback_cli.workflow.ledger import CostLedger
 from feedback_cli.workflow.models import Artifact, ReviewDecision, RunOptions, RunState, StageRecord, utcnow
 from feedback_cli.workflow.plan import stages_for
@@ -72,16 +73,29 @@ async def _on_daemon_thread(ask: Callable[[ReviewRequest], ReviewDecision], requ
 def copy_input(folder: RunFolder, source: Path, name: str, kind: str) -> Artifact:
     target = f"input/{name}{source.suffix.lower()}"
     path = folder.path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, path)
+    atomic_copy(source, path, kind)
     return Artifact(path=target, sha256=sha256_file(path), bytes=path.stat().st_size, kind=kind)  # type: ignore[arg-type]
 
 
 def create_run(
+    options: RunOptions, settings: Settings, *, output_dir: Path, **inputs: Any
+) -> tuple[RunFolder, RunState]:
+    """Make a new run folder with copies of its inputs and a first checkpoint (see `_fill_new_run`)."""
+    root = new_run_dir(output_dir)
+    try:
+        return _fill_new_run(root, options, settings, **inputs)
+    except BaseException:
+        # no first checkpoint, nothing to resume: a half-made folder (the disk filled up, a copy failed)
+        # would only show up as a broken run; it is ours alone, made a moment ago by an exclusive mkdir
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _fill_new_run(
+    root: Path,
     options: RunOptions,
     settings: Settings,
     *,
-    output_dir: Path,
     source_prompt: str = "",
     prompt_image: Path | None = None,
     input_image: Path | None = None,
@@ -91,8 +105,7 @@ def create_run(
     scorers: dict[str, list[str]] | None = None,
     prepare: Callable[[RunFolder, RunState], None] | None = None,
 ) -> tuple[RunFolder, RunState]:
-    """Make a new run folder with copies of its inputs and a first checkpoint."""
-    root = new_run_dir(output_dir)
+    """Copy the inputs into the new run folder `root` and write its first checkpoint."""
     folder = RunFolder(root, settings.secrets())
     state = RunState(
         fbloop_version=__version__,
@@ -145,6 +158,8 @@ class Orchestrator:
         self._stage_clock: tuple[StageRecord, float, float] | None = None
         events.redactor = folder.redactor  # the run's secrets, whoever created the bus
         events.subscribe(self._log)
+        for line in self.ledger.settle_calls_in_flight():  # requests a dead process never saw answered
+            self.emit("notice", line)
 
     def _log(self, event: object) -> None:
         from feedback_cli.workflow.events import Event
@@ -215,8 +230,10 @@ class Orchestrator:
             raise
         finally:
             self._stage_clock = None
-            await asyncio.shield(self._finish_reports())
-            await self.services.aclose()
+            try:
+                await asyncio.shield(self._finish_reports())
+            finally:  # also when the disk refuses the last save: clients and workers are closed
+                await self.services.aclose()
         return state
 
     async def _run_stage(self, record: StageRecord, human_feedback: str | None = None) -> None:
