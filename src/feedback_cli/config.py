@@ -79,7 +79,8 @@ class Settings(BaseSettings):
     pickscore_model: str = "yuvalkirstain/PickScore_v1"
     pickscore_processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
     aesthetic_head: str | None = None
-    #: HPSv2.1 (optional scorer): a local HPS_v2.1_compressed.pt, and the open_clip architecture it fine-tunes
+    #: HPSv2.1 (optional scorer): a local HPS_v2.1_compressed.pt, and the open_clip architecture it fine-tunes.
+    #: Kept for code that sets them on Settings; HPSv2 reads them through its own options (scoring/hpsv2.py).
     hpsv2_checkpoint: str | None = None
     hpsv2_architecture: str = "ViT-H-14"
     vqa_backend: Literal["openai", "t2v_metrics"] = "openai"
@@ -102,6 +103,19 @@ class Settings(BaseSettings):
     vqa_top_logprobs: int = Field(default=20, ge=1, le=20)
     #: where weight files that are not on the HF hub go (default ~/.cache/fbloop/weights)
     weights_dir: Path | None = None
+    #: a scorer's own settings by scorer name, overriding its FBLOOP_<SCORER>_<FIELD> variables
+    #: (scoring/base.py::ScorerOptions), e.g. {"my-scorer": {"threshold": 0.5}}
+    scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    # --- `fbloop batch --executor ray` ---
+    #: GPUs each scoring actor declares (0.5 lets two actors share a GPU); 0 scores on CPU
+    ray_scorer_gpus: float = Field(default=0.0, ge=0)
+    #: scoring actors per batch: each loads the scorers' models once and serves every row's scoring
+    ray_scorer_actors: int = Field(default=1, ge=1, le=256)
+    #: CPUs a row task reserves: a row mostly waits on providers, its scoring runs on the scorer actors
+    ray_row_cpus: float = Field(default=0.25, gt=0)
+    #: times Ray re-runs a row whose worker died (the retry resumes the row from its checkpoint)
+    ray_task_retries: int = Field(default=1, ge=0)
 
     # --- output ---
     output_dir: Path = DEFAULT_OUTPUT_DIR

@@ -18,7 +18,7 @@ from feedback_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
-    from feedback_cli.scoring.checkpoints import Requirement
+    from feedback_cli.scoring.requirements import Requirement
 
 
 def register(app: typer.Typer) -> None:
@@ -34,19 +34,20 @@ def register(app: typer.Typer) -> None:
 
 def _names(scorers: list[str] | None, *, optional: bool = True) -> list[str]:
     """The scorers named, or all with checkpoints (the optional ones, e.g. hpsv2, only if `optional`)."""
-    from feedback_cli.scoring import checkpoints, registry
+    from feedback_cli.scoring import registry
 
+    with_checkpoints = registry.model_names("image") + registry.model_names("video")
     if not scorers:
-        return [n for n in checkpoints.ALL_MODEL_SCORERS if optional or n not in registry.OPTIONAL_IMAGE_SET]
+        return [n for n in with_checkpoints if optional or registry.scorer_class(n).default_set != "optional"]
     names: list[str] = []
     for item in scorers:
         for name in (n.strip() for n in item.split(",")):
             if not name:
                 continue
-            if name not in checkpoints.ALL_MODEL_SCORERS:
-                if name in registry.IMAGE_SCORERS or name in registry.VIDEO_SCORERS:
+            if name not in with_checkpoints:
+                if name in registry.targets():
                     raise UsageError(f"{name} is an offline statistic; it needs no checkpoint")
-                known = ", ".join(checkpoints.ALL_MODEL_SCORERS)
+                known = ", ".join(with_checkpoints)
                 raise UsageError(f"unknown scorer {name!r}; scorers with checkpoints: {known}")
             if name not in names:
                 names.append(name)
@@ -59,13 +60,13 @@ def list_models(
 ) -> None:
     """Each checkpoint each scorer needs, its approximate size, and whether it is already here."""
     from feedback_cli.config import load_settings
-    from feedback_cli.scoring import checkpoints
+    from feedback_cli.scoring import requirements as reqs
 
     settings = load_settings()
     rows: list[dict[str, Any]] = []
     for name in _names(scorers):
-        reqs = checkpoints.requirements(name, settings)
-        if not reqs:
+        needed = reqs.requirements(name, settings)
+        if not needed:
             rows.append(
                 {
                     "scorer": name,
@@ -78,8 +79,8 @@ def list_models(
                     "where": "",
                 }
             )
-        for req in reqs:
-            st = checkpoints.status(req, settings)
+        for req in needed:
+            st = reqs.status(req, settings)
             rows.append(
                 {
                     "scorer": name,
@@ -87,7 +88,7 @@ def list_models(
                     "what": req.label,
                     "setting": req.env_var,
                     "checkpoint": req.ref,
-                    "size": checkpoints.human_size(req.approx_bytes),
+                    "size": reqs.human_size(req.approx_bytes),
                     "available": st.available,
                     "status": st.state,
                     "where": st.detail,
@@ -126,7 +127,7 @@ def download_models(
 ) -> None:
     """Download the checkpoints of the given scorers (default: all but the optional ones) into the local caches."""
     from feedback_cli.config import load_settings
-    from feedback_cli.scoring import checkpoints
+    from feedback_cli.scoring import requirements as reqs
     from feedback_cli.scoring.weights import hub_offline
 
     if hub_offline():
@@ -134,12 +135,12 @@ def download_models(
     settings = load_settings()
     seen: set[tuple[str, str]] = set()
     for name in _names(scorers, optional=False):
-        for req in checkpoints.requirements(name, settings):
+        for req in reqs.requirements(name, settings):
             key = (req.kind, req.ref)
             if key in seen:
                 continue
             seen.add(key)
-            st = checkpoints.status(req, settings)
+            st = reqs.status(req, settings)
             if st.available:
                 typer.echo(f"{name}: {req.label} already here ({st.state}: {st.detail})", err=True)
                 continue
@@ -148,19 +149,20 @@ def download_models(
 
 def _download(name: str, req: Requirement, settings: Settings) -> None:
     from feedback_cli.errors import ScorerUnavailable
-    from feedback_cli.scoring import checkpoints, weights
+    from feedback_cli.scoring import requirements as reqs
+    from feedback_cli.scoring import weights
 
     if req.kind in ("hf-model", "hf-processor"):
-        if checkpoints.looks_local(req.ref):
+        if reqs.looks_local(req.ref):
             raise UsageError(f"{name}: {req.env_var}={req.ref} is a local path that is not a complete checkpoint")
         typer.echo(
-            f"{name}: downloading {req.ref} ({req.label}, {checkpoints.human_size(req.approx_bytes)})",
+            f"{name}: downloading {req.ref} ({req.label}, {reqs.human_size(req.approx_bytes)})",
             err=True,
         )
         _snapshot(req, name)
     elif req.kind == "url":
         assert req.url_file is not None
-        if getattr(settings, req.setting):
+        if req.override:
             raise UsageError(f"{name}: {req.env_var}={req.ref} is not a file")
         dest = weights.default_path(req.url_file, settings)
         typer.echo(f"{name}: downloading {req.url_file.url}", err=True)
@@ -185,7 +187,7 @@ def _snapshot(req: Requirement, name: str) -> None:
     from huggingface_hub.errors import HfHubHTTPError
 
     from feedback_cli.errors import ScorerUnavailable
-    from feedback_cli.scoring.checkpoints import hf_cache_dir
+    from feedback_cli.scoring.requirements import hf_cache_dir
 
     small = ["*.json", "*.txt", "*.model"]
     try:

@@ -34,7 +34,17 @@ def resume(
         False, "--break-lock", help="Take a lock left on a filesystem that cannot lock (no process running)."
     ),
 ) -> None:
-    """Validate the checkpoint and continue at the first unfinished stage and item."""
+    """Validate the checkpoint and continue at the first unfinished stage and item (a batch folder: every row)."""
+    from feedback_cli.workflow.batch_state import is_batch_dir
+
+    if is_batch_dir(target):  # a batch folder: finish the batch
+        from feedback_cli.commands.batch import resume_batch
+
+        raise typer.Exit(
+            resume_batch(
+                target, verbose=verbose, max_cost=max_cost, retry_failed=retry_failed, interactive=interactive
+            )
+        )
     raise typer.Exit(
         resume_run(
             target,

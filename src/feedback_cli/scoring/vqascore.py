@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from feedback_cli.errors import InputError, ScorerUnavailable
-from feedback_cli.scoring.base import ImageScorer, NotedValue
+from feedback_cli.scoring.base import DefaultSet, ImageScorer, NotedValue
+from feedback_cli.scoring.requirements import Requirement
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
@@ -133,6 +134,22 @@ class VQAScoreScorer(ImageScorer):
     name: ClassVar[str] = "vqascore"
     raw_range: ClassVar[str] = "0..1 (P(yes))"
     default_weight: ClassVar[float] = 1.0
+    default_set: ClassVar[DefaultSet] = "standard"
+
+    @classmethod
+    def requirements(cls, settings: Settings) -> list[Requirement]:
+        if settings.vqa_backend == "t2v_metrics":
+            return [Requirement(cls.name, "python", "t2v_metrics package", "vqa_backend", "t2v_metrics")]
+        label = f"OpenAI-compatible API ({settings.vqa_model})"
+        return [Requirement(cls.name, "api", label, "vqa_model", settings.vqa_model)]
+
+    @classmethod
+    def unavailable(cls, settings: Settings) -> ScorerUnavailable | None:
+        try:
+            check(settings)
+        except ScorerUnavailable as exc:
+            return exc
+        return None
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

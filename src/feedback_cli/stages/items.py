@@ -21,6 +21,7 @@ from typing import Any, Literal
 from feedback_cli.errors import BudgetError, FbloopError, ScorerUnavailable, StageFailed, StorageError
 from feedback_cli.providers.base import ImageRequest, JobHook, JobInFlight, VideoRequest
 from feedback_cli.providers.prices import load_prices
+from feedback_cli.scoring.base import measure
 from feedback_cli.scoring.combine import pick_best
 from feedback_cli.stages.base import StageContext
 from feedback_cli.workflow.media_checks import MediaInvalid, check_image, check_video
@@ -306,8 +307,7 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
             continue
         ctx.emit("item_scoring", f"{item.key}: {name}", key=item.key, scorer=name)
         try:
-            score = scorer.score_with_notes if kind == "image" else scorer.score  # type: ignore[union-attr]
-            raw = await loop.run_in_executor(executor, score, [path], prompt)
+            rows = await loop.run_in_executor(executor, measure, scorer, [path], prompt)
         except ScorerUnavailable as exc:
             _note_once(ctx, f"scorer {name} unavailable: {exc.line()}")
             continue
@@ -316,28 +316,16 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
             continue
         finally:
             _book_scorer_calls(ctx, name, scorer, item.key)
-        if kind == "image":
-            value = float(raw[0].raw)  # type: ignore[index]
+        for dimension, m in rows[0].items():
             entries.append(
                 ScoreEntry(
-                    scorer=name,
-                    raw=value,
-                    normalized=scorer.normalize(value),  # type: ignore[call-arg]
+                    scorer=dimension,
+                    raw=m.raw,
+                    normalized=m.normalized,
                     model_id=scorer.model_id,
-                    notes=list(raw[0].notes),  # type: ignore[index]
+                    notes=list(m.notes),
                 )
             )
-        else:
-            for dimension, values in raw.items():  # type: ignore[union-attr]
-                value = float(values[0])
-                entries.append(
-                    ScoreEntry(
-                        scorer=dimension,
-                        raw=value,
-                        normalized=scorer.normalize(dimension, value),  # type: ignore[call-arg]
-                        model_id=scorer.model_id,
-                    )
-                )
     item.scores = entries
     item.extra["scored"] = True
     ctx.emit("item_scored", item.key, key=item.key, scores={e.scorer: round(e.normalized, 2) for e in entries})

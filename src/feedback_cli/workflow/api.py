@@ -10,10 +10,11 @@ from typing import Any
 from feedback_cli.config import Settings
 from feedback_cli.errors import CheckpointError, UsageError
 from feedback_cli.providers.registry import BACKENDS
-from feedback_cli.scoring.registry import OFFLINE_IMAGE_SET, OFFLINE_VIDEO_SET
-from feedback_cli.scoring.select import resolve as resolve_scorers
+from feedback_cli.scoring.registry import names_of
+from feedback_cli.scoring.scorer_sets import resolve as resolve_scorers
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.events import EventBus
+from feedback_cli.workflow.ledger import CostLedger
 from feedback_cli.workflow.lock import RunLock
 from feedback_cli.workflow.models import ResumeRecord, RunOptions, RunState
 from feedback_cli.workflow.orchestrator import Orchestrator, create_run
@@ -100,6 +101,7 @@ def prepare_run(
     stages: tuple[str, ...] | None = None,
     kind: str = "workflow",
     prepare: Callable[[RunFolder, RunState], None] | None = None,
+    run_dir: Path | None = None,
 ) -> PreparedRun:
     chosen_by_user = bool(options.scorers)
     spec, images, videos, notice = resolve_scorers(options.scorers, options.backend.value)
@@ -117,8 +119,8 @@ def prepare_run(
             images = [n for n in images if n != name]
             videos = [n for n in videos if n != name]
         for media_kind, names, fallback in (
-            ("image", images, OFFLINE_IMAGE_SET),
-            ("video", videos, OFFLINE_VIDEO_SET),
+            ("image", images, names_of("image", "offline")),
+            ("video", videos, names_of("video", "offline")),
         ):
             if not names:
                 names.extend(fallback)
@@ -136,6 +138,7 @@ def prepare_run(
         providers={"agents": agents, "media": media},
         scorers={"image": images, "video": videos},
         prepare=prepare,
+        run_dir=run_dir,
     )
     state.notices.extend(notices)
     return PreparedRun(folder, state, services_for(state, settings))
@@ -233,8 +236,11 @@ def retry_failed_items(state: RunState) -> int:
     return reset
 
 
-async def execute(prepared: PreparedRun, events: EventBus, reviewer: Reviewer | None = None) -> RunState:
-    """Run (or continue) the prepared run while holding its lock."""
+async def execute(
+    prepared: PreparedRun, events: EventBus, reviewer: Reviewer | None = None, *, ledger: CostLedger | None = None
+) -> RunState:
+    """Run (or continue) the prepared run while holding its lock. `ledger`: one that also answers to a shared
+    budget (a batch); by default the run's own."""
     if prepared.resumed and prepared.state.status == "completed":
         raise UsageError("internal: a completed run is not executed again")
     with prepared.lock or RunLock(prepared.folder.root, break_lock=prepared.break_lock):
@@ -246,4 +252,6 @@ async def execute(prepared: PreparedRun, events: EventBus, reviewer: Reviewer | 
         if prepared.resume is not None:
             prepared.state.resumes.append(prepared.resume)
         orchestrator = Orchestrator(prepared.folder, prepared.state, prepared.services, events, reviewer)
+        if ledger is not None:
+            orchestrator.ledger = ledger
         return await orchestrator.run(resumed=prepared.resumed)

@@ -32,7 +32,7 @@ from feedback_cli.workflow.models import Artifact, ReviewDecision, RunOptions, R
 from feedback_cli.workflow.plan import stages_for
 from feedback_cli.workflow.report import write_reports
 from feedback_cli.workflow.review import Candidate, Reviewer, ReviewRequest
-from feedback_cli.workflow.runfolder import RunFolder, new_run_dir
+from feedback_cli.workflow.runfolder import RunFolder, new_named_run_dir, new_run_dir
 from feedback_cli.workflow.services import Services
 
 
@@ -78,10 +78,12 @@ def copy_input(folder: RunFolder, source: Path, name: str, kind: str) -> Artifac
 
 
 def create_run(
-    options: RunOptions, settings: Settings, *, output_dir: Path, **inputs: Any
+    options: RunOptions, settings: Settings, *, output_dir: Path, run_dir: Path | None = None, **inputs: Any
 ) -> tuple[RunFolder, RunState]:
-    """Make a new run folder with copies of its inputs and a first checkpoint (see `_fill_new_run`)."""
-    root = new_run_dir(output_dir)
+    """Make a new run folder with copies of its inputs and a first checkpoint (see `_fill_new_run`).
+
+    `run_dir`: the exact (new) folder to use instead of a timestamped one under output_dir (a batch row)."""
+    root = new_run_dir(output_dir) if run_dir is None else new_named_run_dir(run_dir)
     try:
         return _fill_new_run(root, options, settings, **inputs)
     except BaseException:
