@@ -293,3 +293,25 @@ def test_poll_and_cancel_errors_that_echo_the_token_leave_items_in_flight_redact
         for text in (first.stdout, first.stderr, resumed.stdout, resumed.stderr):
             assert key not in text
         assert not [p.name for p in run.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+
+
+def test_an_estimate_held_for_a_re_attached_prediction_or_a_call_counts_against_the_batch_budget() -> None:
+    """A re-attached prediction not yet booked (stages/items.py) and a chat request in flight are held through the
+    ledger's one hold/release, so a batch's shared budget counts them too, not only the run's own cap."""
+    from feedback_cli.errors import BudgetError
+    from feedback_cli.workflow.batch_shared import BatchBudget, BatchLedger
+    from feedback_cli.workflow.models import CallInFlight, RunOptions, RunState
+
+    budget = BatchBudget(max_cost=1.0)
+    state = RunState(fbloop_version="0", run_id="run-a", options=RunOptions())
+    ledger = BatchLedger(state, None, budget)  # no cap of its own: only the batch's
+    ledger.hold(0.6)  # a kept prediction collected on resume, its cost not yet booked
+    call = CallInFlight(id="c1", stage="image_prompt", provider="openai", model="m", what="w", estimate_usd=0.3)
+    ledger.open_call(call)
+    assert budget.reserved == pytest.approx(0.9)
+    with pytest.raises(BudgetError, match="batch budget reached"):
+        ledger.check(0.2, "image_02 (flux)")  # 0.6 + 0.3 + 0.2 would pass the batch cap of 1.0
+    ledger.close_call("c1")
+    ledger.release(0.6)
+    assert budget.reserved == pytest.approx(0.0) and ledger.reserved == pytest.approx(0.0)
+    ledger.check(0.2, "image_02 (flux)")

@@ -69,10 +69,10 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
         for spec, item in zip(specs, records, strict=True)
         if item.job_id and item.status not in ("succeeded", "failed") and not _booked(ctx, item)
     }
-    ctx.ledger.reserved += sum(unbooked.values())
+    ctx.ledger.hold(sum(unbooked.values()))
 
     def release(key: str) -> None:
-        ctx.ledger.reserved -= unbooked.pop(key, 0.0)
+        ctx.ledger.release(unbooked.pop(key, 0.0))
 
     async def one(spec: ItemSpec, item: ItemRecord) -> None:
         # failed items stay failed until `fbloop resume --retry-failed`: re-running them pays again
