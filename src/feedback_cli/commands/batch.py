@@ -52,7 +52,8 @@ def batch(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show each row's stages and notices."),
 ) -> None:
     """Run every prompt of PROMPTS_FILE as its own run, under one budget and shared provider limits."""
-    from feedback_cli.commands.run import _check_ranges, _random_seed
+    from feedback_cli.commands.run import _random_seed
+    from feedback_cli.workflow.bounds import RUN_FLAGS, build_options
 
     if executor not in EXECUTORS:
         raise UsageError(f"--executor must be local or ray, got {executor!r}")
@@ -60,15 +61,17 @@ def batch(
         raise InputError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")
     if ray_address is not None and executor != "ray":
         raise UsageError("--ray-address is only used with --executor ray")
-    _check_ranges(
-        max_iterations_image,
-        max_iterations_video,
-        num_image_variations,
-        num_video_attempts,
-        threshold_image,
-        threshold_video,
-        clips,
-        max_cost,
+    # the same bounds as `fbloop run` (one rule: RunOptions' own), before anything is read or written
+    build_options(
+        RUN_FLAGS,
+        max_iterations_image=max_iterations_image,
+        max_iterations_video=max_iterations_video,
+        num_image_variations=num_image_variations,
+        num_video_attempts=num_video_attempts,
+        threshold_image=threshold_image,
+        threshold_video=threshold_video,
+        clips=clips,
+        max_cost=max_cost,
     )
     workflow = workflow or Workflow.full
     if input_image is not None and workflow is not Workflow.video_only:
@@ -87,10 +90,10 @@ def batch(
     settings = load_settings(scorers=scorers, backend=backend.value if backend else None, max_cost=max_cost)
 
     from feedback_cli.providers.registry import resolve_backend
-    from feedback_cli.workflow.models import RunOptions
 
     chosen, reason = resolve_backend(settings.backend, settings)
-    base = RunOptions(
+    base = build_options(
+        RUN_FLAGS,
         workflow=workflow,
         input_image=str(input_image.resolve()) if input_image else None,
         max_iterations_image=max_iterations_image,
