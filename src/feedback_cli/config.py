@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # --- cloud providers ---
     poll_interval_s: float = Field(default=0.5, gt=0)  # first poll wait; grows to 5 s (images) / 15 s (videos)
     download_retries: int = Field(default=2, ge=0)
+    #: when fbloop gives up waiting on a prediction (deadline, polling keeps failing) it cancels it, so nothing
+    #: is billed for an output nobody collects; set to keep it running instead (a resume collects and books it)
+    keep_predictions: bool = False
 
     # --- offline backend ---
     offline_latency: float = Field(default=0.0, ge=0)  # seconds per simulated call

@@ -11,6 +11,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from feedback_cli.agents.questions import QuestionSet, QuestionsRequest
 from feedback_cli.agents.revision import Revision, RevisionRequest
 from feedback_cli.agents.schemas import CritiqueRequest, Draft, PlanRequest, Usage, VideoPlan, WriteRequest
+from feedback_cli.errors import ProviderError
 from feedback_cli.workflow.models import Critique
 
 T = TypeVar("T")
@@ -138,6 +139,18 @@ class JobHook:
     paid: Callable[[float], None] | None = None
     #: a create request got no answer at this UTC time: the job may exist; a later retry must look for it
     unanswered: Callable[[str], None] | None = None
+    #: the provider was seen to end the job ("succeeded", "failed", "canceled") or not to know it ("gone")
+    settled: Callable[[str], None] | None = None
+    #: fbloop gave up waiting and canceled the job at the provider (the sentence says why)
+    canceled: Callable[[str], None] | None = None
+
+
+class JobInFlight(ProviderError):
+    """fbloop stopped waiting on a job whose end it has not seen: polling kept failing, or the deadline passed,
+    and the cancel failed or was not wanted; or a create got no answer and the lookup for it failed too.
+
+    The job may still finish and be billed, so the item is never "failed": it stays in flight and a resume
+    re-attaches to it (or looks for it), downloads what it made and books it."""
 
 
 class Media(Protocol):

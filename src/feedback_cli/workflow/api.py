@@ -194,7 +194,14 @@ def load_for_resume(
 
 
 def retry_failed_items(state: RunState) -> int:
-    """Make items that errored (provider faults, not low scores) pending again; finished items stay.
+    """Make items that errored (provider faults, not low scores) go again; finished items stay.
+
+    An item whose job may still be running or may have delivered is re-attached first, never replaced: a job
+    in flight, and a failed item whose job's end is not on record (a checkpoint from before `job_state`, or one
+    edited by hand). Only when the provider shows that job ended failed or canceled, or does not know it, does
+    the item get a new one (`recreate_if_ended`, acted on in stages/items.py). Items whose job ended without an
+    output, or that never got one, start afresh at once (an item whose create went unanswered looks for it
+    first).
 
     A stage that already completed is re-opened only when no later stage has started, so outputs built
     on its pick (storyboard frames, videos) are never silently left inconsistent."""
@@ -202,17 +209,26 @@ def retry_failed_items(state: RunState) -> int:
     started_later = False
     for record in reversed(state.stages):
         failed = [item for item in record.items if item.status == "failed"]
+        in_flight = [i for i in record.items if i.status in ("pending", "submitted") and i.job_state == "in_flight"]
         reopen = record.status != "completed" or not started_later
-        if failed and reopen:
+        if (failed or in_flight) and reopen:
             for item in failed:
-                item.status, item.error, item.job_id, item.finished_at = "pending", None, None, None
+                item.error, item.finished_at = None, None
+                item.extra.pop("scored", None)
+                if item.job_id and item.job_state in (None, "in_flight"):
+                    item.status = "submitted"  # its fate is unknown: re-attach before paying again
+                    item.extra["recreate_if_ended"] = True
+                    continue
+                item.status, item.job_id, item.job_state = "pending", None, None
                 # a fresh attempt; but a create that got no answer may have made a job: look for it first
                 item.started_at = item.extra.pop("unanswered_since", None)
-                item.extra.pop("scored", None)
+            for item in in_flight:
+                item.extra["recreate_if_ended"] = True
             reset += len(failed)
+            if failed and record.status in ("completed", "failed"):
+                record.notes.append(f"--retry-failed: {len(failed)} failed item(s) tried again")
             if record.status in ("completed", "failed"):
                 record.status = "pending"
-                record.notes.append(f"--retry-failed: {len(failed)} failed item(s) tried again")
         if record.status not in ("pending", "skipped"):
             started_later = True
     if reset and state.status == "completed":

@@ -13,7 +13,6 @@ import contextlib
 import contextvars
 import re
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -97,15 +96,13 @@ class BatchLedger(CostLedger):
         super().check(estimate_usd, what)
         self.budget.check(self.state.run_id, self.spent, estimate_usd, what)
 
-    @contextlib.contextmanager
-    def reserve(self, estimate_usd: float | None, what: str) -> Iterator[None]:
-        with super().reserve(estimate_usd, what):
-            held = estimate_usd or 0.0
-            self.budget.hold(held)
-            try:
-                yield
-            finally:
-                self.budget.release(held)
+    def hold(self, amount: float) -> None:  # every held estimate (reserve, calls and predictions in flight)
+        super().hold(amount)
+        self.budget.hold(amount)
+
+    def release(self, amount: float) -> None:
+        super().release(amount)
+        self.budget.release(amount)
 
     def add(self, stage: str, provider: str, model: str, what: str, usd: float, **kwargs: Any) -> CostEntry:
         entry = super().add(stage, provider, model, what, usd, **kwargs)

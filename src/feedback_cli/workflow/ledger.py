@@ -47,16 +47,25 @@ class CostLedger:
                 hint="resume with a higher --max-cost",
             )
 
+    def hold(self, amount: float) -> None:
+        """Count an estimate against the cap until `release`: a call in flight, a re-attached prediction not yet
+        booked. The one way an estimate is held, so a ledger that answers to a wider budget (a batch) holds it
+        there too."""
+        self.reserved += amount
+
+    def release(self, amount: float) -> None:
+        self.reserved -= amount
+
     @contextlib.contextmanager
     def reserve(self, estimate_usd: float | None, what: str) -> Iterator[None]:
         """Check the cap and hold the estimate while the call is in flight; the real cost lands via add()."""
         self.check(estimate_usd, what)
         held = estimate_usd or 0.0
-        self.reserved += held
+        self.hold(held)
         try:
             yield
         finally:
-            self.reserved -= held
+            self.release(held)
 
     def add(
         self,
@@ -87,13 +96,13 @@ class CostLedger:
     # --- agent requests in flight ---
     def open_call(self, call: CallInFlight) -> None:
         self.state.calls_in_flight.append(call)
-        self.reserved += call.estimate_usd or 0.0
+        self.hold(call.estimate_usd or 0.0)
 
     def close_call(self, call_id: str) -> CallInFlight | None:
         for call in self.state.calls_in_flight:
             if call.id == call_id:
                 self.state.calls_in_flight.remove(call)
-                self.reserved -= call.estimate_usd or 0.0
+                self.release(call.estimate_usd or 0.0)
                 return call
         return None
 

@@ -70,6 +70,12 @@ class ScoreEntry(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+#: what the provider last said about an item's job. in_flight: created (or maybe created: a create that got no
+#: answer) and not seen to end; a resume re-attaches to it. The rest are how it ended; "gone": the provider does
+#: not know the id. None: no job yet, or a checkpoint from before this field (a job's fate then is unknown).
+JobState = Literal["in_flight", "succeeded", "failed", "canceled", "gone"]
+
+
 class ItemRecord(BaseModel):
     """One paid (or offline) job inside a stage: an image variation, a frame, a video attempt."""
 
@@ -80,6 +86,7 @@ class ItemRecord(BaseModel):
     provider: str = ""
     model: str = ""
     job_id: str | None = None  # e.g. the Replicate prediction id, recorded before waiting
+    job_state: JobState | None = None
     request: dict[str, Any] = Field(default_factory=dict)
     artifact: Artifact | None = None
     scores: list[ScoreEntry] = Field(default_factory=list)
