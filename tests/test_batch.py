@@ -25,7 +25,8 @@ from feedback_cli.workflow.files import sha256_file
 from tests.conftest import read_json
 
 FAST_CLOUD = {"FBLOOP_POLL_INTERVAL_S": "0.02", "FBLOOP_SCORERS": "offline"}
-IMAGE_ONLY = ("--workflow", "image-only", "--max-iterations-image", "1")
+# one round: these tests count one round's predictions (rounds: tests/test_rounds.py)
+IMAGE_ONLY = ("--workflow", "image-only", "--max-iterations-image", "1", "--max-rounds-image", "1")
 
 
 @pytest.fixture
@@ -281,7 +282,7 @@ def test_provider_limits_are_shared_by_the_whole_batch(cli: Any, cloud: Any, tmp
 def test_one_budget_for_the_batch_then_resume_with_a_higher_cap(cli: Any, cloud: Any, tmp_path: Path) -> None:
     prompts = write(tmp_path / "p.txt", "".join(f"a scene number {i}\n" for i in range(5)))
     out = tmp_path / "batches"
-    cap = 0.02  # 5 rows x 3 images at $0.003 (+ a little for the prompt calls) is about $0.05
+    cap = 0.015  # 5 rows x 3 images at $0.003 (+ the prompt calls and the element check) is about $0.05
     result = cli(
         "batch", prompts, *IMAGE_ONLY, "--backend", "cloud", "--num-image-variations", "3", "--concurrency", "2",
         "--seed", "2", "--max-cost", str(cap), "--output-dir", out,

@@ -52,6 +52,8 @@ def run_cloud(cli: Any, out: Path, *args: str) -> Any:
         "3",
         "--num-video-attempts",
         "2",
+        "--max-rounds-image",  # these tests count one round's predictions; rounds: tests/test_rounds.py
+        "1",
         *args,
     )
 
@@ -253,6 +255,8 @@ def test_kill_with_predictions_in_flight_then_resume_creates_none_twice(cloud, t
         "image-only",
         "--num-image-variations",
         "4",
+        "--max-rounds-image",
+        "1",
         "--seed",
         "9",
         "--output-dir",
@@ -396,6 +400,8 @@ def test_variations_are_in_flight_together_and_a_price_file_overrides(
         "image-only",
         "--num-image-variations",
         "4",
+        "--max-rounds-image",
+        "1",
         "--output-dir",
         out,
     )

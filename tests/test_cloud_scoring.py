@@ -53,15 +53,18 @@ def test_cloud_run_reports_every_real_scorer(
         "2",
         "--num-video-attempts",
         "2",
+        "--max-rounds-image",
+        "1",
         "--output-dir",
         out,
     )
     assert result.exit_code == 0, result.stderr
     run = only_run(out)
     images = read_json(run / "stage_2_image_generation" / "scores.json")
-    assert {name: s["status"] for name, s in images["scorers"].items()} == dict.fromkeys(IMAGE, "ok")
+    # the rounds' element check (issue 13) joins the named scorers
+    assert {name: s["status"] for name, s in images["scorers"].items()} == dict.fromkeys([*IMAGE, "elements"], "ok")
     for candidate in images["groups"]["all"]["candidates"]:
-        assert set(candidate["scores"]) == set(IMAGE)
+        assert set(candidate["scores"]) == {*IMAGE, "elements"}
         assert candidate["scores"]["vqascore"]["raw"] == pytest.approx(0.8, abs=0.02)
         assert candidate["scores"]["clip-score"]["model_id"] == str(tiny_models.clip_l)
         assert candidate["overall"] is not None
@@ -73,7 +76,12 @@ def test_cloud_run_reports_every_real_scorer(
     assert {f"best_{n}" for n in IMAGE} <= set(image_scores)
     video_scores = next(s for s in summary["stages"] if s["name"] == "video_generation")["scores"]
     assert {f"all_{n}" for n in VIDEO} <= set(video_scores)
-    vqa_requests = [r for r in fake_provider_env.requests_for("chat") if r.body.get("logprobs")]
+    # vqascore's own question (the element check asks its questions through the same call)
+    vqa_requests = [
+        r
+        for r in fake_provider_env.requests_for("chat")
+        if r.body.get("logprobs") and "Does this figure show" in str(r.body["messages"])
+    ]
     assert len(vqa_requests) == 2 and vqa_requests[0].body["model"] == "gpt-4.1"
 
 

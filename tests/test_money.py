@@ -489,7 +489,7 @@ def test_vqascore_calls_are_in_the_ledger(cli, cloud: FakeProviderServer, tmp_pa
     out = tmp_path / "runs"
     result = cli(
         "run", EXAMPLE, "--backend", "cloud", "--workflow", "image-only", "--scorers", "vqascore",
-        "--num-image-variations", "2", "--max-iterations-image", "1", "--output-dir", out,
+        "--num-image-variations", "2", "--max-iterations-image", "1", "--max-rounds-image", "1", "--output-dir", out,
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     trace = read_json(only_run(out) / "workflow_trace.json")

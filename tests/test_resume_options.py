@@ -37,6 +37,11 @@ REFUSED: list[tuple[str, list[str]]] = [
     ("--seed", ["--seed", "5"]),
     ("--scorers", ["--scorers", "offline"]),
     ("--dry-run", ["--dry-run"]),
+    ("--max-rounds-image", ["--max-rounds-image", "2"]),
+    ("--max-rounds-video", ["--max-rounds-video", "2"]),
+    ("--target-image", ["--target-image", "50"]),
+    ("--target-video", ["--target-video", "50"]),
+    ("--patience", ["--patience", "2"]),
     ("PROMPT_FILE", [str(EXAMPLE)]),
 ]
 

@@ -186,7 +186,9 @@ def test_regenerate_images_with_feedback(tmp_path: Path) -> None:
     assert all((run / i["artifact"]["path"]).is_file() for i in images["items"])
     # one pick, the best of both rounds, and the stage's scores are that pick's (summary and trace alike)
     assert_one_pick_per_group(run, "weighted", storyboard=False)
-    assert [it["human_feedback"] for it in images["iterations"] if it["human_feedback"]] == [feedback]
+    # the feedback went through the rounds' revision (issue 13): the second round's prompt carries it
+    second = images["outputs"]["rounds"][1]
+    assert second["feedback_round"] and second["revision"]["human_feedback"] == feedback
     trace = read_json(run / "workflow_trace.json")
     regenerate = [r for r in trace["reviews"] if r["action"] == "regenerate"]
     assert regenerate and regenerate[0]["feedback"] == feedback and regenerate[0]["at"]

@@ -36,7 +36,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(cli, tmp_path: Path) -> None
     assert "dry run: full on offline" in result.stdout
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("│ ")}
     # the stage cell is whole ("2. image_generation"): the terminal layout never wraps a cell a wider table fits
-    assert " 5 " in rows["2. image_generation"]  # 5 image variations
+    assert " 5-15 " in rows["2. image_generation"]  # 5 image variations a round, 1 to 3 rounds
     assert " 3 " in rows["3. storyboard"]  # 3 keyframes
     assert "7-19" in rows["4. video_prompt"]  # plan + 3 clip loops of 1..3 iterations (writer+critic)
 

@@ -50,6 +50,11 @@ def batch(
         None, "--ray-address", help="Ray cluster to join [default: $RAY_ADDRESS, else a local Ray instance]."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show each row's stages and notices."),
+    max_rounds_image: int = typer.Option(3, "--max-rounds-image", help="Image rounds (generate, check, revise)."),
+    max_rounds_video: int = typer.Option(1, "--max-rounds-video", help="Video rounds (1: no revision)."),
+    target_image: float = typer.Option(85.0, "--target-image", help="Overall image score that ends the rounds."),
+    target_video: float = typer.Option(85.0, "--target-video", help="Overall video score that ends the rounds."),
+    patience: int = typer.Option(1, "--patience", help="Stop after this many rounds without a better pick."),
 ) -> None:
     """Run every prompt of PROMPTS_FILE as its own run, under one budget and shared provider limits."""
     from feedback_cli.commands.run import _random_seed
@@ -72,6 +77,11 @@ def batch(
         threshold_video=threshold_video,
         clips=clips,
         max_cost=max_cost,
+        max_rounds_image=max_rounds_image,
+        max_rounds_video=max_rounds_video,
+        target_image=target_image,
+        target_video=target_video,
+        patience=patience,
     )
     workflow = workflow or Workflow.full
     if input_image is not None and workflow is not Workflow.video_only:
@@ -109,6 +119,11 @@ def batch(
         seed=seed if seed is not None else _random_seed(),
         verbose=verbose,
         max_cost=None,  # the batch cap is one budget for all rows, not a cap per run
+        max_rounds_image=max_rounds_image,
+        max_rounds_video=max_rounds_video,
+        target_image=target_image,
+        target_video=target_video,
+        patience=patience,
     )
     if settings.scorers:
         _preflight_named_scorers(base, settings)

@@ -43,6 +43,11 @@ def run(
     scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
     max_cost: float | None = typer.Option(None, "--max-cost", help="Stop before a call would pass this USD total."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and its cost range; call and write nothing."),
+    max_rounds_image: int = typer.Option(3, "--max-rounds-image", help="Image rounds (generate, check, revise)."),
+    max_rounds_video: int = typer.Option(1, "--max-rounds-video", help="Video rounds (1: no revision)."),
+    target_image: float = typer.Option(85.0, "--target-image", help="Overall image score that ends the rounds."),
+    target_video: float = typer.Option(85.0, "--target-video", help="Overall video score that ends the rounds."),
+    patience: int = typer.Option(1, "--patience", help="Stop after this many rounds without a better pick."),
     break_lock: bool = typer.Option(
         False, "--break-lock", help="With --resume: take a lock left on a filesystem that cannot lock."
     ),
@@ -90,6 +95,11 @@ def run(
         threshold_video=threshold_video,
         clips=clips,
         max_cost=max_cost,
+        max_rounds_image=max_rounds_image,
+        max_rounds_video=max_rounds_video,
+        target_image=target_image,
+        target_video=target_video,
+        patience=patience,
     )
     settings = load_settings(scorers=scorers, backend=backend.value if backend else None, max_cost=max_cost)
 
@@ -133,6 +143,11 @@ def run(
         seed=seed if seed is not None else _random_seed(),
         verbose=verbose,
         max_cost=settings.max_cost,
+        max_rounds_image=max_rounds_image,
+        max_rounds_video=max_rounds_video,
+        target_image=target_image,
+        target_video=target_video,
+        patience=patience,
     )
     if dry_run:
         from feedback_cli.ui.plan_view import render_plan

@@ -51,6 +51,11 @@ def stage(
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
     max_cost: float | None = typer.Option(None, "--max-cost", help="Stop before a call would pass this USD total."),
+    max_rounds_image: int = typer.Option(3, "--max-rounds-image", help="image-generation: rounds."),
+    max_rounds_video: int = typer.Option(1, "--max-rounds-video", help="video-generation: rounds."),
+    target_image: float = typer.Option(85.0, "--target-image", help="image-generation: score that ends the rounds."),
+    target_video: float = typer.Option(85.0, "--target-video", help="video-generation: score that ends the rounds."),
+    patience: int = typer.Option(1, "--patience", help="Stop after this many rounds without a better pick."),
 ) -> None:
     """Run one stage on its own from files."""
     if name is StageName.assemble:
@@ -78,7 +83,7 @@ def stage(
     from feedback_cli.providers.registry import resolve_backend
     from feedback_cli.ui.session import drive
     from feedback_cli.workflow.api import prepare_run
-    from feedback_cli.workflow.bounds import build_options, clip_count_problem
+    from feedback_cli.workflow.bounds import ROUNDS_OPTIONS, RUN_FLAGS, build_options, clip_count_problem
     from feedback_cli.workflow.inputs import read_prompt, validate_clips, validate_image
 
     # `--num` is the image count of image-generation and the videos per clip of video-generation: each is
@@ -94,6 +99,7 @@ def stage(
         "threshold_video": "--threshold",
         "clips": "--clips",
         "max_cost": "--max-cost",
+        **{k: v for k, v in RUN_FLAGS.items() if k in ROUNDS_OPTIONS},
         **({counted: "--num"} if counted else {}),
     }
     numbers = {
@@ -103,6 +109,11 @@ def stage(
         "threshold_video": threshold,
         "clips": clips,
         "max_cost": max_cost,
+        "max_rounds_image": max_rounds_image,
+        "max_rounds_video": max_rounds_video,
+        "target_image": target_image,
+        "target_video": target_video,
+        "patience": patience,
         **({counted: count} if counted and count is not None else {}),
     }
     build_options(flags, **numbers)  # every number checked before anything is read or created

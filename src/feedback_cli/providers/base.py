@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from feedback_cli.agents.questions import QuestionSet, QuestionsRequest
+from feedback_cli.agents.revision import Revision, RevisionRequest
 from feedback_cli.agents.schemas import CritiqueRequest, Draft, PlanRequest, Usage, VideoPlan, WriteRequest
 from feedback_cli.errors import ProviderError
 from feedback_cli.workflow.models import Critique
@@ -71,6 +73,15 @@ class Agents(Protocol):
     async def plan_video(self, request: PlanRequest) -> AgentReply[VideoPlan]: ...
 
     async def describe_image(self, image: Path) -> AgentReply[str]: ...
+
+    async def decompose(self, request: QuestionsRequest) -> AgentReply[QuestionSet]:
+        """The user's prompt as DSG-style yes/no questions with parent ids (once per generation stage)."""
+        ...
+
+    async def revise(self, request: RevisionRequest) -> AgentReply[Revision]:
+        """Between rounds: the critic (what to change, from the best candidates and their failed questions),
+        then the writer (the revised prompt, keeping what worked); cost and usage are the two calls' sum."""
+        ...
 
     def estimate_call_cost(self) -> float | None:
         """A typical writer or critic call's price in USD (budget checks and --dry-run); None if unknown."""

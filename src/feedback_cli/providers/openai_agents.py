@@ -28,7 +28,15 @@ import openai
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
-from feedback_cli.agents import templates
+from feedback_cli.agents import revision, templates
+from feedback_cli.agents.questions import (
+    QuestionSet,
+    QuestionsReply,
+    QuestionsRequest,
+    normalize_questions,
+    questions_messages,
+)
+from feedback_cli.agents.revision import Revision, RevisionNotes, RevisionRequest
 from feedback_cli.agents.schemas import (
     CritiqueRequest,
     Draft,
@@ -185,6 +193,55 @@ class OpenAIAgents:
             "request": {"role": "describer", "model": model, "image": image.name},
         }
         return self._reply(text, meta)
+
+    # --- rounds: DSG questions once per stage, and the critic + writer between rounds ---
+    async def decompose(self, request: QuestionsRequest) -> AgentReply[QuestionSet]:
+        model = self.settings.writer_model
+        reply, meta = await self._structured("questions", model, questions_messages(request), QuestionsReply)
+        questions = normalize_questions(reply.questions, kind=request.kind, source=request.source, model=model)
+        if not questions.questions:
+            raise ProviderError(f"questions {model} returned no question for the prompt")
+        return self._reply(questions, meta)
+
+    async def revise(self, request: RevisionRequest) -> AgentReply[Revision]:
+        what = revision.WHAT[request.kind]
+        shown = [{"type": "text", "text": revision.critic_text(request)}] + [
+            {"type": "image_url", "image_url": {"url": _small_data_uri(Path(c.image)), "detail": "low"}}
+            for c in request.candidates
+            if c.image
+        ]
+        critic_messages = [
+            {"role": "system", "content": revision.CRITIC_SYSTEM.format(what=what)},
+            {"role": "user", "content": shown},
+        ]
+        critic_model = self.settings.critic_model
+        notes, meta = await self._structured("round critic", critic_model, critic_messages, RevisionNotes)
+        critic = self._reply(notes, meta)
+        writer_messages = [
+            {"role": "system", "content": revision.WRITER_SYSTEM.format(what=what)},
+            {"role": "user", "content": revision.writer_text(request, notes)},
+        ]
+        writer_model = self.settings.writer_model
+        draft, meta = await self._structured("round writer", writer_model, writer_messages, templates.WriterReply)
+        if not draft.prompt.strip():
+            raise ProviderError(f"writer {writer_model} returned an empty prompt")
+        writer = self._reply(draft, meta)
+        usage = Usage(**{k: getattr(critic.usage, k) + getattr(writer.usage, k) for k in Usage.model_fields})
+        value = Revision(
+            prompt=draft.prompt.strip(),
+            rationale=draft.rationale,
+            changes=notes.changes,
+            keep=notes.keep,
+            human_feedback=request.human_feedback,
+        )
+        return AgentReply(
+            value,
+            f"{critic.model}+{writer.model}",
+            cost_usd=critic.cost_usd + writer.cost_usd,
+            usage=usage,
+            latency_s=critic.latency_s + writer.latency_s,
+            request={"critic": critic.request, "writer": writer.request},
+        )
 
     async def aclose(self) -> None:
         await self.client.close()

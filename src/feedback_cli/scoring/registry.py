@@ -46,6 +46,8 @@ BUILTIN_SCORERS: dict[str, str] = {
     "dynamic_degree": "feedback_cli.scoring.vbench:DynamicDegree",
     "aesthetic_quality": "feedback_cli.scoring.vbench:AestheticQuality",
     "imaging_quality": "feedback_cli.scoring.vbench:ImagingQuality",
+    "elements": "feedback_cli.scoring.elements:ElementsScorer",
+    "video_elements": "feedback_cli.scoring.elements:VideoElementsScorer",
 }
 
 #: registered at run time (`register`), e.g. by a test

@@ -203,12 +203,12 @@ class VQAScoreScorer(ImageScorer):
             )
         return self._client
 
-    def _score_one(self, path: Path, prompt: str) -> NotedValue:
+    def _score_one(self, path: Path, prompt: str, text: str | None = None) -> NotedValue:
         import openai
 
         s = self.settings
         content = [
-            {"type": "text", "text": question(prompt)},
+            {"type": "text", "text": text or question(prompt)},  # `text`: a DSG question as asked (elements)
             {"type": "image_url", "image_url": {"url": image_data_url(path)}},
         ]
         try:

@@ -1,19 +1,27 @@
-"""Stage 2: N image variations of the enhanced prompt, scored, the best selected.
+"""Stage 2: rounds of N image variations (issue 13), scored, revised, the best across every round selected.
 
-Regenerating after a human review first rewrites the prompt with the person's feedback (one more
-writer/critic round), then makes a new set of N variations; the pick is the best of every round's
-variations (a new round is more candidates for the same image)."""
+Round 1 makes N variations of the enhanced prompt; each is scored, including the element check against
+questions made once from the user's own prompt. Until the pick reaches `--target-image`, the rounds
+(`--max-rounds-image`) run out, the pick stops improving (`--patience`) or the next round would pass
+`--max-cost`, the critic and the writer revise the prompt from the best candidates and their failed questions,
+and the next round makes N more with new seeds. Regenerating after a human review is one more round through
+the same revision, with the person's feedback. The pick is the best of every round's variations."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from feedback_cli.agents.loop import refine
 from feedback_cli.providers.base import ImageRequest
 from feedback_cli.stages.base import Stage, StageContext
-from feedback_cli.stages.items import ItemSpec, run_items, select, write_scores
-from feedback_cli.stages.picks import earlier_rounds, pick_scores
+from feedback_cli.stages.items import ItemSpec, write_scores
+from feedback_cli.stages.picks import pick_scores
 from feedback_cli.stages.registry import register
+from feedback_cli.stages.rounds import RoundRules, rounds_file, run_rounds
+
+
+def image_key(round_no: int, index: int) -> str:
+    """`image_03` in round 1 (as before rounds), `r2_image_03` in round 2: unique across rounds."""
+    return f"image_{index + 1:02d}" if round_no == 1 else f"r{round_no}_image_{index + 1:02d}"
 
 
 @register
@@ -25,44 +33,50 @@ class ImageGenerationStage(Stage):
 
     async def run(self, ctx: StageContext) -> None:
         opts = ctx.options
-        prompt = ctx.record.outputs.get("image_prompt") or ctx.state.output("final_prompt") or ctx.state.source_prompt
-        round_no = int(ctx.record.outputs.get("round", 1))
-        if ctx.human_feedback:
-            result = await refine(
-                ctx,
-                kind="image",
-                source=prompt,
-                max_iterations=1,
-                threshold=opts.threshold_image,
-                human_feedback=ctx.human_feedback,
-                scope=f"round_{round_no + 1}",
-                seed=opts.seed,
-            )
-            prompt = result.prompt
-            round_no += 1
-            ctx.record.outputs.update(round=round_no, image_prompt=prompt)
-            await ctx.checkpoint()
-        ctx.record.outputs.setdefault("image_prompt", prompt)
-        ctx.record.outputs.setdefault("round", round_no)
+        rounds = ctx.record.outputs.get("rounds") or []
+        base = (
+            (rounds[0]["prompt"] if rounds else None)
+            or ctx.record.outputs.get("image_prompt")
+            or ctx.state.output("final_prompt")
+            or ctx.state.source_prompt
+        )
+        source = ctx.state.source_prompt or base  # the user's own words: what the questions check
         n = opts.num_image_variations
-        first = (round_no - 1) * n
         size_hint = ctx.services.settings.aspect_ratio
-        specs = [
-            ItemSpec(
-                key=f"image_{first + i + 1:02d}",
-                index=first + i,
-                seed=opts.seed + first + i,
-                kind="image",
-                build=lambda s=opts.seed + first + i: ImageRequest(prompt=prompt, seed=s, aspect_ratio=size_hint),
-                extra={"round": round_no},
-            )
-            for i in range(n)
-        ]
-        records = await run_items(ctx, specs, prompt)
-        # one pick, the best of this round's variations and every earlier round's
-        earlier = earlier_rounds(ctx.record, "", round_no)
-        best = select(ctx, "image", records, earlier=earlier)
-        write_scores(ctx, "image", {"all": ([*earlier, *records], best)})
+
+        def specs(round_no: int, prompt: str) -> list[ItemSpec]:
+            first = (round_no - 1) * n
+            return [
+                ItemSpec(
+                    key=image_key(round_no, i),
+                    index=first + i,
+                    seed=opts.seed + first + i,
+                    kind="image",
+                    build=lambda s=opts.seed + first + i, p=prompt: ImageRequest(
+                        prompt=p, seed=s, aspect_ratio=size_hint
+                    ),
+                    extra={"round": round_no, "prompt": prompt},
+                )
+                for i in range(n)
+            ]
+
+        rules = RoundRules(
+            kind="image",
+            max_rounds=opts.max_rounds_image,
+            target=opts.target_image,
+            patience=opts.patience,
+            per_round=n,
+            specs=specs,
+        )
+        best = await run_rounds(ctx, rules, base, source)
+        every = [i for i in ctx.record.items if "round" in i.extra]
+        write_scores(ctx, "image", {"all": (every, best)})
+        rounds_file(ctx)
         assert best.artifact is not None
-        ctx.record.outputs.update(best_image=best.artifact.path, best_key=best.key)
+        ctx.record.outputs.update(
+            best_image=best.artifact.path,
+            best_key=best.key,
+            image_prompt=str(best.extra.get("prompt") or base),
+            round=int(ctx.record.outputs["rounds"][-1]["round"]),
+        )
         ctx.record.scores = pick_scores([best], prefix="best")

@@ -306,6 +306,14 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
             _note_once(ctx, f"scorer {name} unavailable: {scorer.line()}")
             continue
         ctx.emit("item_scoring", f"{item.key}: {name}", key=item.key, scorer=name)
+        # a scorer that pays per file (the element check) holds its estimate under the cap while it runs
+        estimate = getattr(scorer, "call_estimate", None)
+        held = contextlib.nullcontext() if estimate is None else ctx.ledger.reserve(estimate(), f"{name} {item.key}")
+        try:
+            held.__enter__()
+        except BudgetError as exc:
+            _note_once(ctx, f"scorer {name} left out of {item.key}: {exc.message}")
+            continue
         try:
             rows = await loop.run_in_executor(executor, measure, scorer, [path], prompt)
         except ScorerUnavailable as exc:
@@ -316,6 +324,7 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
             continue
         finally:
             _book_scorer_calls(ctx, name, scorer, item.key)
+            held.__exit__(None, None, None)
         for dimension, m in rows[0].items():
             entries.append(
                 ScoreEntry(
@@ -326,6 +335,11 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
                     notes=list(m.notes),
                 )
             )
+    for scorer in scorers.values():  # the element check keeps every answer, not only its mean (rounds)
+        found = getattr(scorer, "check_for", None)
+        check = found(path) if found is not None else None
+        if check is not None:
+            item.extra["elements"] = check.model_dump(mode="json")
     item.scores = entries
     item.extra["scored"] = True
     ctx.emit("item_scored", item.key, key=item.key, scores={e.scorer: round(e.normalized, 2) for e in entries})

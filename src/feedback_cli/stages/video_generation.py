@@ -1,19 +1,26 @@
-"""Stage 5: M video attempts from the start frame (or, per storyboard clip, from its start and end
-frames), scored, the best selected (per clip in storyboard mode).
+"""Stage 5: rounds of M video attempts from the start frame (or, per storyboard clip, from its start and end
+frames), scored, the best selected (per clip in storyboard mode; the clips' loops run side by side).
 
-Regenerating after a human review adds M more attempts per clip with the person's feedback in the motion
-prompt; each clip keeps one pick, the best of all its attempts of every round."""
+Rounds (issue 13) work as in image generation, with `--max-rounds-video` (default 1: videos are expensive,
+a user opts in), `--target-video` and `--patience`; the element check reads frames at the start, middle and
+end. Regenerating after a human review is one more round per clip through the same revision, with the
+person's feedback; each clip keeps one pick, the best of all its attempts of every round."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
+from feedback_cli.errors import BudgetError
 from feedback_cli.providers.base import VideoRequest
 from feedback_cli.stages.assemble import join_final_video
 from feedback_cli.stages.base import Stage, StageContext
-from feedback_cli.stages.items import ItemSpec, run_items, select, write_scores
-from feedback_cli.stages.picks import earlier_rounds, pick_scores
+from feedback_cli.stages.items import ItemSpec, write_scores
+from feedback_cli.stages.picks import pick_scores
 from feedback_cli.stages.registry import register
+from feedback_cli.stages.rounds import RoundRules, ensure_questions, rounds_file, run_rounds
 from feedback_cli.stages.storyboard import start_image
 from feedback_cli.workflow.models import ItemRecord
 
@@ -30,74 +37,95 @@ class VideoGenerationStage(Stage):
         state = ctx.state
         duration = float(ctx.services.settings.video_duration_s)
         m = opts.num_video_attempts
-        round_no = int(ctx.record.outputs.get("round", 1))
-        if ctx.human_feedback:
-            round_no += 1
-            ctx.record.outputs.update(round=round_no, feedback=ctx.human_feedback.strip().rstrip("."))
-            await ctx.checkpoint()
-        # the person's words join the motion prompt for this round (kept for a resumed round)
-        feedback = f", {ctx.record.outputs['feedback']}" if ctx.record.outputs.get("feedback") else ""
-        first = (round_no - 1) * m
         clip_prompts = state.output("clip_prompts")
-        specs: list[ItemSpec] = []
+        # (group, its first prompt, its specs for a round): one loop of rounds per clip, or one for the video
+        loops: list[tuple[str, str, Callable[[int, str], list[ItemSpec]]]] = []
         if clip_prompts:
             for clip in clip_prompts:
                 c = clip["clip"]
-                prompt = clip["motion_prompt"] + feedback
                 start, end = ctx.abs(clip["start_frame"]), ctx.abs(clip["end_frame"])
-                for i in range(m):
-                    seed = opts.seed + 1000 * c + first + i
-                    specs.append(
+
+                def clip_specs(
+                    round_no: int, prompt: str, c: int = c, a: Path = start, b: Path = end
+                ) -> list[ItemSpec]:
+                    first = (round_no - 1) * m
+                    return [
                         ItemSpec(
                             key=f"clip_{c:02d}_video_{first + i + 1:02d}",
-                            index=len(specs),
-                            seed=seed,
+                            index=1000 * (c - 1) + first + i,
+                            seed=opts.seed + 1000 * c + first + i,
                             kind="video",
                             group=f"clip_{c:02d}",
                             extra={"round": round_no, "prompt": prompt},
-                            build=lambda p=prompt, s=seed, a=start, b=end: VideoRequest(
+                            build=lambda p=prompt, s=opts.seed + 1000 * c + first + i: VideoRequest(
                                 prompt=p, seed=s, start_image=a, end_image=b, duration_s=duration
                             ),
                         )
-                    )
+                        for i in range(m)
+                    ]
+
+                loops.append((f"clip_{c:02d}", clip["motion_prompt"], clip_specs))
         else:
             image = start_image(state)
             if image is None:
                 raise ValueError("video generation needs a best image or --input-image")
-            prompt = (state.output("video_prompt") or state.source_prompt) + feedback
-            for i in range(m):
-                seed = opts.seed + first + i
-                specs.append(
+            start_frame = ctx.abs(image)
+
+            def video_specs(round_no: int, prompt: str) -> list[ItemSpec]:
+                first = (round_no - 1) * m
+                return [
                     ItemSpec(
                         key=f"video_{first + i + 1:02d}",
                         index=first + i,
-                        seed=seed,
+                        seed=opts.seed + first + i,
                         kind="video",
                         group="all",
                         extra={"round": round_no, "prompt": prompt},
-                        build=lambda s=seed, p=prompt, a=ctx.abs(image): VideoRequest(
-                            prompt=p, seed=s, start_image=a, duration_s=duration
+                        build=lambda s=opts.seed + first + i, p=prompt: VideoRequest(
+                            prompt=p, seed=s, start_image=start_frame, duration_s=duration
                         ),
                     )
-                )
-        groups: dict[str, list] = {}
-        for spec in specs:
-            groups.setdefault(spec.group, []).append(spec)
-        all_records = await run_items(ctx, specs, specs[0].extra["prompt"] if specs else "")
-        by_key = {r.key: r for r in all_records}
-        # one pick per group (clip), across this round and the rounds before it; groups keep clip order
+                    for i in range(m)
+                ]
+
+            loops.append(("all", state.output("video_prompt") or state.source_prompt, video_specs))
+        source = state.source_prompt or loops[0][1]  # the user's own words: what the questions check
+        await ensure_questions(ctx, "video", source)  # once, before the clips' loops run side by side
+
+        def rules(group: str, specs: Callable[[int, str], list[ItemSpec]]) -> RoundRules:
+            return RoundRules(
+                kind="video",
+                max_rounds=opts.max_rounds_video,
+                target=opts.target_video,
+                patience=opts.patience,
+                per_round=m,
+                specs=specs,
+                group=group,
+                scope=group if clip_prompts else "",
+                end_frame=bool(clip_prompts),
+            )
+
+        # each clip's loop lets its paid items in flight finish before it raises (a budget refusal, a failure);
+        # the other clips go on, and the stage raises afterwards, a budget refusal first
+        outcomes = await asyncio.gather(
+            *(run_rounds(ctx, rules(group, specs), base, source) for group, base, specs in loops),
+            return_exceptions=True,
+        )
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            raise next((e for e in errors if isinstance(e, BudgetError)), errors[0])
+        bests = [o for o in outcomes if isinstance(o, ItemRecord)]
         picks: dict[str, tuple[list[ItemRecord], ItemRecord]] = {}
-        for group, group_specs in groups.items():
-            records = [by_key[s.key] for s in group_specs]
-            earlier = earlier_rounds(ctx.record, group, round_no)
-            picks[group] = ([*earlier, *records], select(ctx, "video", records, earlier=earlier))
+        for (group, _, _), best in zip(loops, bests, strict=True):
+            members = [i for i in ctx.record.items if str(i.extra.get("group", "")) == group and "round" in i.extra]
+            picks[group] = (members, best)
+            rounds_file(ctx, group if clip_prompts else "")
         write_scores(ctx, "video", picks)
-        bests = [best for _, best in picks.values()]
         if clip_prompts:
             ctx.record.outputs["best_videos"] = [b.artifact.path for b in bests if b.artifact]
         else:
             assert bests[0].artifact is not None
             ctx.record.outputs["best_video"] = bests[0].artifact.path
-        ctx.record.scores = pick_scores(bests)
+        ctx.record.scores = pick_scores(list(bests))
         if clip_prompts:  # stage 5's last step: the per-clip picks joined, in order, into final.mp4
             await join_final_video(ctx)

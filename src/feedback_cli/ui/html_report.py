@@ -299,6 +299,8 @@ def _stage_section(stage: dict[str, Any], data: dict[str, Any], media: _Media) -
         out.append(f"<p>scores: {_e(scores)}</p>")
     if stage["iterations"]:
         out.append(_iterations(stage))
+    if stage.get("round_log"):
+        out.append(_rounds(stage))
     if stage["candidates"]:
         out.append(_matrix(stage, data.get("selection", "weighted"), media))
     out.append(_storyboard_frames(stage, media))
@@ -337,6 +339,31 @@ def _diff_html(changes: list[Any]) -> str:
         else:
             parts.append(_e(words))
     return " ".join(parts)
+
+
+def _rounds(stage: dict[str, Any]) -> str:
+    """Each round (issue 13): best score and the pick so far, the prompt as a word diff from the previous
+    round's, the questions its best candidate failed; then why the rounds stopped."""
+    out = ["<h3>Rounds</h3><div class='iterations'>"]
+    for r in stage["round_log"]:
+        out.append(
+            f"<div class='iteration'><div class='head'>round {_e(r['round'])} · best {_num(r['best_overall'])}"
+            f" ({_e(r['best_key'] or '-')}) · elements {_num(r['best_elements'])}"
+            f" · pick so far {_e(r['best_so_far_key'] or '-')}</div>"
+        )
+        if r["human_feedback"]:
+            out.append(f"<div>human feedback: <b>{_e(r['human_feedback'])}</b></div>")
+        if r["changes"]:
+            out.append(f"<div class='diff'>prompt: {_diff_html(r['changes'])}</div>")
+        else:
+            out.append(f"<div class='prompt'>{_e(r['prompt'])}</div>")
+        if r["failed"]:
+            out.append("<ul class='feedback'>" + "".join(f"<li>failed: {_e(q)}</li>" for q in r["failed"]) + "</ul>")
+        out.append("</div>")
+    if stage.get("stop_reason"):
+        out.append(f"<p>stopped: {_e(stage['stop_reason'])}</p>")
+    out.append("</div>")
+    return "".join(out)
 
 
 def _iterations(stage: dict[str, Any]) -> str:

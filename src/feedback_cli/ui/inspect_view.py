@@ -268,8 +268,35 @@ def _with_changes(iterations: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _small_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
-    """The stage outputs worth showing (the video plan is long and lives in its own file)."""
-    return {k: v for k, v in outputs.items() if k not in ("plan",)}
+    """The stage outputs worth showing (the video plan and the questions are long and live in their own files)."""
+    return {k: v for k, v in outputs.items() if k not in ("plan", "questions")}
+
+
+def _round_log(record: StageRecord) -> list[dict[str, Any]]:
+    """The rounds of a generation stage (issue 13): each round's prompt with its word diff from the previous
+    round's, the questions its best candidate failed, its best score, the pick so far, and what the revision
+    was asked by a person."""
+    out: list[dict[str, Any]] = []
+    before: str | None = None
+    for r in record.outputs.get("rounds") or []:
+        prompt = str(r.get("prompt", ""))
+        out.append(
+            {
+                "round": r.get("round"),
+                "prompt": prompt,
+                "changes": None if before is None else word_diff(before, prompt),
+                "failed": list(r.get("failed") or []),
+                "best_key": r.get("best_key"),
+                "best_overall": r.get("best_overall"),
+                "best_elements": r.get("best_elements"),
+                "best_so_far_key": r.get("best_so_far_key"),
+                "best_so_far_overall": r.get("best_so_far_overall"),
+                "human_feedback": r.get("human_feedback"),
+                "status": r.get("status"),
+            }
+        )
+        before = prompt
+    return out
 
 
 def _stage(run_dir: Path, record: StageRecord, selection: str) -> dict[str, Any]:
@@ -313,6 +340,8 @@ def _stage(run_dir: Path, record: StageRecord, selection: str) -> dict[str, Any]
         "candidates": candidates,
         "winners": winners,
         "rounds": max((c["round"] for c in candidates), default=0),
+        "round_log": _round_log(record),
+        "stop_reason": record.outputs.get("stop_reason"),
         "files": files,
     }
 
@@ -470,6 +499,8 @@ def render_run(console: Console, data: dict[str, Any]) -> None:
         heading(console, title)
         if stage["iterations"]:
             render_iterations(console, stage)
+        if stage.get("round_log"):
+            render_rounds(console, stage)
         if stage["candidates"]:
             print_table(console, candidate_matrix(stage, data.get("selection", "weighted")))
         for note in stage["notes"]:
@@ -511,6 +542,28 @@ def diff_text(changes: list[tuple[str, str]]) -> Text:
         else:
             text.append(words)
     return text
+
+
+def render_rounds(console: Console, stage: dict[str, Any]) -> None:
+    """Each round: its best score and the pick so far, the prompt as a word diff from the previous round's,
+    and the questions its best candidate failed; then why the rounds stopped."""
+    console.print(Text(f"{stage['title']}: rounds", style="bold"))
+    for r in stage["round_log"]:
+        head = f"round {r['round']}: best {_fmt(r['best_overall'])} ({r['best_key'] or '-'})"
+        head += f", elements {_fmt(r['best_elements'])}, pick so far {r['best_so_far_key'] or '-'}"
+        console.print(Text(head, style="bold"), soft_wrap=True)
+        if r["human_feedback"]:
+            print_line(console, f"  human feedback: {r['human_feedback']}")
+        if r["changes"] is None:
+            print_line(console, f"  prompt: {' '.join(r['prompt'].split())}")
+        else:
+            line = Text("  prompt: ")
+            line.append_text(diff_text(r["changes"]) if any(op != "=" for op, _ in r["changes"]) else Text("(same)"))
+            console.print(line, soft_wrap=True)
+        if r["failed"]:
+            print_line(console, f"  failed: {'; '.join(r['failed'])}", style="dim")
+    if stage.get("stop_reason"):
+        print_line(console, f"stopped: {stage['stop_reason']}")
 
 
 def render_iterations(console: Console, stage: dict[str, Any]) -> None:

@@ -28,7 +28,10 @@ def render_plan(plan: DryRunPlan, backend_reason: str) -> None:
             if stage.cost_min_usd != stage.cost_max_usd
             else f"{stage.cost_max_usd:.4f}"
         )
-        table.add_row(f"{stage.number}. {stage.name}", calls, str(stage.media_calls), ", ".join(stage.models), cost)
+        media = str(stage.media_calls)
+        if stage.media_calls_min is not None and stage.media_calls_min != stage.media_calls:
+            media = f"{stage.media_calls_min}-{stage.media_calls}"  # rounds: one round at the least
+        table.add_row(f"{stage.number}. {stage.name}", calls, media, ", ".join(stage.models), cost)
     table.add_section()
     table.add_row("total", "", "", "", f"{plan.cost_min_usd:.4f}-{plan.cost_max_usd:.4f}")
     print_table(console, table)

@@ -28,7 +28,14 @@ RUN_FLAGS: dict[str, str] = {
     "threshold_video": "--threshold-video",
     "clips": "--clips",
     "max_cost": "--max-cost",
+    "max_rounds_image": "--max-rounds-image",
+    "max_rounds_video": "--max-rounds-video",
+    "target_image": "--target-image",
+    "target_video": "--target-video",
+    "patience": "--patience",
 }
+#: the rounds options (issue 13): the same flags on `fbloop run` and `fbloop stage`
+ROUNDS_OPTIONS = ("max_rounds_image", "max_rounds_video", "target_image", "target_video", "patience")
 
 
 def limits(field: str) -> tuple[float | None, float | None]:

@@ -10,10 +10,15 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from feedback_cli.config import Settings
+from feedback_cli.providers.prices import load_prices
 from feedback_cli.providers.registry import BACKENDS, load_agents, load_media
 from feedback_cli.stages.registry import get as get_stage
+from feedback_cli.stages.rounds import VQA_PROMPT_TOKENS
 from feedback_cli.workflow.models import RunOptions
 from feedback_cli.workflow.plan import stages_for
+
+#: element questions per prompt assumed by the estimate (DSG prompts have 5-15; they are made at run time)
+TYPICAL_QUESTIONS = 8
 
 
 class StagePlan(BaseModel):
@@ -24,6 +29,8 @@ class StagePlan(BaseModel):
     agent_calls_min: int = 0
     agent_calls_max: int = 0
     media_calls: int = 0
+    #: the fewest media calls when the stage may stop early (rounds); None: `media_calls` is exact
+    media_calls_min: int | None = None
     models: list[str] = Field(default_factory=list)
     cost_min_usd: float = 0.0
     cost_max_usd: float = 0.0
@@ -70,10 +77,29 @@ def dry_run(options: RunOptions, settings: Settings, *, starts_from_image: bool)
             plan.agent_calls_max = describe + 2 * options.max_iterations_image
             plan.models = agent_models
         elif name == "image_generation":
-            plan.media_calls = options.num_image_variations
+            # rounds (issue 13): one round at the least, every round at the most; the element questions are
+            # made once (one agent call) and each revision is a critic and a writer call
+            rounds = options.max_rounds_image
+            plan.media_calls = options.num_image_variations * rounds
+            plan.media_calls_min = options.num_image_variations
             plan.models = [media.image_model()]
-            cost = plan.media_calls * price(media.estimate_image_cost(), media.image_model())
-            plan.cost_min_usd = plan.cost_max_usd = cost
+            per_image = price(media.estimate_image_cost(), media.image_model())
+            plan.cost_min_usd = options.num_image_variations * per_image
+            plan.cost_max_usd = plan.media_calls * per_image
+            plan.agent_calls_min = 1
+            plan.agent_calls_max = 1 + 2 * (rounds - 1)
+            if options.backend.value != "offline":
+                vqa = price(
+                    load_prices(settings.price_file).llm_cost(settings.vqa_model, VQA_PROMPT_TOKENS, 1),
+                    settings.vqa_model,
+                )
+                plan.cost_min_usd += options.num_image_variations * TYPICAL_QUESTIONS * vqa
+                plan.cost_max_usd += plan.media_calls * TYPICAL_QUESTIONS * vqa
+            notes.append(
+                f"image generation: 1 to {rounds} round(s) of {options.num_image_variations} images "
+                f"(stops at --target-image {options.target_image:g}, --patience {options.patience}); the element "
+                f"check is counted at {TYPICAL_QUESTIONS} questions per image"
+            )
         elif name == "storyboard":
             plan.media_calls = options.clips
             plan.models = [media.image_model()]

@@ -44,6 +44,12 @@ class RunOptions(BaseModel):
     seed: int = 0
     verbose: bool = False
     max_cost: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    #: rounds of the generation stages (issue 13): candidates per round are the variations / attempts above
+    max_rounds_image: int = Field(default=3, ge=1, le=20)
+    max_rounds_video: int = Field(default=1, ge=1, le=20)
+    target_image: float = Field(default=85.0, ge=0, le=100)
+    target_video: float = Field(default=85.0, ge=0, le=100)
+    patience: int = Field(default=1, ge=1, le=20)
 
 
 class Artifact(BaseModel):

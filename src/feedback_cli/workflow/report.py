@@ -67,7 +67,7 @@ def summarize(state: RunState) -> WorkflowSummary:
         files = sorted(
             {a.path for a in record.artifacts} | {i.artifact.path for i in record.items if i.artifact is not None}
         )
-        outputs = {k: v for k, v in record.outputs.items() if k not in ("plan",)}
+        outputs = {k: v for k, v in record.outputs.items() if k not in ("plan", "questions")}
         stages.append(
             StageSummary(
                 number=record.number,

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from feedback_cli.agents.questions import QuestionSet, QuestionsRequest
+from feedback_cli.agents.revision import Revision, RevisionRequest, offline_revision
 from feedback_cli.agents.rubric import Criterion, content_words, covers, rubric
 from feedback_cli.agents.schemas import (
     CritiqueRequest,
@@ -22,6 +24,7 @@ from feedback_cli.agents.schemas import (
 )
 from feedback_cli.config import Settings
 from feedback_cli.providers.base import AgentReply
+from feedback_cli.providers.offline import scene
 from feedback_cli.workflow.models import Critique
 
 MODEL = "offline-rubric"
@@ -201,6 +204,25 @@ class OfflineAgents:
         text = await asyncio.to_thread(offline_describe, image)
         return AgentReply(
             text, MODEL, latency_s=time.perf_counter() - start, request={"role": "describer", "image": image.name}
+        )
+
+    async def decompose(self, request: QuestionsRequest) -> AgentReply[QuestionSet]:
+        start = await self._delay()
+        questions = scene.decompose(request.source, request.kind)
+        return AgentReply(
+            questions,
+            scene.OFFLINE_DECOMPOSER,
+            latency_s=time.perf_counter() - start,
+            request={"role": "questions", "kind": request.kind},
+        )
+
+    async def revise(self, request: RevisionRequest) -> AgentReply[Revision]:
+        start = await self._delay()
+        return AgentReply(
+            offline_revision(request),
+            MODEL,
+            latency_s=time.perf_counter() - start,
+            request={"role": "critic+writer", "kind": request.kind, "round": request.round},
         )
 
     def estimate_call_cost(self) -> float:

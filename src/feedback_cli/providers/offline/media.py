@@ -3,7 +3,10 @@
 Images: a palette from the prompt's colour words, a layout from the seed (so N variations really
 differ, in content and in sharpness). Videos: H.264 MP4 at 24 fps made from the start frame (and the
 end frame when given) with a camera move read from the prompt (pan, zoom in/out) and a crossfade.
-Every frame carries a visible `fbloop offline` stamp.
+Every frame carries a visible `fbloop offline` stamp. A prompt that names objects of the small vocabulary in
+`scene` (ball, box, tree, house, cat, ...) is drawn as those objects, with their colours, counts, relations,
+quoted text and style, sometimes missing one (seed-dependent) as a real generator does: a simulation of what
+rounds fix, not evidence of quality.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
 
 from feedback_cli.config import Settings
 from feedback_cli.providers.base import ImageRequest, JobHook, MediaOutput, VideoRequest
+from feedback_cli.providers.offline import scene
 
 IMAGE_MODEL = "offline-procedural-image"
 VIDEO_MODEL = "offline-procedural-video"
@@ -100,6 +104,11 @@ def stamp(image: Image.Image) -> None:
 
 
 def draw_image(prompt: str, seed: int, size: tuple[int, int]) -> Image.Image:
+    plan = scene.parse(prompt)
+    if plan.entities:  # the prompt names objects the offline vocabulary draws (and may miss: see scene)
+        image = scene.draw_scene(plan, prompt, seed, size).image
+        stamp(image)
+        return image
     rng = random.Random(_seed_for(prompt, seed))
     colours = palette(prompt)
     rng.shuffle(colours)

@@ -1,0 +1,368 @@
+"""Rounds of a generation stage (issue 13): generate, check the elements, revise the prompt, generate again.
+
+A round is N candidates from one prompt. After it, every candidate of every round so far competes (the best
+so far never leaves the pool); the stage stops when the pick reaches the target, the rounds run out, the pick
+has not improved for `patience` rounds, or the next round's estimate would pass `--max-cost`, and the trace
+says which. Otherwise the critic and the writer revise the prompt from the round's best candidates and the
+questions they failed (with the memory of every earlier round), and the next round starts with new seeds.
+
+The questions are made once per stage from the user's own prompt and frozen (`questions.json`); the element
+check answers them with the candidate alone, never with a revised prompt. Every step is checkpointed: a round's
+revised prompt before its first item, each item as items are, so a resume continues inside the same round
+and pays for nothing twice.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from feedback_cli.agents.calls import ask
+from feedback_cli.agents.questions import QuestionSet, QuestionsRequest
+from feedback_cli.agents.revision import (
+    CandidateSummary,
+    RevisionRequest,
+    RoundMemory,
+    failed_questions,
+)
+from feedback_cli.errors import BudgetError, ScorerUnavailable
+from feedback_cli.stages.base import StageContext
+from feedback_cli.stages.items import ItemSpec, run_items, select
+from feedback_cli.stages.picks import earlier_rounds
+from feedback_cli.workflow.models import ItemRecord
+
+ROUNDS_SCHEMA_VERSION = 1
+ELEMENTS = "elements"
+#: the video scorer's name (one name per class); its dimension is `elements` as for images
+VIDEO_ELEMENTS = "video_elements"
+#: best candidates the critic looks at
+CRITIC_CANDIDATES = 2
+#: prompt tokens of one VQA question with an image, for the budget estimate of the element check
+VQA_PROMPT_TOKENS = 800
+
+Kind = Literal["image", "video"]
+
+
+@dataclass
+class RoundRules:
+    kind: Kind
+    max_rounds: int
+    target: float
+    patience: int
+    per_round: int
+    #: this round's item specs from (round number, its prompt)
+    specs: Callable[[int, str], list[ItemSpec]]
+    group: str = ""
+    scope: str = ""  # where the rounds live in `outputs` ("" for the stage, or a clip)
+    end_frame: bool = False  # video: made from a start and an end frame (its price)
+
+
+def _rounds(ctx: StageContext, scope: str) -> list[dict[str, Any]]:
+    key = f"rounds_{scope}" if scope else "rounds"
+    return ctx.record.outputs.setdefault(key, [])
+
+
+def elements_scorer(ctx: StageContext, kind: Kind) -> Any:
+    """The run's `elements` scorer (added to the scorers when the user did not name it), or None."""
+    names = ctx.services.image_scorer_names if kind == "image" else ctx.services.video_scorer_names
+    name = ELEMENTS if kind == "image" else VIDEO_ELEMENTS
+    if name not in names:
+        names.append(name)  # rounds learn from the element check: it joins the overall score
+    scorers = ctx.services.image_scorers() if kind == "image" else ctx.services.video_scorers()
+    scorer = scorers.get(name)
+    if isinstance(scorer, ScorerUnavailable) or scorer is None:
+        return None
+    return scorer
+
+
+async def ensure_questions(ctx: StageContext, kind: Kind, source: str) -> QuestionSet:
+    """The stage's frozen questions: from the checkpoint, or made once now from the user's own prompt."""
+    stored = ctx.record.outputs.get("questions")
+    if stored:
+        return QuestionSet.model_validate(stored)
+    agents = ctx.services.agents
+    ctx.ledger.check(agents.estimate_call_cost(), f"the {kind} element questions")
+    # booked as its responses arrive (also when the call then fails), as every agent call of a stage
+    reply = await ask(ctx, f"questions {kind}", agents.decompose(QuestionsRequest(kind=kind, source=source)))
+    questions = reply.value
+    ctx.record.outputs["questions"] = questions.model_dump(mode="json")
+    artifact = ctx.folder.write_json(ctx.rel("questions.json"), questions.model_dump(mode="json"))
+    ctx.record.artifacts = [a for a in ctx.record.artifacts if a.path != artifact.path] + [artifact]
+    ctx.emit("notice", f"{len(questions.questions)} element questions from the prompt ({questions.model})")
+    await ctx.checkpoint()
+    return questions
+
+
+def round_cost_estimate(ctx: StageContext, rules: RoundRules, questions: int) -> float | None:
+    """What one more round would cost: its candidates, their element questions and the revision's two calls."""
+    services = ctx.services
+    media = services.media
+    if rules.kind == "image":
+        per_item = media.estimate_image_cost()
+    else:
+        per_item = media.estimate_video_cost(rules.end_frame, float(services.settings.video_duration_s))
+    agent_call = services.agents.estimate_call_cost()
+    if per_item is None or agent_call is None:
+        return None
+    vqa = 0.0
+    if services.backend != "offline" and questions:
+        from feedback_cli.providers.prices import load_prices
+
+        price = load_prices(services.settings.price_file).llm_cost(services.settings.vqa_model, VQA_PROMPT_TOKENS, 1)
+        if price is None:
+            return None
+        vqa = price * questions * rules.per_round
+    return rules.per_round * per_item + vqa + 2 * agent_call
+
+
+def _summary(item: ItemRecord) -> CandidateSummary:
+    check = item.extra.get("elements") or {}
+    return CandidateSummary(
+        key=item.key,
+        overall=item.overall,
+        elements=check.get("score"),
+        failed=[],
+        passed=[a["question"] for a in check.get("answers", []) if a.get("score", 0.0) >= 0.5],
+    )
+
+
+def _failed_texts(item: ItemRecord | None) -> list[str]:
+    if item is None:
+        return []
+    check = item.extra.get("elements") or {}
+    return [a["question"] for a in check.get("answers", []) if a.get("score", 0.0) < 0.5]
+
+
+def _item(ctx: StageContext, key: str | None) -> ItemRecord | None:
+    return next((i for i in ctx.record.items if i.key == key), None) if key else None
+
+
+def stop_reason(rounds: Sequence[dict[str, Any]], rules: RoundRules, has_questions: bool) -> str | None:
+    """Why no further round runs, or None. `rounds` are finished rounds, each with `best_so_far_overall`."""
+    last = rounds[-1]
+    best = last.get("best_so_far_overall")
+    if last.get("error"):
+        return f"failed: {last['error']}; the best so far is kept (--retry-failed tries them again)"
+    if last.get("feedback_round"):
+        return "feedback: the round asked for at the review is done"
+    if best is not None and best >= rules.target:
+        return f"target: the best score {best:.1f} reached the target {rules.target:.1f}"
+    if len(rounds) >= rules.max_rounds:
+        return f"rounds: {len(rounds)} of {rules.max_rounds} rounds done"
+    if not has_questions:
+        return "no element questions: nothing to revise from, so one round (best of N)"
+    scores = [r.get("best_so_far_overall") or 0.0 for r in rounds]
+    improved_at = max((i for i in range(len(scores)) if i == 0 or scores[i] > scores[i - 1]), default=0)
+    if len(rounds) - 1 - improved_at >= rules.patience:
+        return f"patience: the best score has not improved for {len(rounds) - 1 - improved_at} round(s)"
+    return None
+
+
+async def run_rounds(ctx: StageContext, rules: RoundRules, base_prompt: str, source: str) -> ItemRecord:
+    """Run (or resume) the stage's rounds and return the pick across all of them."""
+    questions = await ensure_questions(ctx, rules.kind, source)
+    # no question, no element check: the stage is best of N (the trace says so), scored as before rounds
+    scorer = elements_scorer(ctx, rules.kind) if questions.questions else None
+    if scorer is not None:
+        scorer.bind(questions, answerer="offline" if ctx.services.backend == "offline" else "vqa")
+    elif questions.questions:
+        ctx.emit("notice", "the element check cannot run: rounds revise without failed questions")
+    rounds = _rounds(ctx, rules.scope)
+    if not rounds:
+        rounds.append({"round": 1, "prompt": base_prompt, "status": "running"})
+        await ctx.checkpoint()
+    if ctx.human_feedback is not None:
+        # one revised round per "regenerate" at the review, counted so a resume never asks for it twice
+        asked = sum(1 for r in ctx.state.reviews if r.stage == ctx.record.name and r.action == "regenerate")
+        made = sum(1 for r in rounds if r.get("feedback_round"))
+        if made < max(asked, 1):
+            await _revise(ctx, rules, rounds, questions, source, human_feedback=ctx.human_feedback)
+    for earlier in rounds[:-1]:  # `--retry-failed` made some of an earlier round's items pending again
+        if _unfinished(ctx, rules, earlier):
+            await _run_round(ctx, rules, earlier)
+    while True:
+        current = rounds[-1]
+        if current["status"] != "done" or _unfinished(ctx, rules, current):
+            await _run_round(ctx, rules, current)
+        reason = stop_reason(rounds, rules, bool(questions.questions))
+        if reason is None:
+            estimate = round_cost_estimate(ctx, rules, len(questions.questions))
+            try:  # the ledger's own rule: the run's cap, and in a batch the batch's shared budget
+                ctx.ledger.check(estimate, f"{rules.kind} round {len(rounds) + 1}")
+            except BudgetError as exc:
+                shown = "an unknown amount" if estimate is None else f"about ${estimate:.4f}"
+                reason = f"budget: round {len(rounds) + 1} would cost {shown} ({exc.message})"
+        if reason is not None:
+            ctx.record.outputs["stop_reason" + (f"_{rules.scope}" if rules.scope else "")] = reason
+            ctx.emit("notice", f"{rules.kind} rounds stopped: {reason}")
+            break
+        await _revise(ctx, rules, rounds, questions, source)
+    # the pick across every round, oldest first (a tie goes to the earlier candidate)
+    pool = [i for i in ctx.record.items if str(i.extra.get("group", "")) == rules.group and "round" in i.extra]
+    return select(ctx, rules.kind, pool)
+
+
+def _unfinished(ctx: StageContext, rules: RoundRules, current: dict[str, Any]) -> bool:
+    keys = {spec.key for spec in rules.specs(int(current["round"]), current["prompt"])}
+    return any(i.key in keys and i.status in ("pending", "submitted") for i in ctx.record.items)
+
+
+async def _run_round(ctx: StageContext, rules: RoundRules, current: dict[str, Any]) -> None:
+    number = int(current["round"])
+    ctx.emit("notice", f"{rules.kind} round {number}: {current['prompt']}")
+    started = time.perf_counter()
+    records = await run_items(ctx, rules.specs(number, current["prompt"]), current["prompt"])
+    earlier = earlier_rounds(ctx.record, rules.group, number)
+    if number > 1 and not any(r.status == "succeeded" for r in records):
+        # a later round that made nothing does not fail the stage: the best so far stays the pick
+        previous = next(r for r in _rounds(ctx, rules.scope) if int(r["round"]) == number - 1)
+        current.update(
+            status="done",
+            best_key=None,
+            best_overall=None,
+            best_elements=None,
+            failed=[],
+            best_so_far_key=previous.get("best_so_far_key"),
+            best_so_far_overall=previous.get("best_so_far_overall"),
+            error=f"no candidate of round {number} succeeded",
+            wall_s=round(time.perf_counter() - started, 3),
+        )
+        await ctx.checkpoint()
+        return
+    best = select(ctx, rules.kind, records, earlier=earlier)
+    current.pop("error", None)  # a round `--retry-failed` made succeed
+    round_best = max(
+        (r for r in records if r.status == "succeeded" and r.overall is not None),
+        key=lambda r: r.overall or 0.0,
+        default=None,
+    )
+    check = (round_best.extra.get("elements") or {}) if round_best else {}
+    current.update(
+        status="done",
+        best_key=round_best.key if round_best else None,
+        best_overall=round_best.overall if round_best else None,
+        best_elements=check.get("score"),
+        failed=_failed_texts(round_best),
+        best_so_far_key=best.key,
+        best_so_far_overall=best.overall,
+        # this session's time on the round's items (a resumed round counts the part after the resume)
+        wall_s=round(time.perf_counter() - started, 3),
+    )
+    ctx.emit(
+        "notice",
+        f"{rules.kind} round {number}: best {current['best_overall']}, best so far {best.overall} ({best.key})",
+        round=number,
+        best=current["best_overall"],
+        best_so_far=best.overall,
+    )
+    await ctx.checkpoint()
+
+
+async def _revise(
+    ctx: StageContext,
+    rules: RoundRules,
+    rounds: list[dict[str, Any]],
+    questions: QuestionSet,
+    source: str,
+    human_feedback: str | None = None,
+) -> None:
+    """The critic and the writer turn the last round into the next round's prompt (checkpointed at once)."""
+    last = rounds[-1]
+    number = int(last["round"])
+    items = [
+        i
+        for i in ctx.record.items
+        if int(i.extra.get("round", 0)) == number
+        and str(i.extra.get("group", "")) == rules.group
+        and i.status == "succeeded"
+    ]
+    items.sort(key=lambda i: -(i.overall if i.overall is not None else -1.0))
+    work = tempfile.TemporaryDirectory(prefix="fbloop-critic-")  # a video's keyframe strips, for this call only
+    candidates = []
+    for item in items[:CRITIC_CANDIDATES]:
+        summary = _summary(item)
+        summary.failed = failed_questions(questions.questions, (item.extra.get("elements") or {}).get("answers", []))
+        if item.artifact is not None:
+            summary.image = str(_critic_image(ctx, rules.kind, item, Path(work.name)))
+        candidates.append(summary)
+    history = [
+        RoundMemory(
+            round=int(r["round"]),
+            prompt=r["prompt"],
+            best_overall=r.get("best_overall"),
+            best_elements=r.get("best_elements"),
+            failed=list(r.get("failed", [])),
+            changes=list((r.get("revision") or {}).get("changes", [])),
+            human_feedback=r.get("human_feedback"),
+        )
+        for r in rounds[:-1]
+    ]
+    request = RevisionRequest(
+        kind=rules.kind,
+        source=source,
+        prompt=last["prompt"],
+        round=number,
+        candidates=candidates,
+        history=history,
+        human_feedback=human_feedback,
+        target=rules.target,
+        seed=ctx.options.seed + number,
+    )
+    agents = ctx.services.agents
+    estimate = agents.estimate_call_cost()
+    ctx.ledger.check(None if estimate is None else 2 * estimate, f"the revision after {rules.kind} round {number}")
+    start = time.perf_counter()
+    with work:
+        reply = await ask(ctx, f"revision {rules.scope or rules.kind} round {number}", agents.revise(request))
+    revision = reply.value
+    rounds.append(
+        {
+            "round": number + 1,
+            "prompt": revision.prompt,
+            "status": "running",
+            "human_feedback": human_feedback,
+            "feedback_round": human_feedback is not None,
+            "revision": {
+                **revision.model_dump(mode="json"),
+                "model": reply.model,
+                "cost_usd": round(reply.cost_usd, 6),
+                "latency_s": round(time.perf_counter() - start, 3),
+                "critic_saw": [c.key for c in candidates],
+            },
+        }
+    )
+    ctx.emit("notice", f"{rules.kind} round {number + 1} prompt: {revision.prompt}")
+    await ctx.checkpoint()
+
+
+def _critic_image(ctx: StageContext, kind: Kind, item: ItemRecord, work: Path) -> Path:
+    """What the critic looks at: the image, or a strip of a video's start, middle and end frames."""
+    assert item.artifact is not None
+    path = ctx.abs(item.artifact.path)
+    if kind == "image":
+        return path
+    import numpy as np
+    from PIL import Image
+
+    from feedback_cli.scoring.elements import _frames
+
+    strip = work / f"{item.key}_start_middle_end.png"
+    Image.fromarray(np.concatenate(_frames(path), axis=1)).save(strip)
+    return strip
+
+
+def rounds_file(ctx: StageContext, scope: str = "") -> None:
+    """rounds.json: each round's prompt, revision, best candidate, failed questions, and the stop reason."""
+    rounds = _rounds(ctx, scope)
+    body = {
+        "schema_version": ROUNDS_SCHEMA_VERSION,
+        "rounds": rounds,
+        "stop_reason": ctx.record.outputs.get("stop_reason" + (f"_{scope}" if scope else "")),
+    }
+    name = f"rounds_{scope}.json" if scope else "rounds.json"
+    artifact = ctx.folder.write_json(ctx.rel(name), body)
+    ctx.record.artifacts = [a for a in ctx.record.artifacts if a.path != artifact.path] + [artifact]
