@@ -23,7 +23,7 @@ def run(
     input_image: Path | None = typer.Option(None, "--input-image", help="Start frame for --workflow video-only."),
     max_iterations_image: int = typer.Option(3, "--max-iterations-image", help="Image prompt iterations."),
     max_iterations_video: int = typer.Option(3, "--max-iterations-video", help="Video prompt iterations."),
-    num_image_variations: int = typer.Option(8, "--num-image-variations", help="Images to generate."),
+    num_image_variations: int = typer.Option(8, "--num-image-variations", "-n", help="Images to generate."),
     num_video_attempts: int = typer.Option(3, "--num-video-attempts", help="Videos to generate (per clip)."),
     threshold_image: float = typer.Option(85.0, "--threshold-image", help="Image prompt score to stop at (0-100)."),
     threshold_video: float = typer.Option(85.0, "--threshold-video", help="Video prompt score to stop at (0-100)."),
@@ -42,6 +42,9 @@ def run(
     scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
     max_cost: float | None = typer.Option(None, "--max-cost", help="Stop before a call would pass this USD total."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and its cost range; call and write nothing."),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON document on stdout at the end (the run's summary, or the dry-run plan)."
+    ),
     break_lock: bool = typer.Option(
         False, "--break-lock", help="With --resume: take a lock left on a filesystem that cannot lock."
     ),
@@ -56,7 +59,7 @@ def run(
         # one rule with `fbloop resume`: what a resume may change is applied (and recorded in the trace),
         # any other option is refused by name
         refuse_run_options_with_resume(
-            ctx, ("max_cost", "interactive", "verbose", "break_lock", "use_current_settings")
+            ctx, ("max_cost", "interactive", "verbose", "break_lock", "use_current_settings", "as_json")
         )
         raise typer.Exit(
             resume_run(
@@ -66,13 +69,14 @@ def run(
                 max_cost=max_cost,
                 use_current_settings=use_current_settings,
                 break_lock=break_lock,
+                as_json=as_json,
             )
         )
     for flag, given in (("--break-lock", break_lock), ("--use-current-settings", use_current_settings)):
         if given:
             raise UsageError(f"{flag} is only used with --resume")
 
-    from feedback_cli.commands.common import require_terminal, reviewer_for
+    from feedback_cli.commands.common import refuse_json_with_review, require_terminal, reviewer_for
     from feedback_cli.config import load_settings
     from feedback_cli.workflow.models import RunOptions
 
@@ -108,8 +112,15 @@ def run(
         validate_image(input_image, "--input-image")
     if interactive:
         require_terminal()
+        refuse_json_with_review(as_json)
 
-    chosen, reason = resolve_backend(settings.backend, settings)
+    from feedback_cli.stages.registry import roles_for
+    from feedback_cli.workflow.plan import stages_for
+
+    # each provider role on its own, and only the roles this workflow's stages use need a key
+    roles = roles_for(stages_for(workflow), RunOptions(workflow=workflow, interactive=interactive))
+    choice = resolve_backend(settings.backend, settings, roles, dry_run=dry_run)
+    chosen, reason = choice.backend, choice.reason
     options = RunOptions(
         workflow=workflow,
         prompt_file=str(prompt_file) if prompt_file else None,
@@ -133,8 +144,11 @@ def run(
         from feedback_cli.ui.plan_view import render_plan
         from feedback_cli.workflow.estimate import dry_run as plan_run
 
-        render_plan(plan_run(options, settings, starts_from_image=prompt_image is not None), reason)
-        raise typer.Exit(0)
+        plan = plan_run(options, settings, starts_from_image=prompt_image is not None, providers=choice.providers)
+        if choice.unconfigured:  # a price before signing up
+            keys = " and ".join("REPLICATE_API_TOKEN" if r == "media" else "OPENAI_API_KEY" for r in choice.unconfigured)
+            plan.notes.append(f"priced without keys; a run needs {keys}")
+        raise typer.Exit(render_plan(plan, reason, as_json=as_json))
 
     from feedback_cli.ui.session import drive
     from feedback_cli.workflow.api import prepare_run
@@ -146,8 +160,11 @@ def run(
         source_prompt=source_prompt,
         prompt_image=prompt_image,
         input_image=input_image,
+        providers=choice.providers,
     )
-    raise typer.Exit(drive(prepared, verbose=verbose, reviewer=reviewer_for(interactive), announce=reason))
+    raise typer.Exit(
+        drive(prepared, verbose=verbose, reviewer=reviewer_for(interactive), announce=reason, as_json=as_json)
+    )
 
 
 def _random_seed() -> int:

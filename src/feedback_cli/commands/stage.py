@@ -1,4 +1,4 @@
-"""`fbloop stage NAME`: one stage alone, from files, into `output/{stage}/{timestamp}/` with its own
+"""`fbloop stage NAME`: one stage alone, from files, into `{output dir}/{stage}/{timestamp}/` with its own
 trace (the equivalents of enhance_image_prompt.py, generate_images.py, create_storyboard.py,
 enhance_video_prompt.py and generate_videos.py)."""
 
@@ -40,11 +40,14 @@ def stage(
     clips: int = typer.Option(2, "--clips", help="Storyboard clips."),
     backend: Backend | None = typer.Option(None, "--backend", help="auto | offline | cloud"),
     scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
-    seed: int = typer.Option(0, "--seed"),
-    output_dir: Path = typer.Option(
-        Path("output"), "--output-dir", help="Root; the run goes in DIR/{stage}/{timestamp}/."
+    seed: int | None = typer.Option(None, "--seed", help="Base seed (default: random, recorded)."),
+    output_dir: Path | None = typer.Option(
+        None,
+        "--output-dir",
+        help="Root; the run goes in DIR/{stage}/{timestamp}/ [default: output/feedback_loops/, or FBLOOP_OUTPUT_DIR].",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout at the end: the run's summary."),
 ) -> None:
     """Run one stage on its own from files."""
     from feedback_cli.commands.run import _check_ranges
@@ -86,7 +89,12 @@ def stage(
         )
         if path is not None
     }
-    chosen, reason = resolve_backend(settings.backend, settings)
+    from feedback_cli.commands.run import _random_seed
+    from feedback_cli.stages.registry import roles_for
+
+    # each provider role on its own; only the roles this stage uses need a key
+    choice = resolve_backend(settings.backend, settings, roles_for((stage_key,), RunOptions()))
+    chosen, reason = choice.backend, choice.reason
     options = RunOptions(
         max_iterations_image=max_iterations,
         max_iterations_video=max_iterations,
@@ -98,7 +106,7 @@ def stage(
         clips=clips,
         backend=Backend(chosen),
         scorers=settings.scorers or "",
-        seed=seed,
+        seed=seed if seed is not None else _random_seed(),
         verbose=verbose,
         prompt_file=str(prompt_file) if prompt_file else None,
         input_image=str(image) if image else None,
@@ -122,15 +130,16 @@ def stage(
     prepared = prepare_run(
         options,
         settings,
-        output_dir=output_dir / stage_key,
+        output_dir=(output_dir or settings.output_dir) / stage_key,
         source_prompt=text,
         prompt_image=prompt_image,
         input_image=image,
         stages=(stage_key,),
         kind="stage",
         prepare=prepare,
+        providers=choice.providers,
     )
-    raise typer.Exit(drive(prepared, verbose=verbose, announce=reason))
+    raise typer.Exit(drive(prepared, verbose=verbose, announce=reason, as_json=as_json))
 
 
 def _read_json(path: Path, flag: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.items import ItemSpec, run_items, select, write_scores
 from feedback_cli.stages.picks import earlier_rounds, pick_scores
 from feedback_cli.stages.registry import register
+from feedback_cli.workflow.models import RunOptions
 
 
 @register
@@ -22,6 +23,11 @@ class ImageGenerationStage(Stage):
     number: ClassVar[int] = 2
     title: ClassVar[str] = "Image generation"
     review = "images"
+
+    @classmethod
+    def roles(cls, options: RunOptions) -> frozenset[str]:
+        # the writer/critic run here only to apply a reviewer's feedback
+        return frozenset(("media", "agents") if options.interactive else ("media",))
 
     async def run(self, ctx: StageContext) -> None:
         opts = ctx.options

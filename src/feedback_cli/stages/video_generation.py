@@ -14,7 +14,7 @@ from feedback_cli.stages.items import ItemSpec, run_items, select, write_scores
 from feedback_cli.stages.picks import earlier_rounds, pick_scores
 from feedback_cli.stages.registry import register
 from feedback_cli.stages.storyboard import start_image
-from feedback_cli.workflow.models import ItemRecord
+from feedback_cli.workflow.models import ItemRecord, RunOptions
 
 
 @register
@@ -23,6 +23,11 @@ class VideoGenerationStage(Stage):
     number: ClassVar[int] = 5
     title: ClassVar[str] = "Video generation"
     review = "videos"
+
+    @classmethod
+    def roles(cls, options: RunOptions) -> frozenset[str]:
+        # the writer/critic run here only to apply a reviewer's feedback
+        return frozenset(("media", "agents") if options.interactive else ("media",))
 
     async def run(self, ctx: StageContext) -> None:
         opts = ctx.options

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
+import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -70,12 +72,19 @@ def _interrupted_code(received: list[int]) -> int:
 
 
 def drive(
-    prepared: PreparedRun, *, verbose: bool = False, reviewer: Reviewer | None = None, announce: str | None = None
+    prepared: PreparedRun,
+    *,
+    verbose: bool = False,
+    reviewer: Reviewer | None = None,
+    announce: str | None = None,
+    as_json: bool = False,
 ) -> int:
+    """Run it; progress and the `backend:` line on stderr, then the summary on stdout: a table, or with
+    `as_json` one JSON document (the schema of workflow_summary.json), whatever the outcome."""
     console = err_console()
     redact = prepared.folder.redact  # the engine redacts its events; error_line redacts itself; the rest here
     if announce:
-        console.print(f"backend: {announce}", markup=False)
+        console.print(f"backend: {announce}", markup=False, soft_wrap=True)
     renderer = EventRenderer(console, verbose)
     bus = EventBus()
     bus.subscribe(renderer)
@@ -114,7 +123,13 @@ def drive(
         code = exc.exit_code
     finally:
         renderer.close()
-    summary = WorkflowSummary.model_validate(prepared.folder.redactor.scrub(summarize(prepared.state).model_dump()))
+    summary = WorkflowSummary.model_validate(
+        prepared.folder.redactor.scrub(summarize(prepared.state, str(prepared.folder.root.absolute())).model_dump())
+    )
     with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
-        render_summary(out_console(), summary, prepared.folder.root)
+        if as_json:
+            sys.stdout.write(json.dumps(summary.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            render_summary(out_console(), summary, prepared.folder.root)
     return code
