@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from feedback_cli.errors import ScorerUnavailable
+from feedback_cli.installation import extra_install_command
 from feedback_cli.scoring import checkpoints
 from feedback_cli.scoring.weights import hub_offline
 
@@ -32,7 +33,7 @@ def check(name: str, settings: Settings) -> ScorerUnavailable | None:
         missing = [m for m in ("torch", "torchvision", "transformers") if importlib.util.find_spec(m) is None]
         if missing:
             return ScorerUnavailable(
-                f"{name}: {', '.join(missing)} not installed", hint="pip install 'fbloop[scoring]'"
+                f"{name}: {', '.join(missing)} not installed", hint=extra_install_command("scoring")
             )
     if name == "vqascore":
         from feedback_cli.scoring.vqascore import check as vqa_check

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from feedback_cli.errors import ScorerUnavailable, UsageError
+from feedback_cli.installation import extra_install_command
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
@@ -68,7 +69,7 @@ def _import(target: str) -> Any:
     except ImportError as exc:  # a missing optional dependency, e.g. torch without the extra
         raise ScorerUnavailable(
             f"scorer module {module_name} cannot be imported: {exc}",
-            hint="pip install 'fbloop[scoring]'",
+            hint=extra_install_command("scoring"),
         ) from exc
     return getattr(module, attr)
 

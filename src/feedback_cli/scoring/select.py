@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from feedback_cli.installation import extra_install_command
 from feedback_cli.scoring.registry import (
     IMAGE_SCORERS,
     OFFLINE_IMAGE_SET,
@@ -28,7 +29,7 @@ def default_spec(backend: str) -> tuple[str, str | None]:
         return "offline", "real scorers are not part of this build; scoring with offline statistics"
     if not scoring_extra_installed():
         return "offline", (
-            "the scoring extra is not installed (pip install 'fbloop[scoring]'); scoring with offline statistics"
+            f"the scoring extra is not installed ({extra_install_command('scoring')}); scoring with offline statistics"
         )
     return ",".join(real), None
 
