@@ -134,6 +134,12 @@ def _announce_and_drive(prepared: Any, use_current_settings: bool, as_json: bool
         console.print(f"note: unfinished items use the current settings: {switched}", markup=False, soft_wrap=True)
     done = sum(1 for r in state.stages if r.status in ("completed", "skipped"))
     console.print(f"resuming {state.run_id}: {done} of {len(state.stages)} stages done", markup=False)
+    from feedback_cli.providers.registry import recorded_reason
+
     return drive(
-        prepared, verbose=state.options.verbose, reviewer=reviewer_for(state.options.interactive), as_json=as_json
+        prepared,
+        verbose=state.options.verbose,
+        reviewer=reviewer_for(state.options.interactive),
+        announce=recorded_reason(state.options.backend.value, state.providers),
+        as_json=as_json,
     )

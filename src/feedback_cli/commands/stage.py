@@ -131,6 +131,7 @@ def stage(
         options,
         settings,
         output_dir=(output_dir or settings.output_dir) / stage_key,
+        runs_root=output_dir or settings.output_dir,  # a run id names one run, workflow or stage
         source_prompt=text,
         prompt_image=prompt_image,
         input_image=image,

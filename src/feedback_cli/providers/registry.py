@@ -135,3 +135,11 @@ def resolve_backend(
     via = " with --backend cloud" if requested == "cloud" else ""
     reason = f"{backend}{via}: {'; '.join(parts)}{tail}"
     return BackendChoice(backend, providers, reason, tuple(missing))
+
+
+def recorded_reason(backend: str, providers: dict[str, str]) -> str:
+    """The `backend:` line of a resumed run: the providers it recorded when it started."""
+    parts = [
+        f"{_ROLE_WORDS[role]}: {providers[role].partition(':')[0]}" for role in ROLES if role in providers
+    ]
+    return f"{backend} (as the run recorded it): {'; '.join(parts)}" if parts else f"{backend} (as the run recorded it)"

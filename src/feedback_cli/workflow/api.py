@@ -102,6 +102,7 @@ def prepare_run(
     kind: str = "workflow",
     prepare: Callable[[RunFolder, RunState], None] | None = None,
     providers: dict[str, str] | None = None,
+    runs_root: Path | None = None,
 ) -> PreparedRun:
     """`providers`: role -> provider, each role chosen on its own (`providers.registry.resolve_backend`);
     without it, the pair of `options.backend`."""
@@ -143,6 +144,7 @@ def prepare_run(
         providers={"agents": agents, "media": media},
         scorers={"image": images, "video": videos},
         prepare=prepare,
+        runs_root=runs_root,
     )
     state.notices.extend(notices)
     return PreparedRun(folder, state, services_for(state, settings))

@@ -89,9 +89,13 @@ def create_run(
     providers: dict[str, str] | None = None,
     scorers: dict[str, list[str]] | None = None,
     prepare: Callable[[RunFolder, RunState], None] | None = None,
+    runs_root: Path | None = None,
 ) -> tuple[RunFolder, RunState]:
-    """Make a new run folder with copies of its inputs and a first checkpoint."""
-    root = new_run_dir(output_dir)
+    """Make a new run folder with copies of its inputs and a first checkpoint. Its id is unique among the
+    runs under `runs_root` (the output folder: workflow runs and `fbloop stage` runs), default `output_dir`."""
+    from feedback_cli.workflow.locate import run_dirs
+
+    root = new_run_dir(output_dir, taken={p.name for p in run_dirs(runs_root or output_dir)})
     folder = RunFolder(root, settings.secrets())
     state = RunState(
         fbloop_version=__version__,
