@@ -172,9 +172,7 @@ def test_dry_run_against_max_cost(cli, where: str, as_json: bool) -> None:
 # --- runs found by id, FBLOOP_OUTPUT_DIR ----------------------------------------------------------------
 
 
-def test_output_dir_setting_is_used_by_every_command(
-    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_output_dir_setting_is_used_by_every_command(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "all-runs"
     monkeypatch.setenv("FBLOOP_OUTPUT_DIR", str(root))
     first = cli("run", EXAMPLE, "--workflow", "prompt-only", "--seed", "1", "--json")
@@ -401,7 +399,7 @@ def test_cloud_names_only_the_key_the_run_needs(
 
 # --- a missing scoring extra, as pipx (or pip) installed fbloop ----------------------------------------
 
-HIDE_EXTRA = '''
+HIDE_EXTRA = """
 from importlib.machinery import PathFinder
 
 HIDDEN = {"torch", "torchvision", "transformers", "huggingface_hub", "safetensors"}
@@ -415,7 +413,7 @@ def _find(cls, name, path=None, target=None):
 
 
 PathFinder.find_spec = classmethod(_find)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
