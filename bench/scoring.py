@@ -84,9 +84,9 @@ def bare_pass(settings, images: list[Path], prompt: str, loaded: dict) -> dict[s
     out: dict[str, list[float]] = {}
     with torch.inference_mode():
         for ckpt in {settings.pickscore_model, settings.clip_model}:
-            model, proc = loaded[ckpt]
+            model, proc, image_proc = loaded[ckpt]
             dev, dt = next(model.parameters()).device, next(model.parameters()).dtype
-            pv = proc(images=pil, return_tensors="pt")["pixel_values"].to(dev, dt)
+            pv = image_proc(images=pil, return_tensors="pt")["pixel_values"].to(dev, dt)
             img = pooled(model.get_image_features(pixel_values=pv)).float()
             tok = proc(text=[prompt], padding=True, truncation=True, max_length=77, return_tensors="pt")
             txt = pooled(
@@ -141,6 +141,7 @@ def main() -> None:
             ckpt: (
                 models.clip_model(ckpt, settings, "bench").model,
                 models.clip_processor(proc, "bench"),
+                models.clip_image_processor(proc, "bench"),  # the PIL backend, as the scorers use
             )
             for ckpt, proc in (
                 (settings.pickscore_model, settings.pickscore_processor),

@@ -75,3 +75,68 @@ def test_cloud_run_reports_every_real_scorer(
     assert {f"all_{n}" for n in VIDEO} <= set(video_scores)
     vqa_requests = [r for r in fake_provider_env.requests_for("chat") if r.body.get("logprobs")]
     assert len(vqa_requests) == 2 and vqa_requests[0].body["model"] == "gpt-4.1"
+
+
+def test_cloud_run_records_scorer_notes_in_scores_json(
+    cli,
+    fake_provider_env,
+    tiny_models,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A prompt over CLIP's 77 tokens and a VQA answer without "yes"/"no" are noted per candidate in scores.json;
+    the VQAScore is then 0 (t2v_metrics' value), not left out and not 1.0."""
+    import json
+    import math
+
+    from tests.fakes.script import ChatReply
+
+    for key, value in tiny_models.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("FBLOOP_POLL_INTERVAL_S", "0.02")
+    monkeypatch.setenv("FBLOOP_VQA_MODEL", "gpt-4.1")
+    neither = (("The", 0.6), ("I", 0.3), ("Sure", 0.05))
+    long_prompt = (
+        "A red fox sits in a snowy birch forest at dawn, soft pink light through the trees, frost on its fur, "
+        "breath visible in the cold air, a frozen stream behind it and small tracks leading into the distance"
+    )
+
+    def reply(body: dict) -> ChatReply | str | None:
+        if body.get("logprobs"):  # the VQAScore question
+            return ChatReply(first_token=neither)
+        schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema", {})
+        if set(schema.get("properties", {})) == {"prompt", "rationale"}:  # the prompt writer
+            return json.dumps({"prompt": long_prompt, "rationale": "more detail"})
+        return None
+
+    fake_provider_env.chat_handler = reply
+    prompt_file = tmp_path / "prompt.txt"
+    prompt_file.write_text("a red fox in the snow\n")
+    out = tmp_path / "runs"
+    result = cli(
+        "run",
+        prompt_file,
+        "--backend",
+        "cloud",
+        "--workflow",
+        "image-only",
+        "--scorers",
+        "clip-score,pickscore,aesthetic,vqascore",
+        "--seed",
+        "3",
+        "--num-image-variations",
+        "2",
+        "--output-dir",
+        out,
+    )
+    assert result.exit_code == 0, result.stderr
+    run = only_run(out)
+    images = read_json(run / "stage_2_image_generation" / "scores.json")
+    for candidate in images["groups"]["all"]["candidates"]:
+        scores = candidate["scores"]
+        assert scores["vqascore"]["raw"] == 0.0 and scores["vqascore"]["normalized"] == 0.0
+        assert "neither 'yes' nor 'no' among the top 3 first-token logprobs" in scores["vqascore"]["notes"][0]
+        for name in ("clip-score", "pickscore"):
+            assert scores[name]["notes"][0].startswith("prompt truncated for CLIP: "), scores[name]
+        assert "notes" not in scores["aesthetic"]
+        assert math.isfinite(candidate["overall"])

@@ -172,6 +172,11 @@ def test_single_run_shows_iterations_and_the_candidate_matrix(runs: Runs) -> Non
     assert f"{first_prompt_iteration['critique']['overall']:.1f}" in text
     assert "OFFLINE" in text
     assert "totals" in text and "stages done" in text and "5 of 5" in text
+    # the storyboard's film and each clip's pick, labelled by clip (runs.a has one clip of 12 frames)
+    final_line = next(line for line in text.splitlines() if "final video" in line)
+    assert "stage_5_video_generation/final.mp4 (12 frames" in final_line and "stream copy" in final_line
+    assert any("best video (clip 1)" in line for line in text.splitlines())
+    assert "clips=1" in text and "clips=1.0" not in text
 
 
 def test_run_can_be_named_by_id_under_the_output_dir(runs: Runs) -> None:
@@ -204,6 +209,9 @@ def test_json_is_the_data_and_nothing_else(runs: Runs) -> None:
     videos = data["stages"][4]
     assert {c["group"] for c in videos["candidates"]} == {"clip_01"}
     assert [c["path"] for c in videos["candidates"] if c["winner"]] == summary["best_videos"]
+    assert data["final_video"] == summary["final_video"] == "stage_5_video_generation/final.mp4"
+    assert data["final_video_join"]["frames"] == 12
+    assert data["final_video_join"]["clips"][0]["path"] == summary["best_videos"][0]
 
 
 def test_failed_and_interrupted_runs_inspect_with_missing_files(runs: Runs) -> None:
@@ -333,6 +341,8 @@ def test_html_report_structure(runs: Runs, tmp_path: Path) -> None:
             assert iteration["prompt"] in text
         assert f"{stage['cost_usd']:.4f}" in text
     assert data["final_image_prompt"] in text
+    assert "final video" in text and "best video (clip 1)" in text
+    assert any(str(href).endswith("stage_5_video_generation/final.mp4") for href in links)  # in the gallery
     winners = [attrs for t, attrs in page.tags if t == "tr" and attrs.get("class") == "winner"]
     assert len(winners) == 2  # the image pick and the clip's video pick
     assert "Total cost" in text and "Total time" in text

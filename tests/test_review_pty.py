@@ -72,6 +72,7 @@ class Session:
     def finish(self) -> int:
         self.child.expect(pexpect.EOF)
         self.raw.append(self.child.before or "")
+        self.child.before = ""  # now in raw: transcript() must not count it twice
         self.child.close()
         assert self.child.exitstatus is not None, self.transcript()
         return self.child.exitstatus
@@ -260,7 +261,9 @@ def test_stop_at_review_then_resume_at_that_review(tmp_path: Path) -> None:
     s.send("s\r")  # "s) Stop here"
     assert s.finish() == 0, s.transcript()
     run = only_run(out)
-    assert f"Resume with: fbloop resume {run}" in s.transcript().replace("\n", "")
+    flat = s.transcript().replace("\n", "")
+    assert f"stopped at the review of image_generation. Resume with: fbloop resume {run}" in flat
+    assert "interrupted" not in flat and "error" not in flat
     state = state_of(run)
     assert state["status"] == "stopped"
     assert stage(state, "image_generation")["outputs"]["awaiting_review"] is True
@@ -282,16 +285,42 @@ def test_stop_at_review_then_resume_at_that_review(tmp_path: Path) -> None:
     assert [r["action"] for r in state["reviews"]] == ["stop", "continue", "continue"]
 
 
-def test_ctrl_c_at_a_prompt_stops_resumably(tmp_path: Path) -> None:
+def test_ctrl_c_at_a_prompt_exits_130_and_resumes_at_that_review(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     s = Session(run_args(out))
-    s.expect(CONTINUE)
+    s.answer(CONTINUE, "n")  # Ctrl-C at the second question, as at the first: an interrupt
+    s.expect(REGEN_IMAGES)
     s.send("\x03")
-    assert s.finish() == 0, s.transcript()
+    assert s.finish() == 130, s.transcript()
     run = only_run(out)
-    assert "stopped at the review of image_generation" in s.transcript()
+    text = s.transcript()
+    assert "stopped at the review" not in text
+    flat = text.replace("\n", "")
+    assert f"fbloop: error: interrupted; checkpoint saved. Resume with: fbloop resume {run}" in flat
+    assert text.count("interrupted; checkpoint saved") == 1, text
     state = state_of(run)
-    assert state["status"] == "stopped" and state["reviews"][-1]["action"] == "stop"
+    assert state["status"] == "interrupted" and state["reviews"] == []
+    assert stage(state, "image_generation")["outputs"]["awaiting_review"] is True
+
+    r = Session(["resume", str(run)])
+    r.expect("Review: Image generation")  # back at the same review, nothing re-run
+    assert "Stage 2" not in r.transcript()
+    r.answer(CONTINUE, "\x03")  # Ctrl-C at the first question
+    assert r.finish() == 130, r.transcript()
+
+
+def test_ctrl_c_while_the_review_is_being_shown_exits_130(tmp_path: Path) -> None:
+    """Ctrl-C typed as the review appears, before its question reads the keyboard, reaches the engine as
+    SIGINT: the question that then comes up is ended too, instead of waiting for an answer."""
+    out = tmp_path / "runs"
+    s = Session(run_args(out), timeout=60)
+    s.expect("Review: Image generation")
+    s.send("\x03")
+    assert s.finish() == 130, s.transcript()
+    text = s.transcript()
+    assert text.count("interrupted; checkpoint saved") == 1, text
+    state = state_of(only_run(out))
+    assert state["status"] == "interrupted" and state["reviews"] == []
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
@@ -433,18 +462,25 @@ def reviewer(script: Script) -> QuestionaryReviewer:
         ((False, False, "pick", "back", "stop"), ("stop", None, None)),
         ((False, False, "back", True), ("continue", None, None)),
         ((False, False, "stop"), ("stop", None, None)),
-        ((False, KeyboardInterrupt()), ("stop", None, None)),
     ],
-    ids=["continue", "regenerate", "pick", "pick-back-stop", "back-continue", "stop", "ctrl-c"],
+    ids=["continue", "regenerate", "pick", "pick-back-stop", "back-continue", "stop"],
 )
 def test_flow_reaches_every_decision(answers: tuple[Any, ...], expected: tuple[Any, ...]) -> None:
-    from feedback_cli.ui.review import StopReview
-
-    script = Script(*[StopReview() if isinstance(a, KeyboardInterrupt) else a for a in answers])
+    script = Script(*answers)
     decision = reviewer(script).review(request())
     assert (decision.action, decision.choice, decision.feedback) == expected
     assert script.asked[0] == CONTINUE
     assert not script.answers
+
+
+@pytest.mark.parametrize("answers", [(KeyboardInterrupt(),), (False, KeyboardInterrupt()), (False, False, EOFError())])
+def test_ctrl_c_or_ctrl_d_at_any_question_is_an_interrupt_not_a_stop(answers: tuple[Any, ...]) -> None:
+    from feedback_cli.errors import Interrupted
+    from feedback_cli.ui.review import StopReview
+
+    script = Script(*[StopReview() if isinstance(a, BaseException) else a for a in answers])
+    with pytest.raises(Interrupted, match="interrupted at the review of image_generation"):
+        reviewer(script).review(request())
 
 
 def test_pick_list_excludes_the_current_pick_and_frames_cannot_pick() -> None:

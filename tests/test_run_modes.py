@@ -84,6 +84,33 @@ def test_full_storyboard_run_leaves_the_whole_folder(cli, tmp_path: Path) -> Non
     assert summary["offline"] is True and "OFFLINE" in summary["label"]
     assert len(summary["best_videos"]) == 2
     assert "OFFLINE" in result.stdout  # the console summary says so too
+    # stage 5's last step: the picked clips joined, in order, into one film
+    assert summary["final_video"] == "stage_5_video_generation/final.mp4"
+    final = run / summary["final_video"]
+    picks = [run / p for p in summary["best_videos"]]
+    assert [p.name.split("_video_")[0] for p in picks] == ["clip_01", "clip_02"]
+    assert decoded_frames(final) == [f for p in picks for f in decoded_frames(p)]  # same frames, same order
+    with av.open(str(final)) as container:
+        assert float(container.streams.video[0].average_rate) == 24.0
+    s5_record = next(s for s in summary["stages"] if s["name"] == "video_generation")
+    assert s5_record["outputs"]["assembly"]["mode"] == "stream_copy"
+    assert s5_record["outputs"]["assembly"]["frames"] == 24
+    assert "stage_5_video_generation/final.mp4" in s5_record["files"]
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("final video:") and line.endswith("final.mp4") for line in lines), result.stdout
+    assert any(line.startswith("best video (clip 1):") for line in lines)
+    assert any(line.startswith("best video (clip 2):") for line in lines)
+    assert not any(line.startswith("best video:") for line in lines)  # every clip's line says which clip
+    assert "clips=2 " in result.stdout.replace("│", " ") and "clips=2.0" not in result.stdout
+    assert "final video: stage_5_video_generation/final.mp4: 2 clips joined (stream copy), 24 frames" in (
+        " ".join(result.stderr.split())
+    )
+
+
+def decoded_frames(path: Path) -> list[bytes]:
+    """Each frame's decoded pixels (a stream copy keeps them bit for bit)."""
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="gray").tobytes() for frame in container.decode(video=0)]
 
 
 @pytest.mark.parametrize(

@@ -138,7 +138,31 @@ def test_score_vqascore_via_fake_server(cli_env: TinyModels, media, fake_server,
     result = run("score", str(media["img0"]), "-p", "a cat", "-s", "vqascore", "--json")
     assert result.exit_code == 0, result.output
     s = json.loads(result.stdout)["results"][0]["scores"]["vqascore"]
-    assert s["raw"] == pytest.approx(0.9) and s["normalized"] == pytest.approx(90.0)
+    # the fake gives Yes/yes/ Yes 98 % x 0.9 of its mass: P(yes) as t2v_metrics reads it, not renormalised
+    assert s["raw"] == pytest.approx(0.882) and s["normalized"] == pytest.approx(88.2)
+    assert "notes" not in s
+
+
+def test_score_reports_notes(cli_env: TinyModels, media, fake_server, monkeypatch) -> None:
+    """A prompt over CLIP's 77 tokens and a VQA answer with neither yes nor no: noted in --json and the table."""
+    from tests.fakes.script import ChatReply
+
+    for key, value in fake_server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("FBLOOP_VQA_MODEL", "gpt-4.1")
+    fake_server.chat_handler = lambda body: ChatReply(first_token=(("Hmm", 0.7), ("The", 0.2)))
+    prompt = "a small red cat " * 10  # 122 tokens of the tiny byte-level tokenizer (no merges)
+    args = ["score", str(media["img0"]), "-p", prompt, "-s", "clip-score,pickscore,vqascore,aesthetic"]
+    result = run(*args, "--json")
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)["results"][0]["scores"]
+    for name in ("clip-score", "pickscore"):
+        assert scores[name]["notes"][0].startswith("prompt truncated for CLIP: 122 tokens"), scores[name]
+    assert scores["vqascore"]["raw"] == 0.0 and "neither 'yes' nor 'no'" in scores["vqascore"]["notes"][0]
+    assert "notes" not in scores["aesthetic"]
+    table = run(*args)
+    assert table.exit_code == 0, table.output
+    assert "clip-score: prompt truncated for CLIP" in " ".join(table.stdout.split())
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,8 @@ def imported_by(args: list[str], cwd: Path) -> list[str]:
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["run", "--help"], ["inspect"], ["run", "missing.txt"], ["run", "x.txt", "--clips", "0"]],
-    ids=["help", "run-help", "inspect", "usage-error", "range-error"],
+    [["--help"], ["-h"], ["run", "--help"], ["inspect"], ["run", "missing.txt"], ["run", "x.txt", "--clips", "0"]],
+    ids=["help", "dash-h", "run-help", "inspect", "usage-error", "range-error"],
 )
 def test_start_up_imports_nothing_heavy(args: list[str], tmp_path: Path) -> None:
     assert imported_by(args, tmp_path) == []

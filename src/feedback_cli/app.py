@@ -58,7 +58,9 @@ class OneLineErrors(TyperGroup):
                 sys.stdout.write(ctx.get_help() + "\n")
                 code = 0
             else:
-                command = f"{ctx.command_path}: " if ctx is not None else ""
+                # the prefix already says "fbloop": name only the subcommand ("run: No such option: -x")
+                sub = ctx.command_path.partition(" ")[2] if ctx is not None else ""
+                command = f"{sub}: " if sub else ""
                 _error(f"{command}{exc.format_message()}")  # type: ignore[attr-defined]
                 code = EXIT_USAGE
         except typer.Abort:
@@ -85,6 +87,10 @@ class OneLineErrors(TyperGroup):
         return code
 
 
+#: `-h` is `--help` for the app and every command (Click passes it down to subcommands; set on each anyway)
+HELP_CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"fbloop {__version__}")
@@ -97,8 +103,9 @@ app = typer.Typer(
     help="Turn a one-line idea into a scored, selected image and video through five feedback loops.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion
     rich_markup_mode=None,
+    context_settings=HELP_CONTEXT,
 )
 
 
@@ -111,6 +118,8 @@ def _root(
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"feedback_cli.commands.{_name}").register(app)
+for _info in [*app.registered_commands, *app.registered_groups]:
+    _info.context_settings = {**HELP_CONTEXT, **(_info.context_settings or {})}
 
 
 def main() -> None:

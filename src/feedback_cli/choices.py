@@ -25,3 +25,4 @@ class StageName(StrEnum):
     storyboard = "storyboard"
     video_prompt = "video-prompt"
     video_generation = "video-generation"
+    assemble = "assemble"

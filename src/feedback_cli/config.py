@@ -5,11 +5,12 @@ Secrets are `SecretStr` so they never print, and `Settings.public_dict()` is wha
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from feedback_cli.redaction import Redactor, looks_like_url, mask_url, remember, url_secrets
 
@@ -71,6 +72,9 @@ class Settings(BaseSettings):
     pickscore_model: str = "yuvalkirstain/PickScore_v1"
     pickscore_processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
     aesthetic_head: str | None = None
+    #: HPSv2.1 (optional scorer): a local HPS_v2.1_compressed.pt, and the open_clip architecture it fine-tunes
+    hpsv2_checkpoint: str | None = None
+    hpsv2_architecture: str = "ViT-H-14"
     vqa_backend: Literal["openai", "t2v_metrics"] = "openai"
     vqa_model: str = "gpt-4.1-mini"
     dino_model: str = "facebook/dino-vitb16"
@@ -94,6 +98,17 @@ class Settings(BaseSettings):
 
     # --- output ---
     output_dir: Path = DEFAULT_OUTPUT_DIR
+
+    @field_validator("image_weights", "video_weights")
+    @classmethod
+    def _weights_usable(cls, weights: dict[str, float]) -> dict[str, float]:
+        """Overall-score weights: each finite and >= 0, and not all zero (nothing would count)."""
+        for name, weight in weights.items():
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"the weight of {name!r} is {weight}; weights must be finite and >= 0")
+        if weights and not any(weights.values()):
+            raise ValueError("every weight is 0, so no scorer would count")
+        return weights
 
     def public_dict(self) -> dict[str, Any]:
         """Everything but secrets, for traces and logs: each `SecretStr` setting becomes `<name>_set`, and
@@ -131,6 +146,25 @@ def _is_secret_field(annotation: Any) -> bool:
 def load_settings(**overrides: Any) -> Settings:
     """Settings from env/.env with non-None overrides from flags applied on top."""
     clean = {k: v for k, v in overrides.items() if v is not None}
-    settings = Settings(**clean)
+    try:
+        settings = Settings(**clean)
+    except ValidationError as exc:
+        raise _settings_error(exc) from None
+    except SettingsError as exc:  # a value pydantic-settings cannot even parse, e.g. a dict that is not JSON
+        from feedback_cli.errors import UsageError
+
+        raise UsageError(f"cannot read the settings: {exc}") from None
     remember(settings.secrets())  # so even the last-resort error line can redact them
     return settings
+
+
+def _settings_error(exc: ValidationError) -> Exception:
+    """One line naming the setting (as its environment variable) and what is wrong with it."""
+    from feedback_cli.errors import UsageError
+
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first.get("loc") else ""
+    name = f"FBLOOP_{field.upper()}" if field in Settings.model_fields else (field or "settings")
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+    return UsageError(f"{name}: {message}{more}")

@@ -309,7 +309,9 @@ def complete(
     )
     finish_reason: str = reply.finish_reason
     content: str | None = None
-    if reply.refusal is None:
+    if reply.refusal is None and reply.first_token is not None and body.get("logprobs"):
+        content = reply.first_token[0][0]
+    elif reply.refusal is None:
         content = reply.content if reply.content is not None else generated_content(body, yes_probability)
         if reply.truncate:
             content = content[: len(content) // 2]
@@ -320,7 +322,11 @@ def complete(
     logprobs: JsonDict | None = None
     if body.get("logprobs"):
         top = int(body.get("top_logprobs") or 0)
-        if content is not None and content.strip().lower() in _YES_NO:
+        if reply.first_token is not None and content is not None:
+            entry = _top_entry(content, _logprob(reply.first_token[0][1]))
+            entry["top_logprobs"] = [_top_entry(tok, _logprob(p)) for tok, p in reply.first_token[:top]]
+            logprobs = {"content": [entry], "refusal": None}
+        elif content is not None and content.strip().lower() in _YES_NO:
             logprobs = {"content": _yes_no_logprobs(content, yes_probability, top), "refusal": None}
         else:
             logprobs = {"content": _text_logprobs(content or "", top), "refusal": None}

@@ -122,6 +122,8 @@ class ChatReply:
     ...). ``truncate`` cuts that content in half and reports ``finish_reason="length"`` (``parse()``
     raises ``LengthFinishReasonError``). ``refusal`` sets ``message.refusal`` with ``content=null``.
     ``yes_probability`` overrides the server setting for a logprobs (Yes/No) reply.
+    ``first_token`` scripts a logprobs reply exactly: (token, probability) pairs, most likely first; the
+    first pair is the generated token and the first ``top_logprobs`` pairs are its alternatives.
     """
 
     content: str | None = None
@@ -129,6 +131,7 @@ class ChatReply:
     refusal: str | None = None
     truncate: bool = False
     yes_probability: float | None = None
+    first_token: tuple[tuple[str, float], ...] | None = None
 
     NOT_JSON_TEXT: ClassVar[str] = "Sure! Here is a vivid description of the scene you asked for."
 

@@ -1,4 +1,4 @@
-"""`fbloop models list` and `fbloop models download [SCORER...]`: the scorers' checkpoints (scorers.md §I.6).
+"""`fbloop models list` and `fbloop models download [SCORER...]`: the scorers' checkpoints (docs/scorers.md §I.6).
 
 `list` shows every checkpoint each real scorer needs with these settings, its approximate size and whether it is
 already here (Hugging Face cache, fbloop's weights folder, a local path). `download` fetches what is missing:
@@ -32,11 +32,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
 
 
-def _names(scorers: list[str] | None) -> list[str]:
+def _names(scorers: list[str] | None, *, optional: bool = True) -> list[str]:
+    """The scorers named, or all with checkpoints (the optional ones, e.g. hpsv2, only if `optional`)."""
     from feedback_cli.scoring import checkpoints, registry
 
     if not scorers:
-        return list(checkpoints.ALL_MODEL_SCORERS)
+        return [n for n in checkpoints.ALL_MODEL_SCORERS if optional or n not in registry.OPTIONAL_IMAGE_SET]
     names: list[str] = []
     for item in scorers:
         for name in (n.strip() for n in item.split(",")):
@@ -128,9 +129,11 @@ _NEEDS_EXTRA = ("hf-model", "hf-processor", "url")
 
 
 def download_models(
-    scorers: list[str] | None = typer.Argument(None, help="Scorers to fetch weights for (default: all)."),
+    scorers: list[str] | None = typer.Argument(
+        None, help="Scorers to fetch weights for (default: all but optional ones such as hpsv2)."
+    ),
 ) -> None:
-    """Download the checkpoints of the given scorers (default: all) into the local caches."""
+    """Download the checkpoints of the given scorers (default: all but the optional ones) into the local caches."""
     from feedback_cli.config import load_settings
     from feedback_cli.scoring import checkpoints
     from feedback_cli.scoring.weights import hub_offline
@@ -138,7 +141,7 @@ def download_models(
     if hub_offline():
         raise UsageError("HF_HUB_OFFLINE=1 forbids downloads", hint="unset HF_HUB_OFFLINE for `fbloop models download`")
     settings = load_settings()
-    names = _names(scorers)
+    names = _names(scorers, optional=False)
     _require_extra(names, settings)
     seen: set[tuple[str, str]] = set()
     for name in names:
@@ -195,7 +198,7 @@ def _download(name: str, req: Requirement, settings: Settings) -> None:
         from feedback_cli.installation import package_install_command
 
         raise ScorerUnavailable(
-            f"{name}: needs the {req.ref} package, not a download", hint=package_install_command(req.ref)
+            f"{name}: needs the {req.pip_name} package, not a download", hint=package_install_command(req.pip_name)
         )
     elif req.kind == "official":
         typer.echo(

@@ -41,7 +41,7 @@ def score(
 ) -> None:
     """Score images and videos against a prompt: raw value, 0-100 value and model per scorer per file."""
     from feedback_cli.config import load_settings
-    from feedback_cli.scoring import preflight, registry, runner
+    from feedback_cli.scoring import preflight, registry, runner, select
 
     if not prompt.strip():
         raise InputError("--prompt is empty")
@@ -68,7 +68,7 @@ def score(
         image_names = image_names if has_images else []
         video_names = video_names if has_videos else []
     else:
-        image_names = list(registry.REAL_IMAGE_SET) if has_images else []
+        image_names = select.default_image_scorers(settings) if has_images else []
         video_names = list(registry.REAL_VIDEO_SET) if has_videos else []
 
     names = [*image_names, *video_names]
@@ -160,5 +160,8 @@ def _render(report: Report) -> None:
         if not f.scores:
             table.add_row(Text(f.path.name), "-", "-", "-", "-")
     console.print(table)
+    notes = {(key, note) for f in report.files for key, s in f.scores.items() for note in s.notes}
+    for key, note in sorted(notes):
+        console.print(Text.assemble((key, "cyan"), f": {note}"))
     for name, exc in report.errors.items():
         console.print(Text.assemble((name, "yellow"), f" not scored: {_reason(name, exc)}"))

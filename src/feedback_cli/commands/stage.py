@@ -20,7 +20,12 @@ def register(app: typer.Typer) -> None:
 
 def stage(
     name: StageName = typer.Argument(
-        ..., help="image-prompt | image-generation | storyboard | video-prompt | video-generation"
+        ..., help="image-prompt | image-generation | storyboard | video-prompt | video-generation | assemble"
+    ),
+    clip_videos: list[Path] | None = typer.Argument(
+        None,
+        help="assemble: the per-clip videos to join, in order, or a storyboard run folder (its picks).",
+        show_default=False,
     ),
     prompt_file: Path | None = typer.Option(
         None, "--prompt-file", "-p", help="Prompt text file (or image, for image-prompt)."
@@ -50,6 +55,26 @@ def stage(
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout at the end: the run's summary."),
 ) -> None:
     """Run one stage on its own from files."""
+    if name is StageName.assemble:
+        from feedback_cli.commands.assemble import assemble
+
+        given = [
+            flag
+            for flag, value in (
+                ("--prompt-file", prompt_file),
+                ("--image", image),
+                ("--storyboard", storyboard_file),
+                ("--motion-prompts", motion_prompts),
+                ("--num", count),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(f"fbloop stage assemble takes the clip videos or a run folder, not {given[0]}")
+
+        raise typer.Exit(assemble(clip_videos or [], output_dir=output_dir, verbose=verbose, as_json=as_json))
+    if clip_videos:
+        raise UsageError(f"fbloop stage {name.value} takes no file arguments (got {clip_videos[0]}); see --help")
     from feedback_cli.commands.run import _check_ranges
     from feedback_cli.config import load_settings
     from feedback_cli.providers.registry import resolve_backend

@@ -1,6 +1,8 @@
-"""LAION improved aesthetic predictor (scorers.md §I.3).
+"""LAION improved aesthetic predictor (docs/scorers.md §I.3).
 
 The image embedding of CLIP ViT-L/14 (`settings.clip_model`, the same cached model as clip-score: one load) is
+computed on OpenAI clip's own preprocessing (as the predictor's `simple_inference.py` does: PIL bicubic
+resize, centre crop with rounded offsets; identical to clip-score's input for most image sizes, and then shared),
 L2-normalised and fed to the MLP head `sac+logos+ava1-l14-linearMSE.pth` (Linear 768-1024-128-64-16-1 with the
 ReLUs commented out, i.e. affine in eval mode). The head is `settings.aesthetic_head` (`FBLOOP_AESTHETIC_HEAD`, a
 local file) or, by default, downloaded once from the published URL and checked by sha256 (§I.3, `weights.py`).
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 
 
 class AestheticScorer(ImageScorer):
-    """LAION improved aesthetic MLP on L2-normalised CLIP ViT-L/14 image embeddings (scorers.md §I.3)."""
+    """LAION improved aesthetic MLP on L2-normalised CLIP ViT-L/14 image embeddings (docs/scorers.md §I.3)."""
 
     name: ClassVar[str] = "aesthetic"
     raw_range: ClassVar[str] = "about 1..10 (LAION aesthetic rating, linear head)"
@@ -60,7 +62,7 @@ class AestheticScorer(ImageScorer):
             return []
         s = self.settings
         head = models.aesthetic_mlp(self.head_path(), s, self.name)
-        feats = models.clip_image_features(s.clip_model, s.clip_model, images, s, self.name)
+        feats = models.clip_image_features(s.clip_model, s.clip_model, images, s, self.name, preprocess="openai-clip")
         feats = feats / feats.norm(dim=-1, keepdim=True)
         with torch.inference_mode():
             out = head.model(feats.to(head.device, torch.float32)).float().cpu()[:, 0]

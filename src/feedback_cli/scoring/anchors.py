@@ -1,4 +1,4 @@
-"""Linear 0-100 mappings with tunable anchors (scorers.md §I.1-§I.3 "Normalisation", §V.11).
+"""Linear 0-100 mappings with tunable anchors (docs/scorers.md §I.1-§I.3 "Normalisation", §V.11).
 
 `anchored(raw, low, high)` = clamp((raw - low) / (high - low), 0, 1) x 100. Each scorer names its default
 anchors; `settings.score_anchors[name] = (low, high)` overrides them.

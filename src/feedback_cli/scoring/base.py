@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class NotedValue:
+    """A raw value and what a reader of scores.json should know about it (a truncated prompt, a fallback)."""
+
+    raw: float
+    notes: tuple[str, ...] = ()
 
 
 class ImageScorer(ABC):
@@ -31,6 +40,10 @@ class ImageScorer(ABC):
     @abstractmethod
     def score(self, images: Sequence[Path], prompt: str) -> list[float]:
         """One raw value per image, in input order."""
+
+    def score_with_notes(self, images: Sequence[Path], prompt: str) -> list[NotedValue]:
+        """`score` with notes per image; scorers that have something to note override this and derive `score`."""
+        return [NotedValue(float(v)) for v in self.score(images, prompt)]
 
     @abstractmethod
     def normalize(self, raw: float) -> float:

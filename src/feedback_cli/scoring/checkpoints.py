@@ -1,6 +1,6 @@
 """What each real scorer needs on disk (or installed), and whether it is there. No torch import here.
 
-Used by `fbloop models list/download` and by `preflight`. Checkpoints per scorer (scorers.md §I.6 table):
+Used by `fbloop models list/download` and by `preflight`. Checkpoints per scorer (docs/scorers.md §I.6 table):
 
 | scorer | needs |
 |---|---|
@@ -8,6 +8,7 @@ Used by `fbloop models list/download` and by `preflight`. Checkpoints per scorer
 | clip-score | `clip_model` (openai/clip-vit-large-patch14, ~1.7 GB) |
 | aesthetic | `clip_model` + `aesthetic_head` (LAION improved MLP, 3.7 MB, sha256-checked) |
 | vqascore | an OpenAI-compatible API (openai backend) or the t2v_metrics package |
+| hpsv2 | the open_clip_torch package + `hpsv2_checkpoint` (HPS_v2.1_compressed.pt, ~2 GB) |
 | subject_consistency | `dino_model` (facebook/dino-vitb16, ~0.35 GB) |
 | background_consistency | `vbench_clip_b32_model` (openai/clip-vit-base-patch32, ~0.6 GB) |
 | aesthetic_quality | `clip_model` + `vbench_aesthetic_head` (LAION V1 linear head, ~4 KB) |
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 Kind = Literal["hf-model", "hf-processor", "url", "python", "api", "official"]
 
-IMAGE_MODEL_SCORERS: tuple[str, ...] = ("pickscore", "clip-score", "aesthetic", "vqascore")
+IMAGE_MODEL_SCORERS: tuple[str, ...] = ("pickscore", "clip-score", "aesthetic", "vqascore", "hpsv2")
 VIDEO_MODEL_SCORERS: tuple[str, ...] = (
     "subject_consistency",
     "background_consistency",
@@ -70,10 +71,16 @@ class Requirement:
     ref: str
     approx_bytes: int | None = None
     url_file: weights.UrlFile | None = None
+    #: for kind "python": what to pip install when it is not the module name `ref` (open_clip -> open_clip_torch)
+    package: str = ""
 
     @property
     def env_var(self) -> str:
         return f"FBLOOP_{self.setting.upper()}" if self.setting else ""
+
+    @property
+    def pip_name(self) -> str:
+        return self.package or self.ref
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,13 @@ def requirements(scorer: str, settings: Settings) -> list[Requirement]:
                     "vqa_model",
                     settings.vqa_model,
                 )
+            ]
+        case "hpsv2":
+            from feedback_cli.scoring.hpsv2 import CHECKPOINT
+
+            return [
+                Requirement(scorer, "python", "open_clip_torch package", "", "open_clip", package="open_clip_torch"),
+                _url(scorer, "hpsv2_checkpoint", CHECKPOINT, settings),
             ]
         case "subject_consistency":
             return [_hf(scorer, "dino_model", "DINO ViT-B/16", settings)]
@@ -238,7 +252,7 @@ def status(req: Requirement, settings: Settings) -> Status:
         ok = importlib.util.find_spec(req.ref) is not None
         from feedback_cli.installation import package_install_command
 
-        return Status(ok, "installed" if ok else "not installed", package_install_command(req.ref))
+        return Status(ok, "installed" if ok else "not installed", package_install_command(req.pip_name))
     if req.kind == "api":
         ok = settings.openai_api_key is not None or bool(settings.openai_base_url)
         return Status(ok, "configured" if ok else "no key", settings.openai_base_url or "api.openai.com")

@@ -1,4 +1,4 @@
-"""CLIP-Score, the torchmetrics definition (scorers.md §I.2).
+"""CLIP-Score, the torchmetrics definition (docs/scorers.md §I.2).
 
 Model and processor `settings.clip_model` (default openai/clip-vit-large-patch14, transformers CLIPModel /
 CLIPProcessor), shared with `aesthetic` and VBench's aesthetic_quality through the model cache.
@@ -6,6 +6,11 @@ CLIPProcessor), shared with `aesthetic` and VBench's aesthetic_quality through t
 Raw value per image: max(100 x cos(E_I, E_C), 0) with both embeddings L2-normalised and no prompt prefix. This is
 torchmetrics' `CLIPScore` for a batch of one image (it clamps after averaging over the batch, so per image the
 clamp applies to that image's own value). Range 0..100, typically 25-35 for current T2I models.
+
+Images go through the checkpoint's processor on the PIL backend, as torchmetrics' `CLIPProcessor` did under
+transformers 4. One deliberate deviation: a prompt longer than CLIP's 77 tokens is cut by the tokenizer, which
+keeps the end-of-text token CLIP pools; torchmetrics slices it off and pools a prompt token instead. Such a
+prompt gets a note in scores.json.
 
 0-100: clamp((raw - 15) / (40 - 15), 0, 1) x 100 (§I.2 "Normalisation"); anchors tunable via
 `FBLOOP_SCORE_ANCHORS='{"clip-score": [15, 40]}'`.
@@ -21,14 +26,14 @@ import torch
 
 from feedback_cli.scoring import models
 from feedback_cli.scoring.anchors import anchored, anchors_for
-from feedback_cli.scoring.base import ImageScorer
+from feedback_cli.scoring.base import ImageScorer, NotedValue
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
 
 
 class ClipScoreScorer(ImageScorer):
-    """max(100 x cosine(text, image), 0) on CLIP ViT-L/14 (scorers.md §I.2, torchmetrics)."""
+    """max(100 x cosine(text, image), 0) on CLIP ViT-L/14 (docs/scorers.md §I.2, torchmetrics)."""
 
     name: ClassVar[str] = "clip-score"
     raw_range: ClassVar[str] = "0..100 (100 x cosine, clamped at 0)"
@@ -43,6 +48,9 @@ class ClipScoreScorer(ImageScorer):
         return self.settings.clip_model
 
     def score(self, images: Sequence[Path], prompt: str) -> list[float]:
+        return [v.raw for v in self.score_with_notes(images, prompt)]
+
+    def score_with_notes(self, images: Sequence[Path], prompt: str) -> list[NotedValue]:
         if not images:
             return []
         s = self.settings
@@ -51,7 +59,12 @@ class ClipScoreScorer(ImageScorer):
         img = img / img.norm(dim=-1, keepdim=True)
         txt = txt / txt.norm(dim=-1, keepdim=True)
         scores = torch.clamp(100.0 * (img @ txt[0]), min=0.0)
-        return [float(v) for v in scores.to(torch.float64)]
+        note = models.truncation_note(
+            models.clip_token_count(s.clip_model, prompt, self.name),
+            models.clip_text_context(s.clip_model, s, self.name),
+        )
+        notes = (note,) if note else ()
+        return [NotedValue(float(v), notes) for v in scores.to(torch.float64)]
 
     def normalize(self, raw: float) -> float:
         low, high = anchors_for(self.name, self.ANCHORS, self.settings)

@@ -7,20 +7,30 @@ dominate. Scorers that failed are absent from the values and so from both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 
 def weighted_mean(values: Mapping[str, float], weights: Mapping[str, float]) -> float | None:
-    """Weighted mean over the names present in `values`; None when nothing was scored."""
+    """Weighted mean over the names present in `values`; None when nothing was scored.
+
+    Weights are divided by the largest one first, so huge finite weights (1e308) cannot overflow the sums into
+    inf/inf = NaN; non-finite values and weights that are not positive and finite count as absent.
+    """
+    used = {
+        name: (value, weights.get(name, 1.0))
+        for name, value in values.items()
+        if math.isfinite(value) and math.isfinite(weights.get(name, 1.0)) and weights.get(name, 1.0) > 0
+    }
+    if not used:
+        return None
+    largest = max(w for _, w in used.values())
     total_weight = 0.0
     acc = 0.0
-    for name, value in values.items():
-        w = weights.get(name, 1.0)
-        if w <= 0:
-            continue
-        acc += w * value
-        total_weight += w
-    return acc / total_weight if total_weight else None
+    for value, w in used.values():
+        acc += (w / largest) * value
+        total_weight += w / largest
+    return acc / total_weight
 
 
 def mean_ranks(candidates: Sequence[Mapping[str, float]]) -> list[float | None]:
@@ -29,7 +39,7 @@ def mean_ranks(candidates: Sequence[Mapping[str, float]]) -> list[float | None]:
     sums = [0.0] * len(candidates)
     counts = [0] * len(candidates)
     for name in names:
-        scored = [(c[name], i) for i, c in enumerate(candidates) if name in c]
+        scored = [(c[name], i) for i, c in enumerate(candidates) if name in c and math.isfinite(c[name])]
         scored.sort(key=lambda t: -t[0])
         pos = 0
         while pos < len(scored):

@@ -1,6 +1,6 @@
 """One model cache per process, keyed by checkpoint: every model loads once and is shared.
 
-CLIP ViT-L/14 (`settings.clip_model`) serves clip-score (scorers.md §I.2), aesthetic (§I.3) and VBench's
+CLIP ViT-L/14 (`settings.clip_model`) serves clip-score (docs/scorers.md §I.2), aesthetic (§I.3) and VBench's
 aesthetic_quality (§V.7) from a single load. Models go to the best device (`settings.device`: auto picks
 cuda, then mps, then cpu) and run in fp16 on a GPU, fp32 on the CPU; outputs come back as float32 on the CPU.
 
@@ -23,7 +23,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import torch
 from torch import nn
@@ -181,8 +181,20 @@ def clip_model(ref: str, settings: Settings, scorer: str) -> Loaded:
     return cached("clip", ref, device, load)
 
 
+def _cached_cpu(kind: str, ref: str, load: Callable[[], T]) -> T:
+    """A small CPU-side object (processor, tokenizer) cached by (kind, ref); not counted as a model load."""
+    key = (kind, ref, "cpu")
+    with _lock:
+        if key in _models:
+            return _models[key]
+    value = load()
+    with _lock:
+        _models.setdefault(key, value)
+        return _models[key]
+
+
 def clip_processor(ref: str, scorer: str) -> Any:
-    """transformers `CLIPProcessor.from_pretrained(ref)` (tokenizer + image processor); cached, not counted."""
+    """transformers `CLIPProcessor.from_pretrained(ref)`; used for its tokenizer only (see clip_image_processor)."""
 
     def load() -> Any:
         from transformers import CLIPProcessor
@@ -192,14 +204,91 @@ def clip_processor(ref: str, scorer: str) -> Any:
         except (OSError, ValueError, TypeError) as exc:
             raise _unavailable(scorer, "the CLIP processor", ref, exc) from exc
 
-    key = ("processor", ref, "cpu")
-    with _lock:
-        if key in _models:
-            return _models[key]
-    proc = load()
-    with _lock:
-        _models.setdefault(key, proc)
-        return _models[key]
+    return _cached_cpu("processor", ref, load)
+
+
+def clip_image_processor(ref: str, scorer: str) -> Any:
+    """The checkpoint's CLIP image processor on the PIL backend (docs/scorers.md "Preprocessing").
+
+    PickScore's own code, torchmetrics and the LAION predictor resize with PIL (bicubic). transformers 5's
+    `CLIPProcessor.from_pretrained` picks the torchvision backend instead, whose resize differs by up to one grey
+    level and moved CLIP-Score by up to 0.0094; `CLIPImageProcessorPil` (transformers 5) and `CLIPImageProcessor`
+    (transformers 4, where it is the PIL implementation) are the references' path.
+    """
+
+    def load() -> Any:
+        try:
+            from transformers import CLIPImageProcessorPil as PilImageProcessor
+        except ImportError:  # transformers 4: the plain class is the PIL one
+            from transformers import CLIPImageProcessor as PilImageProcessor
+        try:
+            return PilImageProcessor.from_pretrained(ref)
+        except (OSError, ValueError, TypeError) as exc:
+            raise _unavailable(scorer, "the CLIP image processor", ref, exc) from exc
+
+    return _cached_cpu("image-processor-pil", ref, load)
+
+
+#: OpenAI CLIP's normalisation constants (clip/clip.py `_transform`, also open_clip's OPENAI_DATASET_MEAN/STD)
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def openai_clip_transform(n_px: int) -> Callable[[Any], torch.Tensor]:
+    """OpenAI `clip.load`'s preprocess (`clip/clip.py::_transform`) on an RGB PIL image, as the LAION aesthetic
+    predictor runs it: torchvision Resize(n_px, bicubic) on the PIL image (a PIL resize), CenterCrop(n_px)
+    (offsets rounded, where transformers' processor floors them), ToTensor, Normalize."""
+    from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Normalize, Resize, ToTensor
+
+    return Compose(
+        [
+            Resize(n_px, interpolation=InterpolationMode.BICUBIC),
+            CenterCrop(n_px),
+            ToTensor(),
+            Normalize(OPENAI_CLIP_MEAN, OPENAI_CLIP_STD),
+        ]
+    )
+
+
+def _resized(width: int, height: int, shortest: int) -> tuple[int, int]:
+    """(w, h) after resizing the shortest edge to `shortest`: the rule torchvision and transformers share."""
+    if width <= height:
+        return shortest, int(shortest * height / width)
+    return int(shortest * width / height), shortest
+
+
+def _crop_origin(width: int, height: int, crop: int, rounding: str) -> tuple[int, int]:
+    """(left, top) of a centred crop: transformers floors the offset, torchvision rounds it (half to even)."""
+    if rounding == "floor":
+        return (width - crop) // 2, (height - crop) // 2
+    return round((width - crop) / 2.0), round((height - crop) / 2.0)
+
+
+def _processor_is_openai_transform(processor: Any, n_px: int) -> bool:
+    """True when `processor` does clip.load's resize, crop and normalisation (crop rounding aside)."""
+
+    def get(name: str) -> Any:
+        return getattr(processor, name, None)
+
+    size, crop = get("size"), get("crop_size")
+    shortest = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+    crop_hw = (
+        (crop.get("height"), crop.get("width"))
+        if isinstance(crop, dict)
+        else (getattr(crop, "height", None), getattr(crop, "width", None))
+    )
+    mean, std = get("image_mean"), get("image_std")
+    return (
+        bool(get("do_resize") and get("do_center_crop") and get("do_rescale") and get("do_normalize"))
+        and shortest == n_px
+        and crop_hw == (n_px, n_px)
+        and int(get("resample") or 0) == 3  # PIL bicubic
+        and abs(float(get("rescale_factor") or 0) - 1 / 255) < 1e-12
+        and mean is not None
+        and std is not None
+        and all(abs(a - b) < 1e-7 for a, b in zip(mean, OPENAI_CLIP_MEAN, strict=True))
+        and all(abs(a - b) < 1e-7 for a, b in zip(std, OPENAI_CLIP_STD, strict=True))
+    )
 
 
 def _open_rgb(path: Path, file_key: tuple[str, int, int]) -> Any:
@@ -255,26 +344,52 @@ def _recall(key: tuple[Any, ...]) -> torch.Tensor | None:
 
 
 def clip_image_features(
-    model_ref: str, processor_ref: str, images: Sequence[Path], settings: Settings, scorer: str
+    model_ref: str,
+    processor_ref: str,
+    images: Sequence[Path],
+    settings: Settings,
+    scorer: str,
+    preprocess: Literal["processor", "openai-clip"] = "processor",
 ) -> torch.Tensor:
     """Projected (not yet normalised) CLIP image embeddings, (N, D) float32 on the CPU, batched.
 
-    Preprocessing is the checkpoint's own `CLIPProcessor` on RGB PIL images (the same 0-255 input
-    torchmetrics feeds it, scorers.md §I.2). Memoised per (model, processor, file, mtime, size).
+    `preprocess="processor"`: the checkpoint's image processor on the PIL backend (`clip_image_processor`), what
+    PickScore's code and torchmetrics feed the model. `"openai-clip"`: OpenAI clip's own preprocess
+    (`openai_clip_transform`), what the LAION aesthetic predictor feeds it. The two differ only in how a centred crop
+    with an odd margin is rounded; where they agree for an image (most sizes, and every square image) the
+    embedding is computed once and shared. Memoised per (model, preprocessing, file, mtime, size).
     """
     file_keys = [_file_key(p) for p in images]
-    keys = [("img", model_ref, processor_ref, *fk) for fk in file_keys]
+    processor_id = f"pil:{processor_ref}"
+    preprocess_ids = [processor_id] * len(images)
+    transform: Callable[[Any], torch.Tensor] | None = None
+    if preprocess == "openai-clip":
+        loaded = clip_model(model_ref, settings, scorer)
+        n_px = int(loaded.model.config.vision_config.image_size)
+        transform = openai_clip_transform(n_px)
+        same = _processor_is_openai_transform(clip_image_processor(processor_ref, scorer), n_px)
+        for i, path in enumerate(images):
+            w, h = _resized(*_open_rgb(Path(path), file_keys[i]).size, n_px)
+            if not (same and _crop_origin(w, h, n_px, "floor") == _crop_origin(w, h, n_px, "round")):
+                preprocess_ids[i] = f"openai-clip:{n_px}"
+    keys = [("img", model_ref, pid, *fk) for pid, fk in zip(preprocess_ids, file_keys, strict=True)]
     out: list[torch.Tensor | None] = [_recall(k) for k in keys]
     todo = [i for i, v in enumerate(out) if v is None]
     if todo:
         loaded = clip_model(model_ref, settings, scorer)
-        processor = clip_processor(processor_ref, scorer)
+        processor = clip_image_processor(processor_ref, scorer)
         batch = max(1, settings.score_batch_size)
         for start in range(0, len(todo), batch):
             idx = todo[start : start + batch]
             pil = [_open_rgb(Path(images[i]), file_keys[i]) for i in idx]
-            inputs = processor(images=pil, return_tensors="pt")
-            pixels = inputs["pixel_values"].to(device=loaded.device, dtype=loaded.dtype)
+            rows: list[torch.Tensor] = []
+            for i, img in zip(idx, pil, strict=True):
+                if preprocess_ids[i] == processor_id:
+                    rows.append(torch.as_tensor(processor(images=[img], return_tensors="pt")["pixel_values"][0]))
+                else:
+                    assert transform is not None
+                    rows.append(transform(img))
+            pixels = torch.stack(rows).to(device=loaded.device, dtype=loaded.dtype)
             with torch.inference_mode():
                 feats = pooled(loaded.model.get_image_features(pixel_values=pixels)).float().cpu()
             for j, i in enumerate(idx):
@@ -283,22 +398,55 @@ def clip_image_features(
     return torch.stack([v for v in out if v is not None])
 
 
+#: CLIP's text context: 77 tokens including the start- and end-of-text markers
+CLIP_CONTEXT = 77
+
+
+def truncation_note(token_count: int, context: int = CLIP_CONTEXT) -> str | None:
+    """The note a CLIP-text scorer records when the prompt did not fit its `context` tokens, else None.
+
+    Every CLIP text path in fbloop keeps the end-of-text token when it cuts (the CLIP tokenizer's own
+    truncation, what PickScore, OpenAI clip and open_clip do); torchmetrics cuts it off instead.
+    """
+    if token_count <= context:
+        return None
+    return (
+        f"prompt truncated for CLIP: {token_count} tokens with the start/end markers, the text encoder read "
+        f"{context} (the first {context - 2} prompt tokens and the end-of-text token)"
+    )
+
+
+def clip_token_count(processor_ref: str, text: str, scorer: str) -> int:
+    """How many tokens the CLIP tokenizer of `processor_ref` makes of `text`, start/end markers included, uncut."""
+    tokenizer = clip_processor(processor_ref, scorer).tokenizer
+    return len(tokenizer(text, truncation=False, verbose=False)["input_ids"])
+
+
+def clip_text_context(model_ref: str, settings: Settings, scorer: str) -> int:
+    """The text context the model reads: 77, or less if its position embeddings are fewer."""
+    loaded = clip_model(model_ref, settings, scorer)
+    return min(CLIP_CONTEXT, int(getattr(loaded.model.config.text_config, "max_position_embeddings", CLIP_CONTEXT)))
+
+
 def clip_text_features(
     model_ref: str, processor_ref: str, texts: Sequence[str], settings: Settings, scorer: str
 ) -> torch.Tensor:
-    """Projected CLIP text embeddings, (N, D) float32 on the CPU; padded and truncated to 77 tokens."""
+    """Projected CLIP text embeddings, (N, D) float32 on the CPU; padded and truncated to 77 tokens.
+
+    Truncation is the tokenizer's: the first 75 prompt tokens and then the end-of-text token, whose position
+    CLIP pools. torchmetrics instead slices the ids after tokenising and loses that token (docs/scorers.md §I.2).
+    """
     keys = [("txt", model_ref, processor_ref, t) for t in texts]
     out: list[torch.Tensor | None] = [_recall(k) for k in keys]
     todo = [i for i, v in enumerate(out) if v is None]
     if todo:
         loaded = clip_model(model_ref, settings, scorer)
         processor = clip_processor(processor_ref, scorer)
-        max_len = getattr(loaded.model.config.text_config, "max_position_embeddings", 77)
         inputs = processor(
             text=[texts[i] for i in todo],
             padding=True,
             truncation=True,
-            max_length=min(77, max_len),
+            max_length=clip_text_context(model_ref, settings, scorer),
             return_tensors="pt",
         )
         inputs = {k: v.to(loaded.device) for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
@@ -326,7 +474,7 @@ def clip_frame_features(model_ref: str, pixels: torch.Tensor, settings: Settings
 
 
 class AestheticMLP(nn.Module):
-    """The improved aesthetic predictor's head (scorers.md §I.3): five Linear layers, ReLUs commented out.
+    """The improved aesthetic predictor's head (docs/scorers.md §I.3): five Linear layers, ReLUs commented out.
 
     Layer sizes come from the state dict (768->1024->128->64->16->1 for the real file), so the tests'
     tiny heads load through the same class.
@@ -381,7 +529,7 @@ def aesthetic_mlp(path: Path, settings: Settings, scorer: str) -> Loaded:
 
 
 def linear_head(path: Path, settings: Settings, scorer: str) -> Loaded:
-    """VBench's aesthetic V1 head: `nn.Linear(768, 1)` from a state dict (scorers.md §V.7)."""
+    """VBench's aesthetic V1 head: `nn.Linear(768, 1)` from a state dict (docs/scorers.md §V.7)."""
     device = resolve_device(settings.device)
 
     def load() -> Loaded:
@@ -419,7 +567,7 @@ def dino_model(ref: str, settings: Settings, scorer: str) -> Loaded:
 
 
 def raft_model(path: Path, settings: Settings, scorer: str) -> Loaded:
-    """torchvision `raft_large()` with a state dict from `path` (C_T_V1 by default, scorers.md §V.6a), fp32."""
+    """torchvision `raft_large()` with a state dict from `path` (C_T_V1 by default, docs/scorers.md §V.6a), fp32."""
     device = resolve_device(settings.device)
 
     def load() -> Loaded:
@@ -444,7 +592,7 @@ def raft_model(path: Path, settings: Settings, scorer: str) -> Loaded:
 
 
 def musiq_model(path: Path, settings: Settings, scorer: str) -> Loaded:
-    """pyiqa's `MUSIQ(pretrained_model_path=path)` as VBench builds it (scorers.md §V.8), fp32."""
+    """pyiqa's `MUSIQ(pretrained_model_path=path)` as VBench builds it (docs/scorers.md §V.8), fp32."""
     device = resolve_device(settings.device)
 
     def load() -> Loaded:

@@ -1,8 +1,10 @@
-"""PickScore (scorers.md §I.1).
+"""PickScore (docs/scorers.md §I.1).
 
 Model `settings.pickscore_model` (default yuvalkirstain/PickScore_v1, a transformers CLIPModel fine-tuned from
 CLIP-H) with the processor `settings.pickscore_processor` (default laion/CLIP-ViT-H-14-laion2B-s32B-b79K:
-shortest edge 224 bicubic, centre crop 224, CLIP mean/std; text padded and truncated to 77 tokens).
+shortest edge 224 bicubic, centre crop 224, CLIP mean/std, on the PIL backend as in PickScore's own code; text
+padded and truncated to 77 tokens by the tokenizer, which keeps the end-of-text token, as PickScore's code does).
+A prompt longer than 77 tokens gets a note in scores.json.
 
 Raw value: exp(logit_scale) x cos(text, image), with logit_scale read from the checkpoint at run time and no
 clamp (§I.1 "Formula"). Typical 17-24, SDXL about 21.7; compare only within one prompt.
@@ -21,14 +23,14 @@ import torch
 
 from feedback_cli.scoring import models
 from feedback_cli.scoring.anchors import anchored, anchors_for
-from feedback_cli.scoring.base import ImageScorer
+from feedback_cli.scoring.base import ImageScorer, NotedValue
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
 
 
 class PickScoreScorer(ImageScorer):
-    """exp(logit_scale) x cosine(text, image) on PickScore_v1 (scorers.md §I.1)."""
+    """exp(logit_scale) x cosine(text, image) on PickScore_v1 (docs/scorers.md §I.1)."""
 
     name: ClassVar[str] = "pickscore"
     raw_range: ClassVar[str] = "about 17..24 (exp(logit_scale) x cosine, unclamped)"
@@ -43,6 +45,9 @@ class PickScoreScorer(ImageScorer):
         return self.settings.pickscore_model
 
     def score(self, images: Sequence[Path], prompt: str) -> list[float]:
+        return [v.raw for v in self.score_with_notes(images, prompt)]
+
+    def score_with_notes(self, images: Sequence[Path], prompt: str) -> list[NotedValue]:
         if not images:
             return []
         s = self.settings
@@ -53,7 +58,12 @@ class PickScoreScorer(ImageScorer):
         img = img / img.norm(dim=-1, keepdim=True)
         txt = txt / txt.norm(dim=-1, keepdim=True)
         scores = scale * (txt @ img.T)[0]
-        return [float(v) for v in scores.to(torch.float64)]
+        note = models.truncation_note(
+            models.clip_token_count(s.pickscore_processor, prompt, self.name),
+            models.clip_text_context(s.pickscore_model, s, self.name),
+        )
+        notes = (note,) if note else ()
+        return [NotedValue(float(v), notes) for v in scores.to(torch.float64)]
 
     def normalize(self, raw: float) -> float:
         low, high = anchors_for(self.name, self.ANCHORS, self.settings)

@@ -1,4 +1,4 @@
-"""Checks that run before any paid call: can every chosen scorer run here? (scorers.md §I.6 for what each needs.)
+"""Checks that run before any paid call: can every chosen scorer run here? (docs/scorers.md §I.6 for what each needs.)
 
 `preflight(names, settings)` raises ScorerUnavailable for the first scorer that cannot run, with a hint such as
 `fbloop models download NAME`; `problems(names, settings)` returns all of them by scorer name so the engine can
@@ -67,7 +67,7 @@ def check(name: str, settings: Settings) -> ScorerUnavailable | None:
             hint = (
                 "pip install pyiqa, or FBLOOP_VBENCH_PYTHON=<python of a VBench env> for the official backend"
                 if req.ref == "pyiqa"
-                else f"pip install {req.ref}"
+                else f"pip install {req.pip_name}"
             )
             return ScorerUnavailable(f"{name}: the {req.ref} package is not installed", hint=hint)
         elif req.kind == "official":

@@ -25,6 +25,7 @@ IMAGE_SCORERS: dict[str, str] = {
     "clip-score": "feedback_cli.scoring.clip_score:ClipScoreScorer",
     "aesthetic": "feedback_cli.scoring.aesthetic:AestheticScorer",
     "vqascore": "feedback_cli.scoring.vqascore:VQAScoreScorer",
+    "hpsv2": "feedback_cli.scoring.hpsv2:HPSv2Scorer",
 }
 VIDEO_SCORERS: dict[str, str] = {
     "flicker": "feedback_cli.scoring.offline:FlickerScorer",
@@ -44,6 +45,8 @@ OFFLINE_VIDEO_SET: tuple[str, ...] = ("flicker", "motion")
 
 #: the real scorers' default sets (used by the cloud backend when the `scoring` extra is installed).
 REAL_IMAGE_SET: tuple[str, ...] = ("pickscore", "clip-score", "aesthetic", "vqascore")
+#: real scorers that join the default set only when everything they need is already here (`select.py`)
+OPTIONAL_IMAGE_SET: tuple[str, ...] = ("hpsv2",)
 REAL_VIDEO_SET: tuple[str, ...] = (
     "subject_consistency",
     "background_consistency",

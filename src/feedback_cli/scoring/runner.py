@@ -1,7 +1,7 @@
 """Score a set of files with named scorers: the code behind `fbloop score`, usable by the engine too.
 
 Each image scorer gives one raw value per image and each video scorer one raw value per video per dimension
-(scorers.md §I for images, §V for the VBench dimensions); every raw value is reported with its 0-100 mapping
+(docs/scorers.md §I for images, §V for the VBench dimensions); every raw value is reported with its 0-100 mapping
 (`normalize`) and the checkpoint that produced it (`model_id`). A scorer that cannot run is reported in `errors`
 by name and left out; nothing is invented in its place.
 """
@@ -31,14 +31,18 @@ class Score:
     raw: float
     normalized: float
     model_id: str
+    notes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "scorer": self.scorer,
             "raw": self.raw,
             "normalized": self.normalized,
             "model_id": self.model_id,
         }
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
 
 
 @dataclass
@@ -97,10 +101,10 @@ def score_files(
             on_scorer(name)
         try:
             scorer = registry.image_scorer(name, settings)
-            raws = scorer.score([f.path for f in images], prompt)
+            values = scorer.score_with_notes([f.path for f in images], prompt)
             model_id = scorer.model_id
-            for f, raw in zip(images, raws, strict=True):
-                f.scores[name] = Score(name, float(raw), float(scorer.normalize(raw)), model_id)
+            for f, value in zip(images, values, strict=True):
+                f.scores[name] = Score(name, value.raw, float(scorer.normalize(value.raw)), model_id, value.notes)
         except ScorerUnavailable as exc:
             report.errors[name] = exc
     for name in video_scorers if videos else ():

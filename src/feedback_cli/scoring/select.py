@@ -3,28 +3,50 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING
 
 from feedback_cli.installation import extra_install_command
 from feedback_cli.scoring.registry import (
     IMAGE_SCORERS,
     OFFLINE_IMAGE_SET,
     OFFLINE_VIDEO_SET,
+    OPTIONAL_IMAGE_SET,
     REAL_IMAGE_SET,
     REAL_VIDEO_SET,
     VIDEO_SCORERS,
     split_names,
 )
 
+if TYPE_CHECKING:
+    from feedback_cli.config import Settings
+
+
+def everything_here(name: str, settings: Settings) -> bool:
+    """Every checkpoint and package `name` needs is already here (nothing would be downloaded)."""
+    from feedback_cli.scoring import checkpoints
+
+    return all(checkpoints.status(req, settings).available for req in checkpoints.requirements(name, settings))
+
+
+def default_image_scorers(settings: Settings) -> list[str]:
+    """The real image scorers a default run uses: the standard set plus optional ones whose weights are here."""
+    optional = [n for n in OPTIONAL_IMAGE_SET if n in IMAGE_SCORERS and everything_here(n, settings)]
+    return [n for n in REAL_IMAGE_SET if n in IMAGE_SCORERS] + optional
+
 
 def scoring_extra_installed() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
 
 
-def default_spec(backend: str) -> tuple[str, str | None]:
+def default_spec(backend: str, settings: Settings | None = None) -> tuple[str, str | None]:
     """The scorer spec a backend uses when the user names none, and a notice if it had to fall back."""
     if backend != "cloud":
         return "offline", None
-    real = [n for n in (*REAL_IMAGE_SET, *REAL_VIDEO_SET) if n in IMAGE_SCORERS or n in VIDEO_SCORERS]
+    if settings is None:  # the caller did not pass its settings: the optional scorers' paths come from env/.env
+        from feedback_cli.config import load_settings
+
+        settings = load_settings()
+    real = [*default_image_scorers(settings), *(n for n in REAL_VIDEO_SET if n in VIDEO_SCORERS)]
     if not real:
         return "offline", "real scorers are not part of this build; scoring with offline statistics"
     if not scoring_extra_installed():
@@ -34,11 +56,13 @@ def default_spec(backend: str) -> tuple[str, str | None]:
     return ",".join(real), None
 
 
-def resolve(spec: str | None, backend: str) -> tuple[str, list[str], list[str], str | None]:
+def resolve(
+    spec: str | None, backend: str, settings: Settings | None = None
+) -> tuple[str, list[str], list[str], str | None]:
     """-> (spec, image scorer names, video scorer names, notice)."""
     notice = None
     if not spec:
-        spec, notice = default_spec(backend)
+        spec, notice = default_spec(backend, settings)
     images, videos = split_names(spec)
     if not images:
         images = list(OFFLINE_IMAGE_SET)

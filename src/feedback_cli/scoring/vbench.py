@@ -1,8 +1,8 @@
-"""VBench's video-quality dimensions, computed natively with VBench's formulas (scorers.md §V).
+"""VBench's video-quality dimensions, computed natively with VBench's formulas (docs/scorers.md §V).
 
 One VideoScorer class per dimension, registered under VBench's own names:
 
-| name | model (setting) | scorers.md |
+| name | model (setting) | docs/scorers.md |
 |---|---|---|
 | subject_consistency | DINO ViT-B/16 (`dino_model`, transformers ViTModel from facebook/dino-vitb16) | §V.2 |
 | background_consistency | CLIP ViT-B/32 (`vbench_clip_b32_model`, transformers CLIPModel) | §V.3 |
@@ -275,7 +275,7 @@ class VBenchDimension(VideoScorer):
 
 
 class SubjectConsistency(VBenchDimension):
-    """DINO ViT-B/16 CLS features, clamped cosine to the previous and the first frame (scorers.md §V.2)."""
+    """DINO ViT-B/16 CLS features, clamped cosine to the previous and the first frame (docs/scorers.md §V.2)."""
 
     name: ClassVar[str] = "subject_consistency"
 
@@ -302,7 +302,7 @@ class SubjectConsistency(VBenchDimension):
 
 
 class BackgroundConsistency(VBenchDimension):
-    """CLIP ViT-B/32 image features, same formula as subject consistency (scorers.md §V.3)."""
+    """CLIP ViT-B/32 image features, same formula as subject consistency (docs/scorers.md §V.3)."""
 
     name: ClassVar[str] = "background_consistency"
 
@@ -330,7 +330,7 @@ class BackgroundConsistency(VBenchDimension):
 
 
 class TemporalFlickering(VBenchDimension):
-    """(255 - mean MAE between consecutive frames) / 255 (scorers.md §V.4). Meant for static clips: on a moving
+    """(255 - mean MAE between consecutive frames) / 255 (docs/scorers.md §V.4). Meant for static clips: on a moving
     clip it measures temporal stability, not pure flicker (VBench's own caveat)."""
 
     name: ClassVar[str] = "temporal_flickering"
@@ -344,7 +344,7 @@ class TemporalFlickering(VBenchDimension):
 
 
 class MotionSmoothness(VBenchDimension):
-    """AMT-S frame-interpolation error (scorers.md §V.5): only VBench's official backend runs it."""
+    """AMT-S frame-interpolation error (docs/scorers.md §V.5): only VBench's official backend runs it."""
 
     name: ClassVar[str] = "motion_smoothness"
 
@@ -366,7 +366,7 @@ class MotionSmoothness(VBenchDimension):
 
 
 class DynamicDegree(VBenchDimension):
-    """RAFT optical flow at about 8 fps; dynamic if enough pairs move more than the threshold (scorers.md §V.6)."""
+    """RAFT optical flow at about 8 fps; dynamic if enough pairs move more than the threshold (docs/scorers.md §V.6)."""
 
     name: ClassVar[str] = "dynamic_degree"
     dimensions: ClassVar[tuple[str, ...]] = ("dynamic_degree", GRADED)
@@ -435,7 +435,7 @@ class DynamicDegree(VBenchDimension):
 
 
 class AestheticQuality(VBenchDimension):
-    """Mean over frames of LAION V1 linear head(normalised CLIP ViT-L/14 embedding) / 10 (scorers.md §V.7)."""
+    """Mean over frames of LAION V1 linear head(normalised CLIP ViT-L/14 embedding) / 10 (docs/scorers.md §V.7)."""
 
     name: ClassVar[str] = "aesthetic_quality"
 
@@ -474,7 +474,7 @@ class AestheticQuality(VBenchDimension):
 
 
 class ImagingQuality(VBenchDimension):
-    """Mean MUSIQ-SPAQ over frames / 100 (scorers.md §V.8); needs pyiqa."""
+    """Mean MUSIQ-SPAQ over frames / 100 (docs/scorers.md §V.8); needs pyiqa."""
 
     name: ClassVar[str] = "imaging_quality"
 

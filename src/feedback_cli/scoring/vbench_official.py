@@ -1,4 +1,4 @@
-"""The `official` VBench backend: VBench's own CLI in its own Python environment (scorers.md §V.0, §V.10).
+"""The `official` VBench backend: VBench's own CLI in its own Python environment (docs/scorers.md §V.0, §V.10).
 
 `settings.vbench_python` names the python of an environment where vbench is installed (e.g. the 0.1.5 wheel with
 `--no-deps` plus the handful of dependencies §V.0 lists). Its `vbench` console script, next to that python, is run
@@ -47,7 +47,7 @@ def vbench_executable(settings: Settings, dimension: str = "vbench") -> tuple[Pa
     if not settings.vbench_python:
         raise ScorerUnavailable(
             f"{dimension}: the official VBench backend needs FBLOOP_VBENCH_PYTHON",
-            hint="create a venv, `pip install vbench --no-deps` + its deps (scorers.md §V.0), "
+            hint="create a venv, `pip install vbench --no-deps` + its deps (docs/scorers.md §V.0), "
             "and set FBLOOP_VBENCH_PYTHON to its python",
         )
     python = Path(settings.vbench_python).expanduser()

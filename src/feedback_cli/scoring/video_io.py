@@ -1,4 +1,4 @@
-"""Video frames for the VBench dimensions, decoded with PyAV (scorers.md §V.1).
+"""Video frames for the VBench dimensions, decoded with PyAV (docs/scorers.md §V.1).
 
 VBench's `load_video` reads **every** frame of an .mp4 (decord) as uint8 RGB (T, H, W, C), every frame of a .gif
 (PIL `ImageSequence`, each converted to RGB) and a .png as a single frame; no dimension used here passes
@@ -76,7 +76,7 @@ def _decode_still(path: Path) -> tuple[list[np.ndarray], float]:
 
 
 def read_video(path: Path) -> Video:
-    """Every frame of `path`, decoded once per process for the last two videos (scorers.md §V.1)."""
+    """Every frame of `path`, decoded once per process for the last two videos (docs/scorers.md §V.1)."""
     path = Path(path)
     try:
         st = path.stat()

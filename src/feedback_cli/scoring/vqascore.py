@@ -1,16 +1,17 @@
-"""VQAScore (scorers.md §I.4): P("Yes" | image, 'Does this figure show "{prompt}"? Please answer yes or no.').
+"""VQAScore (docs/scorers.md §I.4): P("Yes" | image, 'Does this figure show "{prompt}"? Please answer yes or no.').
 
 Two backends, `settings.vqa_backend`:
 
 - `openai` (default): a vision-language model behind an OpenAI-compatible Chat Completions API
   (`settings.openai_base_url`, `settings.vqa_model`), called with the real `openai` client. One user message
   holds the question and the image (base64 data URL); `max_tokens=1`, `logprobs=True`,
-  `top_logprobs=settings.vqa_top_logprobs` (<= 20). From the first generated token's top logprobs,
-  p_yes and p_no are the summed probabilities of every case and whitespace variant of "yes" / "no" ("Yes",
-  " yes", "YES", ...), and the value is p_yes / (p_yes + p_no): the "more robust variant" of §I.4 rather than
-  t2v_metrics' unnormalised exp(logprob_yes). When neither appears the image gets no value: the scorer raises
-  ScorerUnavailable (no 0.5 fallback is invented). Reasoning models (o1/o3/o4/gpt-5 families) return no
-  logprobs (§I.4) and are refused.
+  `top_logprobs=settings.vqa_top_logprobs` (<= 20). The value is t2v_metrics' own (`gpt4v_model.py`, v3.1):
+  from the first generated token's top logprobs, P(yes) = exp(logprob) of "yes" if it is among them; otherwise
+  1 - exp(logprob) of "no" if that is; otherwise 0. Never renormalised over {yes, no}. Tokens are compared
+  stripped and lower-cased as there; one documented difference: when several variants of the word appear
+  ("Yes", " yes", "YES") their probabilities are summed (t2v_metrics keeps whichever it meets last). The two
+  fallbacks are noted in scores.json. Reasoning models (o1/o3/o4/gpt-5 families) return no logprobs (§I.4)
+  and are refused.
 - `t2v_metrics`: linzhiqiu/t2v_metrics' `VQAScore(model=settings.vqa_model)` if the user installed it (pin 2.x
   for clip-flant5-xxl, §I.4 "Version trap").
 
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from feedback_cli.errors import InputError, ScorerUnavailable
-from feedback_cli.scoring.base import ImageScorer
+from feedback_cli.scoring.base import ImageScorer, NotedValue
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
@@ -53,18 +54,33 @@ def is_reasoning_model(model: str) -> bool:
     return bool(_REASONING.match(model.rsplit("/", 1)[-1].strip()))
 
 
-def yes_probability(top_logprobs: Sequence[tuple[str, float]]) -> float | None:
-    """p_yes / (p_yes + p_no) over (token, logprob) pairs, case and whitespace variants summed; None if neither."""
+def yes_probability(top_logprobs: Sequence[tuple[str, float]]) -> NotedValue:
+    """P("yes") from the first answer token's (token, logprob) pairs, as t2v_metrics' GPT backend computes it.
+
+    "yes" present: the sum of exp(logprob) over its variants (stripped, lower-cased). Else "no" present:
+    1 - that sum for "no". Else 0. Never p_yes / (p_yes + p_no). The fallbacks carry a note.
+    """
     p_yes = p_no = 0.0
+    seen_yes = seen_no = False
     for token, logprob in top_logprobs:
         word = token.strip().lower()
         if word == "yes":
             p_yes += math.exp(logprob)
+            seen_yes = True
         elif word == "no":
             p_no += math.exp(logprob)
-    if p_yes + p_no <= 0.0:
-        return None
-    return p_yes / (p_yes + p_no)
+            seen_no = True
+    shown = len(top_logprobs)
+    if seen_yes:
+        return NotedValue(min(1.0, p_yes))
+    if seen_no:
+        return NotedValue(
+            max(0.0, 1.0 - p_no),
+            (f"'yes' not among the top {shown} first-token logprobs; P(yes) = 1 - P(no) as in t2v_metrics",),
+        )
+    return NotedValue(
+        0.0, (f"neither 'yes' nor 'no' among the top {shown} first-token logprobs; P(yes) = 0 as in t2v_metrics",)
+    )
 
 
 def image_data_url(path: Path) -> str:
@@ -101,7 +117,7 @@ def check(settings: Settings) -> None:
     if is_reasoning_model(settings.vqa_model):
         raise ScorerUnavailable(
             f"vqascore: {settings.vqa_model} is a reasoning model and returns no logprobs, "
-            "which VQAScore needs (scorers.md §I.4)",
+            "which VQAScore needs (docs/scorers.md §I.4)",
             hint="FBLOOP_VQA_MODEL=gpt-4.1 or gpt-4o",
         )
     if settings.openai_api_key is None and not settings.openai_base_url:
@@ -112,7 +128,7 @@ def check(settings: Settings) -> None:
 
 
 class VQAScoreScorer(ImageScorer):
-    """P(yes) from a VLM's first-token logprobs, or from t2v_metrics (scorers.md §I.4)."""
+    """P(yes) from a VLM's first-token logprobs, or from t2v_metrics (docs/scorers.md §I.4)."""
 
     name: ClassVar[str] = "vqascore"
     raw_range: ClassVar[str] = "0..1 (P(yes))"
@@ -135,10 +151,13 @@ class VQAScoreScorer(ImageScorer):
         return 100.0 * min(1.0, max(0.0, raw))
 
     def score(self, images: Sequence[Path], prompt: str) -> list[float]:
+        return [v.raw for v in self.score_with_notes(images, prompt)]
+
+    def score_with_notes(self, images: Sequence[Path], prompt: str) -> list[NotedValue]:
         if not images:
             return []
         if self.settings.vqa_backend == "t2v_metrics":
-            return self._score_t2v(images, prompt)
+            return [NotedValue(v) for v in self._score_t2v(images, prompt)]
         workers = max(1, min(self.settings.llm_concurrency, len(images)))
         if workers == 1:
             return [self._score_one(Path(p), prompt) for p in images]
@@ -161,7 +180,7 @@ class VQAScoreScorer(ImageScorer):
             )
         return self._client
 
-    def _score_one(self, path: Path, prompt: str) -> float:
+    def _score_one(self, path: Path, prompt: str) -> NotedValue:
         import openai
 
         s = self.settings
@@ -194,20 +213,14 @@ class VQAScoreScorer(ImageScorer):
         content_lp = getattr(getattr(choice, "logprobs", None), "content", None) if choice else None
         if not content_lp:
             raise ScorerUnavailable(
-                f"vqascore: {s.vqa_model} returned no logprobs, which VQAScore needs (scorers.md §I.4)",
+                f"vqascore: {s.vqa_model} returned no logprobs, which VQAScore needs (docs/scorers.md §I.4)",
                 hint="use a model that supports logprobs with images (gpt-4o, gpt-4.1)",
             )
         first = content_lp[0]
         pairs = [(t.token, t.logprob) for t in (first.top_logprobs or [])]
         if not pairs:
             pairs = [(first.token, first.logprob)]
-        p = yes_probability(pairs)
-        if p is None:
-            raise ScorerUnavailable(
-                f"vqascore: {s.vqa_model} answered {first.token!r} for {path.name}; neither yes nor no is in its "
-                f"top {len(pairs)} logprobs, so there is no P(yes)"
-            )
-        return p
+        return yes_probability(pairs)
 
     # ------------------------------------------------------------------ t2v_metrics
 

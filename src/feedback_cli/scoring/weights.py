@@ -1,9 +1,9 @@
 """Weight files that do not live on the Hugging Face hub: where they come from, where they go, how they are checked.
 
-Sources (scorers.md):
+Sources (docs/scorers.md):
 - LAION improved aesthetic MLP `sac+logos+ava1-l14-linearMSE.pth`, 3,714,759 B, sha256 21dd590f... (§I.3).
 - LAION aesthetic predictor V1 linear head `sa_0_4_vit_l_14_linear.pth` used by VBench aesthetic_quality (§V.7);
-  scorers.md gives no digest for it, so it is checked by shape (a `Linear(d, 1)` state dict) only.
+  docs/scorers.md gives no digest for it, so it is checked by shape (a `Linear(d, 1)` state dict) only.
 - MUSIQ-SPAQ `musiq_spaq_ckpt-358bb6af.pth` for VBench imaging_quality (§V.8); the file name carries the first
   8 hex digits of its sha256 (the torch.hub convention), which is checked.
 - torchvision RAFT-large `C_T_V1` (`raft_large_C_T_V1-22a6c225.pth`, §V.6a), stored where torchvision's own
@@ -122,7 +122,7 @@ def sha256_of(path: Path) -> str:
 
 
 def verify(spec: UrlFile, path: Path) -> None:
-    """Raise ScorerUnavailable if the file's sha256 does not match what scorers.md / its name says."""
+    """Raise ScorerUnavailable if the file's sha256 does not match what docs/scorers.md / its name says."""
     if spec.sha256 is None and spec.sha256_prefix is None:
         return
     actual = sha256_of(path)

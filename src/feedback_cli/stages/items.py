@@ -204,7 +204,8 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
             _note_once(ctx, f"scorer {name} unavailable: {scorer.line()}")
             continue
         try:
-            raw = await loop.run_in_executor(executor, scorer.score, [path], prompt)
+            score = scorer.score_with_notes if kind == "image" else scorer.score  # type: ignore[union-attr]
+            raw = await loop.run_in_executor(executor, score, [path], prompt)
         except ScorerUnavailable as exc:
             _note_once(ctx, f"scorer {name} unavailable: {exc.line()}")
             continue
@@ -212,13 +213,14 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
             _note_once(ctx, f"scorer {name} failed on {item.key}: {type(exc).__name__}: {exc}")
             continue
         if kind == "image":
-            value = float(raw[0])  # type: ignore[index]
+            value = float(raw[0].raw)  # type: ignore[index]
             entries.append(
                 ScoreEntry(
                     scorer=name,
                     raw=value,
                     normalized=scorer.normalize(value),  # type: ignore[call-arg]
                     model_id=scorer.model_id,
+                    notes=list(raw[0].notes),  # type: ignore[index]
                 )
             )
         else:
@@ -323,7 +325,12 @@ def write_scores(ctx: StageContext, kind: str, groups: dict[str, tuple[list[Item
                         "model": r.model,
                         "job_id": r.job_id,
                         "scores": {
-                            e.scorer: {"raw": e.raw, "normalized": round(e.normalized, 3), "model_id": e.model_id}
+                            e.scorer: {
+                                "raw": e.raw,
+                                "normalized": round(e.normalized, 3),
+                                "model_id": e.model_id,
+                                **({"notes": e.notes} if e.notes else {}),
+                            }
                             for e in r.scores
                         },
                         "overall": r.overall,

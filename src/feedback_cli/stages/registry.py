@@ -19,6 +19,7 @@ BUILTIN_MODULES = (
     "feedback_cli.stages.storyboard",
     "feedback_cli.stages.video_prompt",
     "feedback_cli.stages.video_generation",
+    "feedback_cli.stages.assemble",
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from feedback_cli.providers.base import VideoRequest
+from feedback_cli.stages.assemble import join_final_video
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.items import ItemSpec, run_items, select, write_scores
 from feedback_cli.stages.picks import earlier_rounds, pick_scores
@@ -103,3 +104,5 @@ class VideoGenerationStage(Stage):
             assert bests[0].artifact is not None
             ctx.record.outputs["best_video"] = bests[0].artifact.path
         ctx.record.scores = pick_scores(bests)
+        if clip_prompts:  # stage 5's last step: the per-clip picks joined, in order, into final.mp4
+            await join_final_video(ctx)

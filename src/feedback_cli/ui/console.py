@@ -126,9 +126,11 @@ class EventRenderer:
                 self._line(f"  done in {data.get('wall_time_s', 0):.1f}s, ${data.get('cost_usd', 0):.4f}")
         elif kind == "review":
             self._stop_progress()
+        elif kind == "final_video":
+            self._line(f"  final video: {event.message}")
         elif kind == "run_interrupted":
+            # the session prints the one line that says so, with the resume command: not twice
             self._stop_progress()
-            self._line(event.message)
 
     def close(self) -> None:
         self._stop_progress()

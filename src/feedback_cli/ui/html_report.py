@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from feedback_cli.ui.inspect_view import PICKING_STAGES, relative_to
+from feedback_cli.ui.summary import clip_labels, score_text
 from feedback_cli.workflow.files import atomic_write_bytes
 
 THUMB_PX = 320
@@ -176,8 +177,13 @@ def render_html(data: dict[str, Any], report_dir: Path) -> str:
         if data.get(key):
             exists = (run_dir / data[key]).is_file()
             gallery.append((label, data[key], "image", exists))
-    for path in data.get("best_videos") or ([data["best_video"]] if data.get("best_video") else []):
-        gallery.append(("best video", path, "video", (run_dir / path).is_file()))
+    if data.get("final_video"):
+        gallery.append(("final video", data["final_video"], "video", (run_dir / data["final_video"]).is_file()))
+    if data.get("best_videos"):
+        for label, path in zip(clip_labels(data["best_videos"]), data["best_videos"], strict=True):
+            gallery.append((f"best video ({label})", path, "video", (run_dir / path).is_file()))
+    elif data.get("best_video"):
+        gallery.append(("best video", data["best_video"], "video", (run_dir / data["best_video"]).is_file()))
     if gallery:
         out.append('<div class="gallery">')
         for label, path, kind, exists in gallery:
@@ -240,7 +246,7 @@ def _stage_overview(data: dict[str, Any]) -> str:
     ]
     for s in data["stages"]:
         status = s["status"] + (f": {s['skip_reason']}" if s["skip_reason"] else "")
-        scores = ", ".join(f"{k}={_num(v)}" for k, v in s["scores"].items() if v is not None)
+        scores = ", ".join(f"{k}={score_text(k, v)}" for k, v in s["scores"].items() if v is not None)
         rows.append(
             f'<tr><td><a href="#stage-{_e(s["name"])}">{s["number"]}. {_e(s["name"])}</a></td><td>{_e(status)}</td>'
             f'<td class="num">{_num(s["wall_time_s"])}</td><td class="num">{_num(s["cost_usd"], 4)}</td>'
@@ -261,7 +267,7 @@ def _stage_section(stage: dict[str, Any], data: dict[str, Any], media: _Media) -
     if stage["error"]:
         out.append(f'<p class="error">{_e(stage["error"])}</p>')
     if stage["scores"]:
-        scores = ", ".join(f"{k} = {_num(v)}" for k, v in stage["scores"].items() if v is not None)
+        scores = ", ".join(f"{k} = {score_text(k, v)}" for k, v in stage["scores"].items() if v is not None)
         out.append(f"<p>scores: {_e(scores)}</p>")
     if stage["iterations"]:
         out.append(_iterations(stage))

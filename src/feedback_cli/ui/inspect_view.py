@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from feedback_cli.errors import CheckpointError
+from feedback_cli.ui.summary import COUNT_FIGURES, clip_labels, score_text
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.models import ItemRecord, RunState, StageRecord
 from feedback_cli.workflow.report import summarize
@@ -342,6 +343,8 @@ def build_inspection(run_dir: Path, state: RunState) -> dict[str, Any]:
         "best_image": summary.best_image,
         "best_video": summary.best_video,
         "best_videos": summary.best_videos,
+        "final_video": summary.final_video,
+        "final_video_join": state.output("assembly") if summary.final_video else None,
         "totals": {
             "cost_usd": summary.total_cost_usd,
             "time_s": summary.total_time_s,
@@ -391,7 +394,7 @@ def _stage_status(stage: dict[str, Any]) -> str:
 
 
 def _scores_text(scores: dict[str, Any], limit: int = 4) -> str:
-    parts = [f"{k}={v:.1f}" for k, v in scores.items() if isinstance(v, int | float)]
+    parts = [f"{k}={score_text(k, v)}" for k, v in scores.items() if isinstance(v, int | float)]
     return ", ".join(parts[:limit]) + (" …" if len(parts) > limit else "")
 
 
@@ -550,8 +553,16 @@ def totals_table(data: dict[str, Any]) -> Table:
     table.add_row("reviews", str(totals["reviews"]))
     if data.get("best_image"):
         table.add_row("best image", escape(data["best_image"]))
-    for path in data.get("best_videos") or ([data["best_video"]] if data.get("best_video") else []):
-        table.add_row("best video", escape(path))
+    if data.get("best_videos"):
+        for label, path in zip(clip_labels(data["best_videos"]), data["best_videos"], strict=True):
+            table.add_row(f"best video ({label})", escape(path))
+    elif data.get("best_video"):
+        table.add_row("best video", escape(data["best_video"]))
+    if data.get("final_video"):
+        join = data.get("final_video_join") or {}
+        how = {"stream_copy": "stream copy", "reencode": "re-encoded"}.get(join.get("mode", ""), "")
+        facts = f" ({join['frames']} frames, {join['duration_s']:.2f}s, {how})" if join.get("frames") else ""
+        table.add_row("final video", escape(data["final_video"] + facts))
     if totals["missing_files"]:
         table.add_row("missing files", Text(", ".join(totals["missing_files"]), style="red"))
     return table
@@ -690,7 +701,13 @@ def render_compare(console: Console, data: dict[str, Any]) -> None:
         table.add_column("Δ (B-A)", justify="right")
         table.add_row("status", escape(stage["status"]["a"] or "-"), escape(stage["status"]["b"] or "-"), "")
         for key, v in stage["scores"].items():
-            table.add_row(escape(key), _fmt(v["a"]), _fmt(v["b"]), _delta_text(v["delta"], 1, higher_is_better=True))
+            places = 0 if key in COUNT_FIGURES else 1
+            table.add_row(
+                escape(key),
+                _fmt(v["a"], places),
+                _fmt(v["b"], places),
+                _delta_text(v["delta"], places, higher_is_better=True),
+            )
         for label, key, digits in (("cost (USD)", "cost_usd", 4), ("time (s)", "wall_time_s", 1)):
             v = stage[key]
             table.add_row(label, _fmt(v["a"], digits), _fmt(v["b"], digits), _delta_text(v["delta"], digits))

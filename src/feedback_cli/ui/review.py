@@ -7,9 +7,9 @@ The flow keeps the original spec's three questions:
    empty), then the stage runs again from it.
 3. no: a menu: pick another candidate (then a list of candidates), stop here (resumable), or go back.
 
-Ctrl-C (or Ctrl-D) at any prompt stops the run at this review; the checkpoint keeps it, and `fbloop
-resume` comes back to the same review. This runs on a worker thread (the engine waits for it), so it
-never touches the event loop.
+Ctrl-C (or Ctrl-D) at any prompt interrupts the run as Ctrl-C during a stage does (exit 130); the checkpoint
+keeps it, and `fbloop resume` comes back to the same review. "Stop here" in the menu stops it (exit 0).
+This runs on a worker thread (the engine waits for it), so it never touches the event loop.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import base64
 import io
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from feedback_cli.errors import Interrupted
 from feedback_cli.workflow.models import ReviewDecision
 from feedback_cli.workflow.review import Candidate, ReviewRequest
 
@@ -68,11 +70,27 @@ def _terminal_stream() -> TextIO:
     return sys.stderr
 
 
+def _quit(app: Any) -> None:
+    """End a running prompt_toolkit question as if Ctrl-C was pressed (in the question's own loop)."""
+    if app.is_running and app.future is not None and not app.future.done():
+        app.exit(exception=KeyboardInterrupt())
+
+
 class QuestionaryPrompter:
     """Questionary prompts on the terminal stream; Ctrl-C and Ctrl-D raise StopReview."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or _terminal_stream()
+        self._cancelled = threading.Event()
+        self._app: Any = None  # the question on screen
+
+    def cancel(self) -> None:
+        """From another thread (Ctrl-C reached the engine first): end the question on screen, and any
+        later one, as Ctrl-C at the prompt would; otherwise the process would wait for an answer."""
+        self._cancelled.set()
+        app = self._app
+        if app is not None and app.is_running and app.loop is not None:
+            app.loop.call_soon_threadsafe(_quit, app)
 
     def _output(self) -> Any:
         from prompt_toolkit.output import create_output
@@ -80,10 +98,21 @@ class QuestionaryPrompter:
         return create_output(stdout=self.stream)
 
     def _ask(self, question: Any) -> Any:
+        if self._cancelled.is_set():
+            raise StopReview
+        app = question.application
+        self._app = app
+
+        def cancelled_meanwhile() -> None:  # runs once the question is up: closes the gap cancel() may miss
+            if self._cancelled.is_set():
+                _quit(app)
+
         try:
-            answer = question.unsafe_ask()
+            answer = app.run(pre_run=cancelled_meanwhile)  # what question.unsafe_ask() does, plus the hook
         except (KeyboardInterrupt, EOFError):
             raise StopReview from None
+        finally:
+            self._app = None
         if answer is None:
             raise StopReview
         return answer
@@ -249,6 +278,12 @@ class QuestionaryReviewer:
         self.prompter: Prompter = prompter or QuestionaryPrompter(stream)
         self.inline = _inline_protocol() if inline_images is None else ("iterm" if inline_images else None)
 
+    def cancel(self) -> None:
+        """The run was interrupted while this review is on screen: end its questions (see the engine)."""
+        cancel = getattr(self.prompter, "cancel", None)
+        if cancel is not None:
+            cancel()
+
     # -- showing -------------------------------------------------------------------------------------
 
     def show(self, request: ReviewRequest) -> None:
@@ -290,7 +325,8 @@ class QuestionaryReviewer:
         try:
             decision = self.ask(request)
         except StopReview:
-            decision = ReviewDecision(stage=request.stage, action="stop", feedback=None)
+            # Ctrl-C here is Ctrl-C during the run (exit 130, resumable at this review); "stop" is the menu's
+            raise Interrupted(f"interrupted at the review of {request.stage}") from None
         self.console.print(f"review: {describe(decision)}", markup=False)
         return decision
 

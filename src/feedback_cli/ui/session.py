@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from feedback_cli.errors import EXIT_INTERRUPTED, BudgetError, FbloopError, Interrupted, RunLocked
 from feedback_cli.ui.console import EventRenderer, err_console, error_line, out_console
-from feedback_cli.ui.summary import render_summary
+from feedback_cli.ui.summary import next_stage_command, render_summary
 from feedback_cli.workflow.api import PreparedRun, execute
 from feedback_cli.workflow.events import EventBus
 from feedback_cli.workflow.orchestrator import RunStopped
@@ -132,4 +132,7 @@ def drive(
             sys.stdout.flush()
         else:
             render_summary(out_console(), summary, prepared.folder.root)
+            follow_on = next_stage_command(prepared.state, prepared.folder.root)
+            if follow_on:  # last, so it is the line to copy
+                out_console().print(f"next stage:   {follow_on}", markup=False, soft_wrap=True)
     return code

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from feedback_cli.workflow.models import RunState
 from feedback_cli.workflow.report import WorkflowSummary
+
+#: figures a stage keeps among its scores that are counts, not 0-100 scores (the storyboard's clips)
+COUNT_FIGURES = frozenset({"clips"})
+
+
+def score_text(key: str, value: float) -> str:
+    """A count reads as a whole number (clips=2), a score with one decimal (90.0 stays 90.0): the
+    checkpoint stores both as JSON floats, so the figure's name tells them apart."""
+    return str(round(value)) if key in COUNT_FIGURES else f"{value:.1f}"
+
+
+def clip_labels(paths: list[str]) -> list[str]:
+    """`clip N` for each per-clip video: the number in its file name (clip_02_video_03.mp4), else its place."""
+    labels = []
+    for index, path in enumerate(paths, start=1):
+        found = re.match(r"clip_(\d+)", Path(path).name)
+        labels.append(f"clip {int(found.group(1)) if found else index}")
+    return labels
 
 
 def _scores(scores: dict[str, float | None]) -> str:
-    parts = [f"{k}={v:.1f}" for k, v in scores.items() if v is not None]
+    parts = [f"{k}={score_text(k, v)}" for k, v in scores.items() if v is not None]
     return ", ".join(parts[:4]) + (" ..." if len(parts) > 4 else "")
 
 
 def render_summary(console: Console, summary: WorkflowSummary, run_dir: Path) -> None:
+    """Path lines are soft-wrapped (the terminal folds them, Rich does not cut them) so they copy whole."""
     if summary.offline:
         console.print(f"[bold yellow]{summary.label}[/]")
     table = Table(title=f"fbloop run {summary.run_id} ({summary.workflow}, {summary.backend}): {summary.status}")
@@ -37,13 +59,48 @@ def render_summary(console: Console, summary: WorkflowSummary, run_dir: Path) ->
         console.print(f"image prompt: {summary.final_image_prompt}", markup=False)
     if summary.final_video_prompt:
         console.print(f"video prompt: {summary.final_video_prompt}", markup=False)
+    for number, prompt in enumerate(summary.motion_prompts, start=1):
+        console.print(f"motion prompt (clip {number}): {prompt}", markup=False)
     if summary.best_image:
-        console.print(f"best image:   {run_dir / summary.best_image}", markup=False)
+        console.print(f"best image:   {run_dir / summary.best_image}", markup=False, soft_wrap=True)
     if summary.best_videos:
-        for path in summary.best_videos:
-            console.print(f"best video:   {run_dir / path}", markup=False)
+        for label, path in zip(clip_labels(summary.best_videos), summary.best_videos, strict=True):
+            console.print(f"best video ({label}): {run_dir / path}", markup=False, soft_wrap=True)
     elif summary.best_video:
-        console.print(f"best video:   {run_dir / summary.best_video}", markup=False)
-    console.print(f"run folder:   {run_dir}", markup=False)
-    console.print(f"summary:      {run_dir / 'workflow_summary.json'}", markup=False)
+        console.print(f"best video:   {run_dir / summary.best_video}", markup=False, soft_wrap=True)
+    if summary.final_video:
+        console.print(f"final video:  {run_dir / summary.final_video}", markup=False, soft_wrap=True)
+    console.print(f"run folder:   {run_dir}", markup=False, soft_wrap=True)
+    console.print(f"summary:      {run_dir / 'workflow_summary.json'}", markup=False, soft_wrap=True)
     console.print(f"total time:   {summary.total_time_s:.1f}s, total cost ${summary.total_cost_usd:.4f}", markup=False)
+
+
+def next_stage_command(state: RunState, run_dir: Path) -> str | None:
+    """The `fbloop stage ...` command that continues a finished `fbloop stage` run from its output (the
+    file the next stage needs), or None after the last stage."""
+    if state.kind != "stage" or state.status != "completed" or not state.stages:
+        return None
+    record = state.stages[0]
+
+    def path(relative: str) -> str:
+        return shlex.quote(str(run_dir / relative))
+
+    prompt_file = "input/prompt.txt" if (run_dir / "input" / "prompt.txt").is_file() else None
+    with_prompt = f" --prompt-file {path(prompt_file)}" if prompt_file else ""
+    outputs = record.outputs
+    if record.name == "image_prompt":
+        return f"fbloop stage image-generation --prompt-file {path(record.folder + '/final_prompt.txt')}"
+    if record.name == "image_generation" and outputs.get("best_image"):
+        return f"fbloop stage storyboard --image {path(outputs['best_image'])}{with_prompt}"
+    if record.name == "storyboard" and outputs.get("storyboard"):
+        return f"fbloop stage video-prompt --storyboard {path(outputs['storyboard'])}"
+    if record.name == "video_prompt":
+        if outputs.get("clip_prompts"):
+            motion = record.folder + "/storyboard_enhanced_motion_prompts.json"
+            return f"fbloop stage video-generation --motion-prompts {path(motion)}"
+        image = f"--image {path(state.input_image)}" if state.input_image else "--image START_FRAME.png"
+        return f"fbloop stage video-generation {image} --prompt-file {path(record.folder + '/final_prompt.txt')}"
+    if record.name == "video_generation" and outputs.get("best_videos"):
+        # the clips are already joined; this re-joins them, with any clip file swapped for another take
+        return "fbloop stage assemble " + " ".join(path(p) for p in outputs["best_videos"])
+    return None

@@ -24,6 +24,7 @@ EventKind = Literal[
     "item_finished",
     "item_failed",
     "item_scored",
+    "final_video",
     "review",
     "run_finished",
     "run_interrupted",

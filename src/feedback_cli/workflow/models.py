@@ -58,6 +58,8 @@ class ScoreEntry(BaseModel):
     raw: float
     normalized: float
     model_id: str
+    #: what the scorer noted about this value (a prompt truncated for CLIP, a VQAScore fallback)
+    notes: list[str] = Field(default_factory=list)
 
 
 class ItemRecord(BaseModel):

@@ -23,6 +23,7 @@ from feedback_cli.stages.base import StageContext
 from feedback_cli.stages.picks import pick_scores
 from feedback_cli.stages.registry import get as get_stage
 from feedback_cli.workflow import checkpoint
+from feedback_cli.workflow.assemble import assemble_picks, describe, forget_final_video
 from feedback_cli.workflow.events import EventBus
 from feedback_cli.workflow.files import sha256_file
 from feedback_cli.workflow.ledger import CostLedger
@@ -205,7 +206,7 @@ class Orchestrator:
         except RunStopped:
             state.status = "stopped"
             raise
-        except (asyncio.CancelledError, KeyboardInterrupt):
+        except (asyncio.CancelledError, KeyboardInterrupt, Interrupted):  # Interrupted: Ctrl-C at a review
             state.status = "interrupted"
             for record in state.stages:
                 if record.status == "running":
@@ -372,7 +373,15 @@ class Orchestrator:
         while True:
             request = self.review_request(record)
             self.emit("review", f"review of {record.name}", stage=record.name)
-            decision = await _on_daemon_thread(self.reviewer.review, request)
+            try:
+                decision: ReviewDecision = await _on_daemon_thread(self.reviewer.review, request)
+            except asyncio.CancelledError:
+                # Ctrl-C or a stop signal reached the run while the review is on screen: end its question
+                # too (an optional `cancel` of the reviewer), so the terminal is given back in order
+                cancel = getattr(self.reviewer, "cancel", None)
+                if cancel is not None:
+                    cancel()
+                raise
             decision.stage = record.name
             self.state.reviews.append(decision)
             self.emit(
@@ -392,7 +401,14 @@ class Orchestrator:
                 await self._run_stage(record, human_feedback=decision.feedback or "")
                 return  # _run_stage reviews the new result itself
             if decision.action == "pick" and decision.choice:
+                before = list(record.outputs.get("best_videos") or [])
                 self._apply_pick(record, decision.choice)
+                if "final_video" in record.outputs and record.outputs.get("best_videos") != before:
+                    # the storyboard's joined film follows the human pick (unrecorded while it is rewritten)
+                    forget_final_video(record)
+                    await self.save()
+                    assembly = await asyncio.to_thread(assemble_picks, self.folder, record)
+                    self.emit("final_video", describe(assembly), stage=record.name, path=assembly.path)
             record.outputs.pop("awaiting_review", None)
             await self.save()
             write_reports(self.folder, self.state)

@@ -53,9 +53,13 @@ class WorkflowSummary(BaseModel):
     source_prompt: str
     final_image_prompt: str | None = None
     final_video_prompt: str | None = None
+    #: storyboard mode: the motion prompt of each clip, in clip order
+    motion_prompts: list[str] = Field(default_factory=list)
     best_image: str | None = None
     best_video: str | None = None
     best_videos: list[str] = Field(default_factory=list)
+    #: the storyboard's clips joined in order (stage 5's last step), relative to the run folder
+    final_video: str | None = None
     stages: list[StageSummary]
     files: list[str]
     notices: list[str] = Field(default_factory=list)
@@ -98,6 +102,10 @@ def summarize(state: RunState, run_dir: str | None = None) -> WorkflowSummary:
         )
     offline = state.options.backend.value == "offline"
     best_videos = state.output("best_videos") or []
+    # the image prompt is a result only of runs that write it or make images from it; a video-prompt or
+    # storyboard stage run is handed one as its input and reports its own prompts instead
+    makes_images = any(r.name in ("image_prompt", "image_generation") for r in state.stages)
+    image_prompt = state.output("image_prompt") or state.output("final_prompt")
     return WorkflowSummary(
         run_id=state.run_id,
         kind=state.kind,
@@ -113,11 +121,13 @@ def summarize(state: RunState, run_dir: str | None = None) -> WorkflowSummary:
         total_cost_usd=state.total_cost,
         total_time_s=round(sum(r.wall_time_s for r in state.stages), 3),
         source_prompt=state.source_prompt,
-        final_image_prompt=state.output("image_prompt") or state.output("final_prompt"),
+        final_image_prompt=image_prompt if makes_images else None,
         final_video_prompt=state.output("video_prompt"),
+        motion_prompts=[str(c.get("motion_prompt")) for c in state.output("clip_prompts") or [] if isinstance(c, dict)],
         best_image=state.output("best_image"),
         best_video=state.output("best_video") or (best_videos[0] if best_videos else None),
         best_videos=best_videos,
+        final_video=state.output("final_video"),
         stages=stages,
         files=sorted({a.path for a in state.all_artifacts()} | {s for st in stages for s in st.files}),
         notices=state.notices,

@@ -37,5 +37,8 @@ class ReviewRequest(BaseModel):
 
 class Reviewer(Protocol):
     def review(self, request: ReviewRequest) -> ReviewDecision:
-        """Ask the person; runs on a worker thread (the UI may block on the terminal)."""
+        """Ask the person; runs on a worker thread (the UI may block on the terminal).
+
+        A reviewer may also have `cancel()`: the engine calls it (from another thread) when the run is
+        interrupted while the review is open; the question on screen should then end as Ctrl-C would."""
         ...
