@@ -94,6 +94,22 @@ def test_stage_json_is_the_summary_and_only_it(cli, tmp_path: Path, stage: str, 
         assert data["best_image"] and len(data["stages"][0]["files"]) >= 2
 
 
+def test_stage_assemble_json_and_its_run_is_listed(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FBLOOP_OUTPUT_DIR", str(tmp_path / "runs"))
+    made = cli("run", EXAMPLE, "--storyboard", "--clips", "2", "-n", "1", "--num-video-attempts", "1", "--json")
+    assert made.exit_code == 0, made.stderr
+    source = only_json(made.stdout)
+    result = cli("stage", "assemble", source["run_dir"], "--json")
+    assert result.exit_code == 0, result.stderr
+    data = only_json(result.stdout)
+    run = Path(data["run_dir"])
+    assert run.parent == tmp_path / "runs" / "assemble" and data["final_video"]
+    assert (run / data["final_video"]).is_file() and data == read_json(run / "workflow_summary.json")
+    assert len(backend_lines(result.stderr)) == 1 and not backend_lines(result.stdout)
+    listed = {r["run_id"] for r in only_json(cli("inspect", "--json").stdout)}
+    assert listed == {source["run_id"], data["run_id"]}
+
+
 def test_a_failed_run_still_prints_its_json(cli, fake_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A run stopped by --max-cost exits non-zero and still prints the summary (status, cost so far)."""
     for key, value in {**fake_server.env(), **FAST_CLOUD}.items():
