@@ -139,7 +139,7 @@ def write_reports(folder: RunFolder, state: RunState) -> None:
     trace = {
         "trace_schema_version": TRACE_SCHEMA_VERSION,
         "format": "fbloop-trace",
-        "label": OFFLINE_LABEL if state.options.backend.value == "offline" else None,
+        "label": _label(state),
         **state.model_dump(mode="json"),
     }
     # both are rebuilt from the checkpoint on every stage, so they need no fsync of their own
