@@ -126,6 +126,33 @@ def test_a_failed_run_still_prints_its_json(cli, fake_server, monkeypatch: pytes
     assert "fbloop: error:" in result.stderr and "resume with" in result.stderr
 
 
+class NoisyScorer:
+    """A plug-in scorer whose library prints on stdout while it scores (as some model code does)."""
+
+    def __new__(cls, settings: object) -> Any:
+        from feedback_cli.scoring.offline import SharpnessScorer
+
+        class Noisy(SharpnessScorer):
+            name = "noisy"
+
+            def score(self, images: Any, prompt: str) -> list[float]:
+                print("loading weights ... done")  # the point of this scorer
+                return super().score(images, prompt)
+
+        return Noisy(settings)
+
+
+def test_json_stdout_survives_a_library_printing_during_the_run(cli, tmp_path: Path, monkeypatch) -> None:
+    from feedback_cli.scoring import registry
+
+    monkeypatch.setitem(registry.IMAGE_SCORERS, "noisy", "tests.test_scripting:NoisyScorer")
+    args = ("run", EXAMPLE, "--workflow", "image-only", "-n", "2", "--scorers", "noisy,flicker")
+    result = cli(*args, "--output-dir", tmp_path / "runs", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert only_json(result.stdout)["status"] == "completed"
+    assert "loading weights ... done" in result.stderr
+
+
 def test_json_with_interactive_is_refused(cli, tmp_path: Path) -> None:
     result = cli("run", EXAMPLE, "--interactive", "--json", "--output-dir", tmp_path / "runs")
     assert result.exit_code == 2 and not (tmp_path / "runs").exists()

@@ -93,7 +93,9 @@ def drive(
     code = 0
     received: list[int] = []
     try:
-        asyncio.run(_with_stop_signals(execute(prepared, bus, reviewer), received))
+        # with --json stdout holds the one document: anything a library prints meanwhile goes to stderr
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            asyncio.run(_with_stop_signals(execute(prepared, bus, reviewer), received))
     except Interrupted:
         renderer.close()
         with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
