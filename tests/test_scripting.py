@@ -156,6 +156,8 @@ def test_json_stdout_survives_a_library_printing_during_the_run(cli, tmp_path: P
 def test_json_with_interactive_is_refused(cli, tmp_path: Path) -> None:
     result = cli("run", EXAMPLE, "--interactive", "--json", "--output-dir", tmp_path / "runs")
     assert result.exit_code == 2 and not (tmp_path / "runs").exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--json and --interactive cannot be used together" in lines[0]
 
 
 # --- dry runs -----------------------------------------------------------------------------------------

@@ -102,8 +102,8 @@ def resume_run(
             sys.stdout.write(json.dumps(prepared.folder.redactor.scrub(summary), indent=2, ensure_ascii=False) + "\n")
         return 0
     if state.options.interactive:
-        require_terminal()
         refuse_json_with_review(as_json)
+        require_terminal()
     lock_run(prepared)  # a second process is refused here, in one line, before anything is said or run
     try:
         return _announce_and_drive(prepared, use_current_settings, as_json)

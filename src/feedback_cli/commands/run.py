@@ -111,8 +111,8 @@ def run(
     if input_image is not None:
         validate_image(input_image, "--input-image")
     if interactive:
-        require_terminal()
         refuse_json_with_review(as_json)
+        require_terminal()
 
     from feedback_cli.stages.registry import roles_for
     from feedback_cli.workflow.plan import stages_for
