@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -67,6 +69,9 @@ def make(tmp: Path, case: str) -> list[str]:
     if case == "zero-byte-image":
         (f / "zero.png").write_bytes(b"")
         return ["run", "--workflow", "video-only", "--input-image", str(f / "zero.png"), *out]
+    if case == "bomb-image-without-extension":
+        png_header_only(f / "bomb", 40000, 40000)
+        return ["run", str(f / "bomb"), *out]
     if case == "bomb-image":
         png_header_only(f / "bomb.png", 40000, 40000)
         return ["run", "--workflow", "video-only", "--input-image", str(f / "bomb.png"), *out]
@@ -125,7 +130,102 @@ def make(tmp: Path, case: str) -> list[str]:
         return ["stage", "image-prompt", "--prompt-file", str(text), "--max-iterations", "0"]
     if case == "inspect-missing-run":
         return ["inspect", str(f / "no-such-run")]
+    # --- files that are not regular files: refused at once, never waited on ---
+    if case in FIFO_CASES:
+        fifo = f / "pipe"
+        os.mkfifo(fifo)
+        (f / "pipe.txt").symlink_to(fifo)
+        (f / "pipe.png").symlink_to(fifo)
+        (f / "pipe.json").symlink_to(fifo)
+        return {
+            "fifo-prompt": ["run", str(fifo), *out],
+            "fifo-prompt-via-symlink": ["run", str(f / "pipe.txt"), *out],
+            "fifo-image-prompt-via-symlink": ["run", str(f / "pipe.png"), *out],
+            "fifo-input-image": ["run", "--workflow", "video-only", "--input-image", str(fifo), *out],
+            "stage-fifo-prompt": ["stage", "image-prompt", "-p", str(fifo), *out],
+            "stage-fifo-prompt-via-symlink": ["stage", "image-generation", "-p", str(f / "pipe.txt"), *out],
+            "stage-fifo-image": ["stage", "storyboard", "--image", str(f / "pipe.png"), *out],
+            "stage-fifo-motion-prompts": ["stage", "video-generation", "--motion-prompts", str(f / "pipe.json"), *out],
+            "resume-fifo-checkpoint": ["resume", str(_fifo_checkpoint(f))],
+        }[case]
+    # --- prompts with nothing visible in them ---
+    if case in INVISIBLE_PROMPTS:
+        (f / "invisible.txt").write_text(INVISIBLE_PROMPTS[case], encoding="utf-8")
+        return ["run", str(f / "invisible.txt"), *out]
+    if case == "stage-invisible-prompt":
+        (f / "invisible.txt").write_text("\u200b\x1b[2J\u200d\n", encoding="utf-8")
+        return ["stage", "image-generation", "-p", str(f / "invisible.txt"), *out]
+    # --- stage inputs: every clip and frame checked before the run folder exists ---
+    if case.startswith("stage-clips-"):
+        return ["stage", "video-generation", "--motion-prompts", str(_motion_prompts(f, case)), *out]
+    if case == "stage-storyboard-missing-frame":
+        return ["stage", "video-prompt", "--storyboard", str(_motion_prompts(f, "stage-clips-missing-frame")), *out]
+    if case == "stage-deeply-nested-json":
+        (f / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+        return ["stage", "video-prompt", "--storyboard", str(f / "deep.json"), *out]
+    # --- an empty --output-dir is the working directory: refused ---
+    if case == "run-empty-output-dir":
+        return ["run", str(text), "--output-dir", ""]
+    if case == "run-empty-output-dir-equals":
+        return ["run", str(text), "--output-dir="]
+    if case == "stage-empty-output-dir":
+        return ["stage", "image-prompt", "-p", str(text), "--output-dir", ""]
+    if case == "score-invisible-prompt":
+        return ["score", str(good_image(f / "s.png")), "--prompt", "\u200b\x1b\u200d \x07"]
+    if case == "inspect-empty-html":
+        return ["inspect", str(f), "--html", ""]
     raise KeyError(case, cases)
+
+
+FIFO_CASES = (
+    "fifo-prompt",
+    "fifo-prompt-via-symlink",
+    "fifo-image-prompt-via-symlink",
+    "fifo-input-image",
+    "stage-fifo-prompt",
+    "stage-fifo-prompt-via-symlink",
+    "stage-fifo-image",
+    "stage-fifo-motion-prompts",
+    "resume-fifo-checkpoint",
+)
+
+INVISIBLE_PROMPTS = {
+    "control-only-prompt": "\x07\x08\x1b\x7f\r\n",
+    "escape-sequences-only-prompt": "\x1b[2J\x1b[H\x1b]0;pwned\x07\n",
+    "zero-width-only-prompt": "\u200b\u200c\u200d\u2060\ufeff\ufeff",
+    "bidi-only-prompt": "\u202e\u2066\u2069\u200f \n",
+    "c1-only-prompt": "\u009b2J\u0085\u009d0;x\u009c",
+}
+
+
+def _fifo_checkpoint(folder: Path) -> Path:
+    run = folder / "run"
+    run.mkdir()
+    os.mkfifo(run / "workflow_checkpoint.json")
+    return run
+
+
+def _motion_prompts(folder: Path, case: str) -> Path:
+    """A motion-prompts file of two clips whose second clip has the problem `case` names."""
+    frames = [good_image(folder / f"frame_{n}.png") for n in range(4)]
+    clips = [
+        {"clip": 1, "start_frame": frames[0].name, "end_frame": frames[1].name, "motion_prompt": "pan left"},
+        {"clip": 2, "start_frame": frames[2].name, "end_frame": frames[3].name, "motion_prompt": "zoom in"},
+    ]
+    if case == "stage-clips-missing-frame":
+        clips[1]["end_frame"] = "gone.png"
+    elif case == "stage-clips-frame-not-an-image":
+        (folder / "notes.png").write_text("not an image")
+        clips[1]["start_frame"] = "notes.png"
+    elif case == "stage-clips-missing-motion-prompt":
+        del clips[1]["motion_prompt"]
+    elif case == "stage-clips-duplicate-number":
+        clips[1]["clip"] = 1
+    elif case == "stage-clips-no-number":
+        del clips[1]["clip"]
+    path = folder / "motion_prompts.json"
+    path.write_text(json.dumps({"prompt": "a red fox", "clips": clips}))
+    return path
 
 
 CASES = {
@@ -140,6 +240,7 @@ CASES = {
     "truncated-png": "not a usable image",
     "zero-byte-image": "is empty (0 bytes)",
     "bomb-image": "pixel limit",
+    "bomb-image-without-extension": "its header claims more pixels than is safe",
     "text-as-input-image": "not a usable image",
     "missing-input-image": "does not exist",
     "video-only-without-image": "needs --input-image",
@@ -167,13 +268,30 @@ CASES = {
     "stage-zero-count": "--num must be between 1 and 64, got 0",
     "stage-zero-iterations": "--max-iterations must be between 1 and 50, got 0",
     "inspect-missing-run": "does not exist",
+    **{case: "is a FIFO (named pipe), not a regular file" for case in FIFO_CASES},
+    **{case: "has only whitespace, control or zero-width characters" for case in INVISIBLE_PROMPTS},
+    "stage-invisible-prompt": "has only whitespace, control or zero-width characters",
+    "stage-clips-missing-frame": "clip 2 end frame",
+    "stage-clips-frame-not-an-image": "clip 2 start frame",
+    "stage-clips-missing-motion-prompt": "clip 2 has no motion_prompt",
+    "stage-clips-duplicate-number": "clip 1 appears twice",
+    "stage-clips-no-number": "every clip needs a 'clip' number",
+    "stage-storyboard-missing-frame": "clip 2 end frame",
+    "stage-deeply-nested-json": "is not valid: JSON nested too deeply",
+    "run-empty-output-dir": "an empty path would write into the working directory",
+    "run-empty-output-dir-equals": "an empty path would write into the working directory",
+    "stage-empty-output-dir": "an empty path would write into the working directory",
+    "score-invisible-prompt": "--prompt is empty",
+    "inspect-empty-html": "an empty path would write into the working directory",
 }
 
 
+@pytest.mark.timeout(120)  # the FIFO cases used to block for ever: a hang is a failure, not a wait
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_gets_one_clear_line(cli, tmp_path: Path, case: str) -> None:
     args = make(tmp_path, case)
     inputs_before = {p: p.read_bytes() for p in (tmp_path / "in").rglob("*") if p.is_file()}
+    cwd_before = sorted(Path.cwd().iterdir())
     result = cli(*args)
     assert result.exit_code == 2, (result.exit_code, result.stderr, result.stdout)
     lines = result.stderr.strip().splitlines()
@@ -182,6 +300,7 @@ def test_bad_input_gets_one_clear_line(cli, tmp_path: Path, case: str) -> None:
     assert CASES[case] in lines[0], lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "out").exists(), "nothing is written for bad input"
+    assert sorted(Path.cwd().iterdir()) == cwd_before, "nor into the working directory"
     assert {p: p.read_bytes() for p in (tmp_path / "in").rglob("*") if p.is_file()} == inputs_before
 
 

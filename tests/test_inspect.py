@@ -343,7 +343,7 @@ def test_html_report_structure(runs: Runs, tmp_path: Path) -> None:
     assert data["final_image_prompt"] in text
     assert "final video" in text and "best video (clip 1)" in text
     assert any(str(href).endswith("stage_5_video_generation/final.mp4") for href in links)  # in the gallery
-    winners = [attrs for t, attrs in page.tags if t == "tr" and attrs.get("class") == "winner"]
+    winners = [attrs for t, attrs in page.tags if t == "div" and attrs.get("class") == "card winner"]
     assert len(winners) == 2  # the image pick and the clip's video pick
     assert "Total cost" in text and "Total time" in text
 

@@ -20,7 +20,7 @@ from feedback_cli.workflow.review import Candidate, ReviewRequest
 from tests.conftest import EXAMPLE, only_run, read_json
 from tests.test_picks import assert_one_pick_per_group
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\a]*\a|\r")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\a\x1b]*(?:\a|\x1b\\)|\r")
 CONTINUE = "Continue to next stage? (y/n)"
 REGEN_IMAGES = "Regenerate images with feedback? (y/n)"
 REGEN_VIDEOS = "Regenerate videos with feedback? (y/n)"
@@ -136,7 +136,7 @@ def test_pick_another_image(tmp_path: Path) -> None:
     s.answer(CONTINUE, "n")
     s.answer(REGEN_IMAGES, "n")
     s.expect(WHAT_NOW)
-    s.send("p\r")  # "p) Pick another image"
+    s.send("p")  # "p) Pick another image": the key answers at once
     s.expect("Which image?")
     s.send("\r")  # the best of the others
     s.expect("review: pick ")
@@ -258,7 +258,7 @@ def test_stop_at_review_then_resume_at_that_review(tmp_path: Path) -> None:
     s.answer(CONTINUE, "n")
     s.answer(REGEN_IMAGES, "n")
     s.expect(WHAT_NOW)
-    s.send("s\r")  # "s) Stop here"
+    s.send("s")  # "s) Stop here"
     assert s.finish() == 0, s.transcript()
     run = only_run(out)
     flat = s.transcript().replace("\n", "")
@@ -357,7 +357,7 @@ def test_storyboard_frames_regenerate_with_feedback_and_no_pick(tmp_path: Path) 
     s.expect("Back to the first question")
     menu = s.transcript().rsplit(REGEN_FRAMES, 1)[-1]
     assert "Pick another" not in menu  # frames chain into each other: there is nothing to pick between
-    s.send("b\r")
+    s.send("b")
     s.answer(CONTINUE, "n")  # asked again after "back"
     s.answer(REGEN_FRAMES, "y")
     s.expect(FEEDBACK_QUESTION)

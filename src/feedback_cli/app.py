@@ -31,8 +31,11 @@ ClickException = _click_class("ClickException")
 
 
 def _error(message: str) -> None:
-    # the last line of defence: any exception text may carry a secret (or a URL with credentials)
-    sys.stderr.write(f"fbloop: error: {redact_known(message)}\n")
+    # the last line of defence: any exception text may carry a secret (or a URL with credentials), or escape
+    # sequences from a file name or a model reply
+    from feedback_cli.workflow.safe_text import printable
+
+    sys.stderr.write(f"fbloop: error: {printable(redact_known(message), single_line=True)}\n")
     sys.stderr.flush()
 
 

@@ -6,12 +6,16 @@ Secrets are `SecretStr` so they never print, and `Settings.public_dict()` is wha
 from __future__ import annotations
 
 import math
+import os
+import re
+import stat
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from feedback_cli.errors import UsageError
 from feedback_cli.redaction import Redactor, looks_like_url, mask_url, remember, url_secrets
 
 DEFAULT_OUTPUT_DIR = Path("output/feedback_loops")
@@ -99,6 +103,14 @@ class Settings(BaseSettings):
     # --- output ---
     output_dir: Path = DEFAULT_OUTPUT_DIR
 
+    @field_validator("output_dir", mode="before")
+    @classmethod
+    def _output_dir_not_empty(cls, value: Any) -> Any:
+        # "" would become Path("."): runs written into whatever the working directory is
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty (it would write into the working directory)")
+        return value
+
     @field_validator("image_weights", "video_weights")
     @classmethod
     def _weights_usable(cls, weights: dict[str, float]) -> dict[str, float]:
@@ -144,27 +156,79 @@ def _is_secret_field(annotation: Any) -> bool:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from env/.env with non-None overrides from flags applied on top."""
+    """Settings from env/.env with non-None overrides from flags applied on top.
+
+    A bad value is one line naming the variable (or flag) and what is wrong with it, exit 2."""
     clean = {k: v for k, v in overrides.items() if v is not None}
+    _check_env_file()
     try:
         settings = Settings(**clean)
     except ValidationError as exc:
-        raise _settings_error(exc) from None
-    except SettingsError as exc:  # a value pydantic-settings cannot even parse, e.g. a dict that is not JSON
-        from feedback_cli.errors import UsageError
-
-        raise UsageError(f"cannot read the settings: {exc}") from None
+        raise UsageError(_validation_problem(exc, clean)) from None
+    except SettingsError as exc:
+        raise UsageError(_parsing_problem(exc)) from None
     remember(settings.secrets())  # so even the last-resort error line can redact them
     return settings
 
 
-def _settings_error(exc: ValidationError) -> Exception:
-    """One line naming the setting (as its environment variable) and what is wrong with it."""
-    from feedback_cli.errors import UsageError
+def _check_env_file() -> None:
+    """A `.env` that is a FIFO (or a device) would block the settings read for ever. A directory is
+    fine (it is often a virtualenv): pydantic-settings skips it."""
+    env_file = Path(str(Settings.model_config.get("env_file") or ".env"))
+    try:
+        mode = env_file.stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise UsageError(f"{env_file.absolute()} is not a regular file; settings are read from a .env file")
 
+
+#: values too long to echo are cut; secrets are never echoed
+_ECHO_LIMIT = 60
+
+
+def env_name(field: str) -> str:
+    """The environment variable a settings field is read from."""
+    alias = Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def _where(field: str, overrides: dict[str, Any]) -> tuple[str, str]:
+    """(what the value is called, where it came from) for a message."""
+    if field in overrides:
+        return f"--{field.replace('_', '-')}", ""
+    name = env_name(field)
+    if name.lower() in {key.lower() for key in os.environ}:
+        return name, " from the environment"
+    return name, " from .env"
+
+
+def _validation_problem(exc: ValidationError, overrides: dict[str, Any]) -> str:
+    """`NAME: what is wrong; got VALUE from SOURCE`, NAME the environment variable (or the flag)."""
     first = exc.errors()[0]
-    field = str(first["loc"][0]) if first.get("loc") else ""
-    name = f"FBLOOP_{field.upper()}" if field in Settings.model_fields else (field or "settings")
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    loc = [str(part) for part in first["loc"]]
+    field = loc[0] if loc else "?"
+    name, source = _where(field, overrides)
+    inner = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
+    got = f";{source.replace(' from', ' set in', 1)}" if source else ""
+    secret = field in Settings.model_fields and _is_secret_field(Settings.model_fields[field].annotation)
+    if not secret and len(loc) == 1 and isinstance(first.get("input"), str | int | float):
+        value = str(first["input"])
+        value = value if len(value) <= _ECHO_LIMIT else value[:_ECHO_LIMIT] + "..."
+        got = f"; got {value!r}{source}"
     more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
-    return UsageError(f"{name}: {message}{more}")
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{name}: {message}{inner}{got}{more}"
+
+
+def _parsing_problem(exc: SettingsError) -> str:
+    """pydantic-settings reads dict and list settings as JSON and fails before validation."""
+    found = re.search(r'field "([^"]+)" from source "(\w+)"', str(exc))
+    if found is None:
+        return f"cannot read the settings: {exc}"
+    field, source = found.groups()
+    name = env_name(field) if field in Settings.model_fields else field
+    where = "from .env" if "DotEnv" in source else "from the environment"
+    return f'{name}: not valid JSON ({field} is read as JSON, e.g. {{"name": 1.0}}); {where}'

@@ -68,3 +68,9 @@ class RunLocked(FbloopError):
 
 class Interrupted(FbloopError):
     exit_code = EXIT_INTERRUPTED
+
+
+class StorageError(FbloopError):
+    """The disk refused a write (full, read-only, immutable, no permission); the last checkpoint stands."""
+
+    exit_code = EXIT_FAILED

@@ -78,6 +78,7 @@ async def refine(
         estimate = agents.estimate_call_cost()
         ctx.ledger.check(None if estimate is None else 2 * estimate, f"the next {kind} prompt iteration")
         start = time.perf_counter()
+        ctx.emit("iteration_started", scope=scope, iteration=len(done) + 1, max_iterations=budget)
         async with limit:
             draft = await agents.write(
                 WriteRequest(
@@ -125,6 +126,7 @@ async def refine(
             iteration=iteration.iteration,
             score=verdict.value.overall,
             threshold=threshold,
+            max_iterations=budget,
         )
         await ctx.checkpoint()
     best = _best(done[round_start:] or done)

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from feedback_cli.errors import InputError, UsageError
+from feedback_cli.errors import InputError, StorageError, UsageError
 
 #: what a resume may change, as `fbloop resume` spells it; every other option of `fbloop run` is the run's own
 RESUME_OPTIONS = ("--max-cost", "--interactive", "--verbose", "--break-lock", "--use-current-settings")
@@ -96,15 +95,23 @@ def resume_run(
     if state.status == "completed":
         console.print(f"run {state.run_id} is already complete; nothing to resume.", markup=False)
         if as_json:
+            from feedback_cli.ui.console import write_json
             from feedback_cli.workflow.report import summarize
 
             summary = summarize(state, str(prepared.folder.root.absolute())).model_dump(mode="json")
-            sys.stdout.write(json.dumps(prepared.folder.redactor.scrub(summary), indent=2, ensure_ascii=False) + "\n")
+            write_json(prepared.folder.redactor.scrub(summary))
         return 0
     if state.options.interactive:
         refuse_json_with_review(as_json)
         require_terminal()
-    lock_run(prepared)  # a second process is refused here, in one line, before anything is said or run
+    try:
+        lock_run(prepared)  # a second process is refused here, in one line, before anything is said or run
+    except StorageError as exc:  # a read-only or full disk: once that is fixed, the same resume continues
+        from feedback_cli.ui.console import error_line
+        from feedback_cli.ui.session import resume_command
+
+        error_line(f"{exc.line().rstrip('.')}. The last checkpoint stands; resume with: {resume_command(prepared)}")
+        return exc.exit_code
     try:
         return _announce_and_drive(prepared, use_current_settings, as_json)
     finally:

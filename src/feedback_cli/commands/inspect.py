@@ -12,7 +12,8 @@ from typing import Any
 
 import typer
 
-from feedback_cli.errors import InputError, UsageError
+from feedback_cli.errors import InputError, StorageError, UsageError
+from feedback_cli.workflow.inputs import nonempty_path
 
 
 def register(app: typer.Typer) -> None:
@@ -26,13 +27,20 @@ def inspect(
     output_dir: Path | None = typer.Option(
         None, "--output-dir", help="Where runs are [default: output/feedback_loops/]."
     ),
-    compare: Path | None = typer.Option(None, "--compare", help="Another run: both side by side, deltas B - A."),
+    compare: Path | None = typer.Option(
+        None, "--compare", help="Another run: both side by side, deltas B - A (with --html: a compare page)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the data as JSON on stdout instead of tables."),
-    html: Path | None = typer.Option(None, "--html", help="Write one self-contained HTML report of RUN to FILE."),
+    html: Path | None = typer.Option(
+        None,
+        "--html",
+        help="Write one self-contained HTML report of RUN (or of RUN and --compare) to FILE.",
+        parser=nonempty_path,
+    ),
 ) -> None:
     """Show what runs did: stages, prompts, candidates and every score, picks, costs and times."""
     from feedback_cli.ui import inspect_view as view
-    from feedback_cli.ui.console import err_console, out_console
+    from feedback_cli.ui.console import err_console, out_console, print_line
 
     root = output_dir
     if root is None and (run is None or compare is not None or not run.exists()):
@@ -52,16 +60,9 @@ def inspect(
 
     target = view.resolve_run(run, root)
     if compare is not None:
-        if html is not None:
-            raise UsageError("--html writes the report of one run; use it without --compare")
         data = view.compare_runs(target, view.resolve_run(compare, root))
-        if as_json:
-            _print_json(data)
-        else:
-            view.render_compare(out_console(), data)
-        return
-
-    data = view.inspect_run(target)
+    else:
+        data = view.inspect_run(target)
     if html is not None:
         from feedback_cli.ui.html_report import write_html
 
@@ -69,12 +70,18 @@ def inspect(
             written = write_html(data, html)
         except OSError as exc:
             raise InputError(f"cannot write the HTML report to {html}: {exc.strerror or exc}") from None
-        err_console().print(f"wrote {written}", markup=False)
+        except StorageError as exc:  # a full, read-only or protected place: the same one line, exit 2
+            raise InputError(f"the HTML report: {exc.message}") from None
+        print_line(err_console(), f"wrote {written}")
     if as_json:
         _print_json(data)
+    elif html is None and compare is not None:
+        view.render_compare(out_console(), data)
     elif html is None:
         view.render_run(out_console(), data)
 
 
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    from feedback_cli.workflow.safe_text import json_safe  # C1, bidi and zero-width characters as \\u escapes
+
+    typer.echo(json_safe(json.dumps(data, indent=2, ensure_ascii=False, default=str)))

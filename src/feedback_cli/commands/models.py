@@ -100,28 +100,31 @@ def list_models(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from feedback_cli.ui.console import out_console, print_table
+
     table = Table(title="Scorer checkpoints", title_justify="left")
     table.add_column("scorer", no_wrap=True)
-    table.add_column("checkpoint", overflow="fold")
+    table.add_column("checkpoint", no_wrap=True)  # a hub id or a path, whole: stacked when too narrow
     table.add_column("size", justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
     for r in rows:
         style = "green" if r["available"] else "red"
         table.add_row(r["scorer"], Text(r["checkpoint"] or r["what"]), r["size"], Text(r["status"], style))
     settings_used = sorted({r["setting"] for r in rows if r["setting"]})
-    console = Console(highlight=False)
-    console.print(table)
+    console = out_console()
+    print_table(console, table)
     console.print(Text("Choose a checkpoint (hub id or local path) with: " + ", ".join(settings_used)))
     if no_torch:
-        console.print(Text(f"torch is not installed, so the model scorers cannot run: {extra_install_command()}"))
+        console.print(
+            Text(f"torch is not installed, so the model scorers cannot run: {extra_install_command()}"), soft_wrap=True
+        )
     missing = sorted({r["scorer"] for r in rows if not r["available"] and r.get("kind") in _NEEDS_EXTRA})
     if missing:
         then = "Then fetch" if no_torch else "Fetch"
-        console.print(Text(f"{then} what is missing: fbloop models download {' '.join(missing)}"))
+        console.print(Text(f"{then} what is missing: fbloop models download {' '.join(missing)}"), soft_wrap=True)
 
 
 #: checkpoints fetched with (and run by) the scoring extra: hub repos need huggingface_hub, all need torch
@@ -254,6 +257,6 @@ def _fetch_with_progress(spec: Any, dest: Any, timeout: float) -> None:
 
 
 def _stderr() -> Any:
-    from rich.console import Console
+    from feedback_cli.ui.console import SafeConsole
 
-    return Console(stderr=True)
+    return SafeConsole(stderr=True)

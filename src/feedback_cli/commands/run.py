@@ -8,6 +8,7 @@ import typer
 
 from feedback_cli.choices import Backend, Workflow
 from feedback_cli.errors import InputError, UsageError
+from feedback_cli.workflow.inputs import nonempty_path
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +31,7 @@ def run(
     interactive: bool = typer.Option(False, "--interactive", help="Pause for human review after stages 2, 3, 5."),
     resume: Path | None = typer.Option(None, "--resume", help="Resume from a run folder or its checkpoint."),
     output_dir: Path | None = typer.Option(
-        None, "--output-dir", help="Where run folders go [default: output/feedback_loops/]."
+        None, "--output-dir", help="Where run folders go [default: output/feedback_loops/].", parser=nonempty_path
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every item and score as it happens."),
     storyboard: bool = typer.Option(

@@ -42,8 +42,9 @@ def score(
     """Score images and videos against a prompt: raw value, 0-100 value and model per scorer per file."""
     from feedback_cli.config import load_settings
     from feedback_cli.scoring import preflight, registry, runner, select
+    from feedback_cli.workflow.safe_text import has_visible_text
 
-    if not prompt.strip():
+    if not has_visible_text(prompt):  # only spaces, control or zero-width characters: as good as empty
         raise InputError("--prompt is empty")
     for path in files:
         if not path.is_file():
@@ -129,23 +130,25 @@ def _quiet_transformers() -> None:
 
 
 def _err_console() -> Console:
-    from rich.console import Console
+    from feedback_cli.ui.console import err_console
 
-    return Console(stderr=True, highlight=False)
+    return err_console()
 
 
 def _render(report: Report) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(highlight=False)
-    table = Table(title=Text(f"Scores for: {report.prompt}"), title_justify="left")
-    table.add_column("file")
+    from feedback_cli.ui.console import out_console, print_line, print_table
+
+    console = out_console()
+    print_line(console, f"Scores for: {report.prompt}")  # the prompt whole, not a wrapped table title
+    table = Table(title_justify="left")
+    table.add_column("file", no_wrap=True)
     table.add_column("scorer / dimension")
     table.add_column("raw", justify="right")
     table.add_column("0-100", justify="right")
-    table.add_column("model")
+    table.add_column("model", no_wrap=True)
     for f in report.files:
         first = True
         for key, s in f.scores.items():
@@ -159,7 +162,7 @@ def _render(report: Report) -> None:
             first = False
         if not f.scores:
             table.add_row(Text(f.path.name), "-", "-", "-", "-")
-    console.print(table)
+    print_table(console, table)
     notes = {(key, note) for f in report.files for key, s in f.scores.items() for note in s.notes}
     for key, note in sorted(notes):
         console.print(Text.assemble((key, "cyan"), f": {note}"))

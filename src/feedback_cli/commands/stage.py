@@ -4,7 +4,6 @@ enhance_video_prompt.py and generate_videos.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import typer
 
 from feedback_cli.choices import Backend, StageName
 from feedback_cli.errors import InputError, UsageError
+from feedback_cli.workflow.inputs import nonempty_path
 
 
 def register(app: typer.Typer) -> None:
@@ -50,6 +50,7 @@ def stage(
         None,
         "--output-dir",
         help="Root; the run goes in DIR/{stage}/{timestamp}/ [default: output/feedback_loops/, or FBLOOP_OUTPUT_DIR].",
+        parser=nonempty_path,
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout at the end: the run's summary."),
@@ -80,7 +81,7 @@ def stage(
     from feedback_cli.providers.registry import resolve_backend
     from feedback_cli.ui.session import drive
     from feedback_cli.workflow.api import prepare_run
-    from feedback_cli.workflow.inputs import read_prompt, validate_image
+    from feedback_cli.workflow.inputs import read_prompt, validate_clips, validate_image
     from feedback_cli.workflow.models import RunOptions
 
     if not 1 <= max_iterations <= 50:
@@ -108,6 +109,15 @@ def stage(
         validate_image(image, "--image")
     given_json = {
         key: _read_json(path, flag)
+        for key, path, flag in (
+            ("storyboard", storyboard_file, "--storyboard"),
+            ("motion_prompts", motion_prompts, "--motion-prompts"),
+        )
+        if path is not None
+    }
+    # every clip and frame is checked here, before the run folder exists: bad input writes nothing
+    given_clips = {
+        key: validate_clips(given_json[key], path, flag, needs_motion_prompt=key == "motion_prompts")
         for key, path, flag in (
             ("storyboard", storyboard_file, "--storyboard"),
             ("motion_prompts", motion_prompts, "--motion-prompts"),
@@ -146,11 +156,9 @@ def stage(
             if not text and isinstance(story_prompt, str) and story_prompt:
                 state.given["final_prompt"] = story_prompt
                 state.source_prompt = story_prompt
-            state.given["clips"] = _copy_clips(folder, state, given_json["storyboard"], storyboard_file, "clips")
+            state.given["clips"] = _copy_clips(folder, state, given_clips["storyboard"])
         if "motion_prompts" in given_json:
-            state.given["clip_prompts"] = _copy_clips(
-                folder, state, given_json["motion_prompts"], motion_prompts, "clip_prompts"
-            )
+            state.given["clip_prompts"] = _copy_clips(folder, state, given_clips["motion_prompts"])
 
     prepared = prepare_run(
         options,
@@ -169,50 +177,24 @@ def stage(
 
 
 def _read_json(path: Path, flag: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(f"{flag} {path} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise InputError(f"{flag} {path} is not valid JSON") from None
+    from feedback_cli.workflow.inputs import read_json_input
+
+    data = read_json_input(path, flag)
     if not isinstance(data, dict) or not isinstance(data.get("clips"), list) or not data["clips"]:
         raise InputError(f"{flag} {path} has no clips list")
     return data
 
 
-def _copy_clips(folder: Any, state: Any, data: dict[str, Any], source: Path | None, what: str) -> list[dict[str, Any]]:
-    """Copy each clip's frames into the new run's input/ and point the clip entries at the copies."""
-    from feedback_cli.workflow.inputs import validate_image
+def _copy_clips(folder: Any, state: Any, clips: list[Any]) -> list[dict[str, Any]]:
+    """Copy each (already validated) clip's frames into the new run's input/ and point the entries at them."""
     from feedback_cli.workflow.orchestrator import copy_input
 
-    assert source is not None
-    base = _run_root_of(source)
-    clips = []
-    for clip in data["clips"]:
-        try:
-            number = int(clip["clip"])
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"{source}: every clip needs a 'clip' number") from None
-        entry = dict(clip)
-        entry.pop("iterations", None)
-        for end in ("start", "end"):
-            rel = clip.get(f"{end}_frame")
-            if not isinstance(rel, str):
-                raise InputError(f"{source}: clip {number} has no {end}_frame")
-            frame = validate_image(
-                (base / rel) if not Path(rel).is_absolute() else Path(rel), f"clip {number} {end} frame"
-            )
-            artifact = copy_input(folder, frame, f"clip_{number:02d}_{end}", "image")
+    entries = []
+    for clip in clips:
+        entry = dict(clip.entry)
+        for end, frame in clip.frames.items():
+            artifact = copy_input(folder, frame, f"clip_{clip.number:02d}_{end}", "image")
             state.inputs.append(artifact)
             entry[f"{end}_frame"] = artifact.path
-        if what == "clip_prompts" and not isinstance(entry.get("motion_prompt"), str):
-            raise InputError(f"{source}: clip {number} has no motion_prompt")
-        entry.setdefault("prompt", data.get("prompt", ""))
-        clips.append(entry)
-    return clips
-
-
-def _run_root_of(path: Path) -> Path:
-    """Frame paths in these files are relative to their run folder (the parent of the stage folder)."""
-    parent = path.resolve().parent
-    return parent.parent if parent.name.startswith("stage_") else parent
+        entries.append(entry)
+    return entries

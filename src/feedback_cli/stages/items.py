@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from feedback_cli.errors import BudgetError, FbloopError, ScorerUnavailable, StageFailed
+from feedback_cli.errors import BudgetError, FbloopError, ScorerUnavailable, StageFailed, StorageError
 from feedback_cli.providers.base import ImageRequest, JobHook, VideoRequest
 from feedback_cli.scoring.combine import pick_best
 from feedback_cli.stages.base import StageContext
@@ -158,8 +158,8 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         relative = ctx.rel(f"{spec.key}{output.extension}")
         artifact = ctx.folder.write_bytes(relative, output.data, spec.kind)
         await asyncio.to_thread(check_video if is_video else check_image, ctx.abs(relative))
-    except BudgetError:
-        raise
+    except (BudgetError, StorageError):
+        raise  # a full or read-only disk stops the run; the job stays recorded so a resume fetches it again
     except MediaInvalid as exc:
         _fail(ctx, item, f"provider output is not a valid {spec.kind}: {exc}")
         await ctx.checkpoint()
@@ -203,6 +203,7 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
         if isinstance(scorer, ScorerUnavailable):
             _note_once(ctx, f"scorer {name} unavailable: {scorer.line()}")
             continue
+        ctx.emit("item_scoring", f"{item.key}: {name}", key=item.key, scorer=name)
         try:
             score = scorer.score_with_notes if kind == "image" else scorer.score  # type: ignore[union-attr]
             raw = await loop.run_in_executor(executor, score, [path], prompt)

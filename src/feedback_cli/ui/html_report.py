@@ -1,9 +1,15 @@
 """`fbloop inspect RUN --html FILE`: one self-contained HTML file that can be mailed to someone.
+`fbloop inspect A --compare B --html FILE`: the same for two runs side by side.
 
-Built from the same data as `fbloop inspect RUN --json`. No external resource: the CSS is inline, every
-image is a downscaled JPEG thumbnail embedded as a `data:` URI, small videos are embedded too (with a
-poster frame) and larger ones are linked by their path relative to the report. Every score, prompt and
-iteration is in it, with cost and time per stage; offline runs are marked OFFLINE at the top.
+Built from the same data as `fbloop inspect RUN --json`. The candidates of a stage are a grid of cards
+(media, every score, cost, latency, seed), the storyboard shows each clip's start and end frame, a panel lists
+the options and seeds, and a table the cost of every call. Nothing is wider than the page: long words and
+paths break, and the few wide tables scroll inside their own box (checked at 1280 and 390 px).
+
+No external resource: the CSS is inline, every image is a downscaled JPEG thumbnail embedded as a `data:`
+URI, small videos are embedded too (with a poster frame) and larger ones are linked by their path relative
+to the report. Every score, prompt and iteration is in it, with cost and time per stage; offline runs are
+marked OFFLINE at the top.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ import io
 from pathlib import Path
 from typing import Any
 
-from feedback_cli.ui.inspect_view import PICKING_STAGES, relative_to
-from feedback_cli.ui.summary import clip_labels, score_text
+from feedback_cli.ui.inspect_view import PICKING_STAGES, prompt_pairs, relative_to, shown_delta, word_diff
+from feedback_cli.ui.summary import COUNT_FIGURES, clip_labels, score_text
 from feedback_cli.workflow.files import atomic_write_bytes
+from feedback_cli.workflow.safe_text import printable
 
 THUMB_PX = 320
 #: videos up to this size are embedded (the report stays mailable); larger ones are linked
@@ -27,24 +34,41 @@ CSS = """
 :root { --fg: #1d2330; --muted: #5f6b7a; --line: #d9dee5; --win: #fff4cc; --bad: #b3261e; --ok: #1e7b34; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg);
-       margin: 0 auto; padding: 24px; max-width: 1400px; }
+       margin: 0 auto; padding: 24px; max-width: 1400px; overflow-wrap: break-word; }
+@media (max-width: 600px) { body { padding: 10px; } }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; }
 h3 { font-size: 15px; margin: 16px 0 6px; }
 .meta { color: var(--muted); }
 .offline { background: #fff0c2; border: 1px solid #e0b400; padding: 8px 12px; margin: 12px 0; font-weight: 600; }
 .error { color: var(--bad); font-weight: 600; }
-table { border-collapse: collapse; margin: 6px 0 12px; }
+table { border-collapse: collapse; margin: 6px 0 12px; max-width: 100%; }
+code { overflow-wrap: anywhere; word-break: break-all; }
 th, td { border: 1px solid var(--line); padding: 4px 8px; vertical-align: top; text-align: left; }
 th { background: #f3f5f8; }
+.num.ok { color: var(--ok); } .num.bad { color: var(--bad); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.winner td { background: var(--win); font-weight: 600; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 12px; background: #e8ecf1; }
 .badge.win { background: #f5c400; color: #000; }
 .missing, .failed { color: var(--bad); font-weight: 600; }
-img.thumb { display: block; max-width: 220px; max-height: 160px; border: 1px solid var(--line); }
-video.clip { display: block; max-width: 260px; border: 1px solid var(--line); }
+img.thumb { display: block; max-width: min(220px, 100%); max-height: 160px; border: 1px solid var(--line); }
+video.clip { display: block; max-width: min(260px, 100%); border: 1px solid var(--line); }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 12px; margin: 8px 0 16px; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px; min-width: 0; }
+.card.winner { background: var(--win); border-color: #e0b400; }
+.card img.thumb, .card video.clip { width: 100%; max-width: 100%; max-height: none; height: auto; }
+.card dl { display: grid; grid-template-columns: auto 1fr; gap: 0 8px; margin: 6px 0 0; font-size: 13px; }
+.card dt { color: var(--muted); } .card dd { margin: 0; text-align: right; font-variant-numeric: tabular-nums; }
+.card .file { font-size: 12px; }
+.iteration { border-left: 3px solid var(--line); padding: 2px 10px; margin: 10px 0; }
+.iteration .head { font-weight: 600; } .iteration .criteria { font-size: 12px; color: var(--muted); }
+ins { background: #d4f4dc; text-decoration: none; } del { background: #fadbd8; }
+.frames { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.frames figure { margin: 0; min-width: 0; } .frames figcaption { color: var(--muted); font-size: 12px; }
+.sides { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(280px, 100%), 1fr)); gap: 16px; }
+.sides > div { min-width: 0; }
+table.options td, table.seeds td { overflow-wrap: anywhere; }
 .prompt { white-space: pre-wrap; max-width: 900px; }
-td.prompt { min-width: 360px; }
 td ul { margin: 0; padding-left: 16px; }
 td.feedback { min-width: 220px; } td.criteria { min-width: 160px; font-size: 12px; color: var(--muted); }
 .wide { overflow-x: auto; }
@@ -56,7 +80,8 @@ footer { color: var(--muted); margin-top: 32px; font-size: 12px; }
 
 
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """Escaped for HTML, and without the control, bidi and zero-width characters a page must not carry."""
+    return html.escape(printable("" if value is None else str(value)), quote=True)
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -192,6 +217,7 @@ def render_html(data: dict[str, Any], report_dir: Path) -> str:
     out.append(_totals(data))
     out.append(_stage_overview(data))
     out.append("</section>")
+    out.append(_options_panel(data))
 
     for stage in data["stages"]:
         out.append(_stage_section(stage, data, media))
@@ -204,6 +230,7 @@ def render_html(data: dict[str, Any], report_dir: Path) -> str:
                 f"<td>{_e(r.get('choice') or '')}</td><td>{_e(r.get('feedback') or '')}</td></tr>"
             )
         out.append("</table></section>")
+    out.append(_calls(data))
     if data.get("notices"):
         out.append("<section id='notices'><h2>Notices</h2><ul>")
         out.extend(f"<li>{_e(n)}</li>" for n in data["notices"])
@@ -233,7 +260,7 @@ def _totals(data: dict[str, Any]) -> str:
     if t["missing_files"]:
         missing = ", ".join(_e(p) for p in t["missing_files"])
         body += f'<tr><th>Missing files</th><td class="missing">{missing}</td></tr>'
-    return f'<table id="totals">{body}</table>'
+    return f'<div class="wide"><table id="totals">{body}</table></div>'
 
 
 def _count(total: int, failed: int) -> str:
@@ -242,7 +269,8 @@ def _count(total: int, failed: int) -> str:
 
 def _stage_overview(data: dict[str, Any]) -> str:
     rows = [
-        "<table id='stages'><tr><th>Stage</th><th>Status</th><th>Time (s)</th><th>Cost (USD)</th><th>Scores</th></tr>"
+        "<div class='wide'><table id='stages'><tr><th>Stage</th><th>Status</th><th>Time (s)</th><th>Cost (USD)</th>"
+        "<th>Scores</th></tr>"
     ]
     for s in data["stages"]:
         status = s["status"] + (f": {s['skip_reason']}" if s["skip_reason"] else "")
@@ -252,7 +280,7 @@ def _stage_overview(data: dict[str, Any]) -> str:
             f'<td class="num">{_num(s["wall_time_s"])}</td><td class="num">{_num(s["cost_usd"], 4)}</td>'
             f"<td>{_e(scores)}</td></tr>"
         )
-    rows.append("</table>")
+    rows.append("</table></div>")
     return "".join(rows)
 
 
@@ -273,6 +301,7 @@ def _stage_section(stage: dict[str, Any], data: dict[str, Any], media: _Media) -
         out.append(_iterations(stage))
     if stage["candidates"]:
         out.append(_matrix(stage, data.get("selection", "weighted"), media))
+    out.append(_storyboard_frames(stage, media))
     outputs = stage["outputs"]
     for key in ("final_prompt", "image_prompt", "video_prompt"):
         if isinstance(outputs.get(key), str):
@@ -283,9 +312,10 @@ def _stage_section(stage: dict[str, Any], data: dict[str, Any], media: _Media) -
                 f"<h3>clip {_e(clip.get('clip'))} motion prompt</h3>"
                 f'<div class="prompt">{_e(clip["motion_prompt"])}</div>'
             )
-    if stage["files"]:
+    files = [f for f in stage["files"] if f["path"] not in frame_paths(stage)]  # the frames are shown above
+    if files:
         out.append("<h3>Files</h3><ul>")
-        for f in stage["files"]:
+        for f in files:
             if f["exists"]:
                 out.append(f'<li><a href="{_e(media.link(f["path"]))}">{_e(f["path"])}</a></li>')
             else:
@@ -297,64 +327,281 @@ def _stage_section(stage: dict[str, Any], data: dict[str, Any], media: _Media) -
     return "".join(out)
 
 
+def _diff_html(changes: list[Any]) -> str:
+    parts = []
+    for op, words in changes:
+        if op == "-":
+            parts.append(f"<del>{_e(words)}</del>")
+        elif op == "+":
+            parts.append(f"<ins>{_e(words)}</ins>")
+        else:
+            parts.append(_e(words))
+    return " ".join(parts)
+
+
 def _iterations(stage: dict[str, Any]) -> str:
-    head = "<tr><th>Scope</th><th>#</th><th>Prompt</th><th>Critic</th><th>Criteria</th>"
-    head += "<th>Critic feedback</th><th>Human feedback</th><th>Cost</th><th>Time (s)</th></tr>"
-    rows = [f"<h3>Writer/critic iterations</h3><div class='wide'><table class='iterations'>{head}"]
+    """Each iteration as a block: the whole prompt, its word diff from the previous one, the critic's view."""
+    out = ["<h3>Writer/critic iterations</h3><div class='iterations'>"]
     for it in stage["iterations"]:
-        prompt = _e(it["prompt"])
-        rationale = f"<details><summary>why</summary>{_e(it['rationale'])}</details>" if it["rationale"] else ""
-        criteria = " · ".join(f"{_e(k)}&nbsp;{_num(v, 0)}" for k, v in it["criteria"].items())
-        feedback = "".join(f"<li>{_e(f)}</li>" for f in it["feedback"])
-        rows.append(
-            f"<tr><td>{_e(it['scope'] or '-')}</td><td class='num'>{it['iteration']}</td>"
-            f"<td class='prompt'>{prompt}{rationale}</td><td class='num'>{_num(it['critic_score'])}</td>"
-            f"<td class='criteria'>{criteria}</td><td class='feedback'><ul>{feedback}</ul></td>"
-            f"<td class='feedback'>{_e(it['human_feedback'] or '')}</td>"
-            f"<td class='num'>{_num(it['cost_usd'], 4)}</td><td class='num'>{_num(it['latency_s'], 2)}</td></tr>"
+        scope = f"{_e(it['scope'])} " if it["scope"] else ""
+        out.append(
+            f"<div class='iteration'><div class='head'>{scope}iteration {it['iteration']}"
+            f" · critic {_num(it['critic_score'])} · ${_num(it['cost_usd'], 4)} · {_num(it['latency_s'], 2)} s</div>"
         )
-    rows.append("</table></div>")
-    return "".join(rows)
+        if it["human_feedback"]:
+            out.append(f"<div>human feedback: <b>{_e(it['human_feedback'])}</b></div>")
+        out.append(f"<div class='prompt'>{_e(it['prompt'])}</div>")
+        if it.get("changes"):
+            out.append(f"<div class='diff'>changed: {_diff_html(it['changes'])}</div>")
+        criteria = " · ".join(f"{_e(k)}&nbsp;{_num(v, 0)}" for k, v in it["criteria"].items())
+        if criteria:
+            out.append(f"<div class='criteria'>{criteria}</div>")
+        if it["feedback"]:
+            out.append("<ul class='feedback'>" + "".join(f"<li>{_e(f)}</li>" for f in it["feedback"]) + "</ul>")
+        if it["rationale"]:
+            out.append(f"<details><summary>why</summary>{_e(it['rationale'])}</details>")
+        out.append("</div>")
+    out.append("</div>")
+    return "".join(out)
 
 
 def _matrix(stage: dict[str, Any], selection: str, media: _Media) -> str:
+    """The candidates side by side: one card each (media, every score, overall, cost, latency, seed, file)."""
     picking = stage["name"] in PICKING_STAGES
-    groups = sorted({c["group"] for c in stage["candidates"]})
     overall_note = "mean rank, lower is better" if selection == "rank" else "weighted mean, 0-100"
-    head = "<tr><th>Candidate</th>" + ("<th>Group</th>" if len(groups) > 1 else "")
-    head += "<th>Round</th>" if stage["rounds"] > 1 else ""
-    head += "".join(f"<th>{_e(s)}</th>" for s in stage["scorers"])
-    head += f"<th title='{_e(overall_note)}'>Overall</th><th>Cost (USD)</th><th>Latency (s)</th><th>Seed</th>"
-    head += "<th>File</th></tr>"
-    title = "Candidates × scorers" + (" (highlighted: the pick)" if picking else " (every keyframe is used)")
-    rows = [f"<h3>{title}</h3><div class='wide'><table class='matrix'>{head}"]
+    title = "Candidates" + (" (highlighted: the pick)" if picking else " (every keyframe is used)")
+    out = [f"<h3>{title}</h3><p class='meta'>overall: {_e(overall_note)}</p>"]
+    previous: str | None = None
     for c in stage["candidates"]:
+        if c["group"] != previous:
+            if previous is not None:
+                out.append("</div>")
+            if c["group"] and len({x["group"] for x in stage["candidates"]}) > 1:
+                out.append(f"<h4>{_e(c['group'])}</h4>")
+            out.append("<div class='grid'>")
+            previous = c["group"]
         badge = ' <span class="badge win">pick</span>' if c["winner"] else ""
-        status = "" if c["status"] == "succeeded" else f'<br><span class="failed">{_e(c["status"])}</span>'
-        error = f'<br><span class="failed">{_e(c["error"])}</span>' if c["error"] else ""
-        cells = [f"<td><b>{_e(c['key'])}</b>{badge}{status}{error}</td>"]
-        if len(groups) > 1:
-            cells.append(f"<td>{_e(c['group'])}</td>")
+        status = "" if c["status"] == "succeeded" else f'<div class="failed">{_e(c["status"])}</div>'
+        error = f'<div class="failed">{_e(c["error"])}</div>' if c["error"] else ""
+        rows = []
         if stage["rounds"] > 1:
-            cells.append(f"<td class='num'>{c['round']}</td>")
+            rows.append(("round", str(c["round"]), ""))
         for s in stage["scorers"]:
-            raw = c["raw_scores"].get(s)
-            cells.append(f"<td class='num' title='raw {_e(raw)}'>{_num(c['scores'].get(s))}</td>")
-        cells.append(f"<td class='num'>{_num(c['overall'], 2 if selection == 'rank' else 1)}</td>")
-        cells.append(f"<td class='num'>{_num(c['cost_usd'], 4)}</td><td class='num'>{_num(c['latency_s'], 2)}</td>")
-        cells.append(f"<td class='num'>{_e(c['seed'])}</td>")
-        cells.append(f"<td>{media.html(c['path'], c['kind'], c['exists'], c['key'])}</td>")
-        rows.append(f"<tr class='{'winner' if c['winner'] else 'candidate'}'>{''.join(cells)}</tr>")
-    rows.append("</table></div>")
+            rows.append((s, _num(c["scores"].get(s)), f"raw {c['raw_scores'].get(s)}"))
+        rows.append(("overall", _num(c["overall"], 2 if selection == "rank" else 1), overall_note))
+        rows.append(("cost (USD)", _num(c["cost_usd"], 4), ""))
+        rows.append(("latency (s)", _num(c["latency_s"], 2), ""))
+        rows.append(("seed", "-" if c["seed"] is None else str(c["seed"]), ""))
+        facts = "".join(
+            f"<dt>{_e(k)}</dt><dd{f' title={chr(34)}{_e(t)}{chr(34)}' if t else ''}>{_e(v)}</dd>" for k, v, t in rows
+        )
+        out.append(
+            f"<div class='card {'winner' if c['winner'] else 'candidate'}' id='{_e(stage['name'])}-{_e(c['key'])}'>"
+            f"<div><b>{_e(c['key'])}</b>{badge}</div>{status}{error}"
+            f"<div class='file'>{media.html(c['path'], c['kind'], c['exists'], c['key'])}</div>"
+            f"<dl>{facts}</dl></div>"
+        )
+    if previous is not None:
+        out.append("</div>")
+    return "".join(out)
+
+
+def _storyboard_frames(stage: dict[str, Any], media: _Media) -> str:
+    """Each clip's start and end frame as images, the clip's prompt under them."""
+    clips = [c for c in stage["outputs"].get("clips") or [] if isinstance(c, dict)]
+    if not clips:
+        return ""
+    run_dir = media.run_dir
+    out = ["<h3>Start and end frames</h3>"]
+    for clip in clips:
+        out.append(f"<h4>clip {_e(clip.get('clip'))}</h4><div class='frames'>")
+        for label, key in (("start", "start_frame"), ("end", "end_frame")):
+            path = clip.get(key)
+            if isinstance(path, str):
+                exists = (run_dir / path).is_file()
+                figure = media.html(path, "image", exists, f"clip {clip.get('clip')} {label}")
+                out.append(f"<figure>{figure}<figcaption>{label} frame</figcaption></figure>")
+        out.append("</div>")
+        if clip.get("prompt"):
+            out.append(f"<div class='prompt meta'>{_e(clip['prompt'])}</div>")
+    return "".join(out)
+
+
+def frame_paths(stage: dict[str, Any]) -> set[str]:
+    return {
+        str(clip.get(key))
+        for clip in stage["outputs"].get("clips") or []
+        if isinstance(clip, dict)
+        for key in ("start_frame", "end_frame")
+        if clip.get(key)
+    }
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "-" if value is None or value == "" else str(value)
+
+
+def _options_panel(data: dict[str, Any]) -> str:
+    """The options the run was made with, its providers, and the seed of every candidate."""
+    options = {k: v for k, v in (data.get("options") or {}).items() if k != "schema_version"}
+    rows = "".join(f"<tr><th>{_e(k.replace('_', ' '))}</th><td>{_e(_value(v))}</td></tr>" for k, v in options.items())
+    for role, provider in (data.get("providers") or {}).items():
+        rows += f"<tr><th>{_e(role)} provider</th><td>{_e(_value(provider))}</td></tr>"
+    seeds = []
+    for stage in data["stages"]:
+        keyed = [f"{_e(c['key'])}&nbsp;{_e(c['seed'])}" for c in stage["candidates"] if c["seed"] is not None]
+        if keyed:
+            seeds.append(f"<tr><th>{_e(stage['name'])}</th><td>{' · '.join(keyed)}</td></tr>")
+    out = ['<section id="options"><h2>Options and seeds</h2><div class="sides">']
+    out.append(f"<div><h3>Options</h3><div class='wide'><table class='options'>{rows}</table></div></div>")
+    if seeds:
+        out.append(f"<div><h3>Seeds</h3><div class='wide'><table class='seeds'>{''.join(seeds)}</table></div></div>")
+    out.append("</div></section>")
+    return "".join(out)
+
+
+def _calls(data: dict[str, Any]) -> str:
+    """Every call in the cost ledger with what it cost."""
+    calls = data.get("calls") or []
+    if not calls:
+        return ""
+    head = "<tr><th>#</th><th>Stage</th><th>What</th><th>Model</th><th>Provider</th><th>Cost (USD)</th>"
+    head += "<th>Figures</th></tr>"
+    rows = [f'<section id="calls"><h2>Cost per call</h2><div class="wide"><table class="calls">{head}']
+    for index, call in enumerate(calls, start=1):
+        figures = ", ".join(f"{_e(k.replace('_', ' '))} {_e(v)}" for k, v in call["detail"].items())
+        estimated = " (estimate)" if call["estimated"] else ""
+        rows.append(
+            f"<tr><td class='num'>{index}</td><td>{_e(call['stage'])}</td><td>{_e(call['what'])}</td>"
+            f"<td>{_e(call['model'])}</td><td>{_e(call['provider'])}</td>"
+            f"<td class='num'>{call['usd']:.4f}{estimated}</td><td>{figures}</td></tr>"
+        )
+    total = sum(call["usd"] for call in calls)
+    rows.append(f"<tr><th colspan='5'>total</th><td class='num'>{total:.4f}</td><td></td></tr>")
+    rows.append("</table></div></section>")
     return "".join(rows)
 
 
+# -- two runs ---------------------------------------------------------------------------------------
+
+
+def _delta_cell(a: Any, b: Any, digits: int, higher_is_better: bool | None = None) -> str:
+    delta = shown_delta(a, b, digits)
+    if delta is None:
+        return "<td class='num'>-</td>"
+    cls = ""
+    if higher_is_better is not None and delta != 0:
+        cls = " ok" if (delta > 0) == higher_is_better else " bad"
+    return f"<td class='num{cls}'>{delta:+.{digits}f}</td>"
+
+
+def render_compare_html(data: dict[str, Any], report_dir: Path) -> str:
+    """Two runs side by side: their best outputs, per stage the scores, cost and time with B - A (from the
+    values as shown), the picks, and the prompts whole with their word diff."""
+    a, b = data["a"], data["b"]
+    media = {"a": _Media(Path(a["run_dir"]), report_dir), "b": _Media(Path(b["run_dir"]), report_dir)}
+    title = f"fbloop compare {a['run_id']} / {b['run_id']}"
+    out = [
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
+    ]
+    out.append(f'<header><h1 id="title">{_e(title)}</h1><p class="meta">deltas are B - A</p></header>')
+    out.append('<section id="runs" class="sides">')
+    for side, head in (("a", a), ("b", b)):
+        label = "OFFLINE · " if head.get("offline") else ""
+        out.append(
+            f"<div id='run-{side}'><h2>{side.upper()}: {_e(head['run_id'])}</h2>"
+            f"<div class='meta'>{label}{_e(head['workflow'])} · {_e(head['backend'])} · {_e(head['status'])}"
+            f" · created {_e(head['created_at'])}</div><code>{_e(head['run_dir'])}</code><div class='frames'>"
+        )
+        run_dir = Path(head["run_dir"])
+        shown = [("best image", head.get("best_image"), "image")]
+        shown += [(f"best video {i}", p, "video") for i, p in enumerate(head.get("best_videos") or [], 1) if p]
+        for caption, path, kind in shown:
+            if path:
+                figure = media[side].html(path, kind, (run_dir / path).is_file(), caption)
+                out.append(f"<figure>{figure}<figcaption>{_e(caption)}</figcaption></figure>")
+        out.append("</div></div>")
+    out.append("</section>")
+    changes = [
+        (k, (a.get("options") or {}).get(k), (b.get("options") or {}).get(k))
+        for k in sorted(set(a.get("options") or {}) | set(b.get("options") or {}))
+        if k not in ("prompt_file", "verbose", "schema_version")
+        and (a.get("options") or {}).get(k) != (b.get("options") or {}).get(k)
+    ]
+    if changes:
+        rows = "".join(
+            f"<tr><th>{_e(k)}</th><td>{_e(_value(x))}</td><td>{_e(_value(y))}</td></tr>" for k, x, y in changes
+        )
+        out.append("<section id='options'><h2>Options changed</h2><div class='wide'><table>")
+        out.append(f"<tr><th></th><th>A</th><th>B</th></tr>{rows}</table></div></section>")
+    for stage in data["stages"]:
+        out.append(f"<section class='stage' id='stage-{_e(stage['name'])}'>")
+        out.append(f"<h2>{stage['number']}. {_e(stage['name'])}</h2>")
+        out.append("<div class='wide'><table><tr><th></th><th>A</th><th>B</th><th>Δ (B-A)</th></tr>")
+        out.append(
+            f"<tr><th>status</th><td>{_e(stage['status']['a'] or '-')}</td><td>{_e(stage['status']['b'] or '-')}</td>"
+            "<td></td></tr>"
+        )
+        for key, v in stage["scores"].items():
+            places = 0 if key in COUNT_FIGURES else 1
+            out.append(
+                f"<tr><th>{_e(key)}</th><td class='num'>{_num(v['a'], places)}</td><td class='num'>"
+                f"{_num(v['b'], places)}</td>{_delta_cell(v['a'], v['b'], places, True)}</tr>"
+            )
+        for label, key, digits in (("cost (USD)", "cost_usd", 4), ("time (s)", "wall_time_s", 1)):
+            v = stage[key]
+            out.append(
+                f"<tr><th>{label}</th><td class='num'>{_num(v['a'], digits)}</td><td class='num'>"
+                f"{_num(v['b'], digits)}</td>{_delta_cell(v['a'], v['b'], digits)}</tr>"
+            )
+        if stage["name"] in PICKING_STAGES:
+            picks = {side: ", ".join(f"{k}: {v}" if k else str(v) for k, v in (stage["pick"][side] or {}).items())
+                     for side in ("a", "b")}  # fmt: skip
+            verdict = {None: "", True: "changed", False: "same"}[stage["pick_changed"]]
+            out.append(
+                f"<tr><th>pick</th><td>{_e(picks['a'] or '-')}</td><td>{_e(picks['b'] or '-')}</td>"
+                f"<td>{verdict}</td></tr>"
+            )
+        out.append("</table></div>")
+        if stage["name"] not in PICKING_STAGES:
+            for label, pa, pb in prompt_pairs(stage["pick"]["a"], stage["pick"]["b"]):
+                out.append(f"<h3>{_e(label)}</h3><div class='sides'>")
+                out.append(f"<div><b>A</b><div class='prompt'>{_e(pa or '-')}</div></div>")
+                out.append(f"<div><b>B</b><div class='prompt'>{_e(pb or '-')}</div></div></div>")
+                if pa and pb:
+                    out.append(f"<div class='diff'><b>A → B</b>: {_diff_html(word_diff(pa, pb))}</div>")
+        out.append("</section>")
+    out.append("<section id='totals'><h2>Totals</h2><div class='wide'><table>")
+    out.append("<tr><th></th><th>A</th><th>B</th><th>Δ (B-A)</th></tr>")
+    for label, key, digits in (
+        ("cost (USD)", "cost_usd", 4),
+        ("time (s)", "time_s", 1),
+        ("iterations", "iterations", 0),
+        ("candidates", "candidates", 0),
+    ):
+        v = data["totals"][key]
+        out.append(
+            f"<tr><th>{label}</th><td class='num'>{_num(v['a'], digits)}</td><td class='num'>{_num(v['b'], digits)}"
+            f"</td>{_delta_cell(v['a'], v['b'], digits)}</tr>"
+        )
+    out.append("</table></div></section><footer>Made by <code>fbloop inspect A --compare B --html</code>.</footer>")
+    out.append("</body></html>\n")
+    return "".join(out)
+
+
 def write_html(data: dict[str, Any], target: Path) -> Path:
-    """Write the report atomically; returns its path."""
+    """Write the report (of one run, or of two compared) atomically; returns its path."""
     target = target.expanduser()
+    compare = data.get("format") == "fbloop-compare"
     if target.is_dir():
-        target = target / f"fbloop_{data['run_id']}.html"
+        name = f"{data['a']['run_id']}_vs_{data['b']['run_id']}" if compare else data["run_id"]
+        target = target / f"fbloop_{name}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = render_html(data, target.resolve().parent)
+    report_dir = target.resolve().parent
+    text = render_compare_html(data, report_dir) if compare else render_html(data, report_dir)
     atomic_write_bytes(target, text.encode("utf-8"))
     return target

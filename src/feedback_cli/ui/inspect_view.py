@@ -15,6 +15,7 @@ files were moved still inspect; a missing file is shown as missing.
 
 from __future__ import annotations
 
+import difflib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from feedback_cli.errors import CheckpointError
+from feedback_cli.ui.console import heading, print_line, print_table
 from feedback_cli.ui.summary import COUNT_FIGURES, clip_labels, score_text
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.models import ItemRecord, RunState, StageRecord
@@ -54,6 +56,7 @@ class RunListing(BaseModel):
     workflow: str | None = None
     backend: str | None = None
     status: str
+    prompt: str | None = None
     best_image_score: float | None = None
     best_video_score: float | None = None
     cost_usd: float | None = None
@@ -108,6 +111,7 @@ def list_runs(root: Path) -> list[RunListing]:
                 workflow=summary.workflow,
                 backend=summary.backend,
                 status=state.status,
+                prompt=" ".join(state.source_prompt.split()) or None,
                 best_image_score=scores.get("image_generation", {}).get("best_overall"),
                 best_video_score=scores.get("video_generation", {}).get("best_overall"),
                 cost_usd=summary.total_cost_usd,
@@ -140,6 +144,7 @@ def render_run_list(console: Console, root: Path, runs: list[RunListing]) -> Non
     table.add_column("Status")
     for column in ("Image", "Video", "USD", "Time"):
         table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("Prompt", no_wrap=True)  # whole: a table too narrow for it is printed stacked
     table.caption = "Image, Video: best overall score (0-100); USD: total cost; Time: seconds"
     broken = []
     for r in runs:
@@ -155,8 +160,9 @@ def render_run_list(console: Console, root: Path, runs: list[RunListing]) -> Non
             _fmt(r.best_video_score),
             _fmt(r.cost_usd, 4),
             _fmt(r.time_s),
+            escape(r.prompt or "-"),
         )
-    console.print(table)
+    print_table(console, table)
     for r in broken:
         console.print(f"broken: {r.run_id}: {r.problem}", markup=False)
 
@@ -252,6 +258,16 @@ def _iteration(it: Any) -> dict[str, Any]:
     }
 
 
+def _with_changes(iterations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each iteration gets `changes`: the word diff from the previous prompt of its scope (None for the first)."""
+    previous: dict[str, str] = {}
+    for it in iterations:
+        before = previous.get(it["scope"])
+        it["changes"] = None if before is None else word_diff(before, it["prompt"])
+        previous[it["scope"]] = it["prompt"]
+    return iterations
+
+
 def _small_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     """The stage outputs worth showing (the video plan is long and lives in its own file)."""
     return {k: v for k, v in outputs.items() if k not in ("plan",)}
@@ -293,7 +309,7 @@ def _stage(run_dir: Path, record: StageRecord, selection: str) -> dict[str, Any]
         "scores": record.scores,
         "outputs": _small_outputs(record.outputs),
         "notes": list(record.notes),
-        "iterations": [_iteration(it) for it in record.iterations],
+        "iterations": _with_changes([_iteration(it) for it in record.iterations]),
         "scorers": scorers,
         "candidates": candidates,
         "winners": winners,
@@ -359,6 +375,22 @@ def build_inspection(run_dir: Path, state: RunState) -> dict[str, Any]:
         "stages": stages,
         "reviews": [r.model_dump(mode="json") for r in state.reviews],
         "notices": list(state.notices),
+        "calls": [_call(entry) for entry in state.ledger],
+    }
+
+
+def _call(entry: Any) -> dict[str, Any]:
+    """One paid (or offline, free) call of the cost ledger; of its detail only the figures (tokens, seconds)."""
+    figures = {k: v for k, v in entry.detail.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return {
+        "stage": entry.stage,
+        "provider": entry.provider,
+        "model": entry.model,
+        "what": entry.what,
+        "usd": entry.usd,
+        "estimated": entry.estimated,
+        "at": entry.at,
+        "detail": figures,
     }
 
 
@@ -393,9 +425,9 @@ def _stage_status(stage: dict[str, Any]) -> str:
     return str(stage["status"])
 
 
-def _scores_text(scores: dict[str, Any], limit: int = 4) -> str:
-    parts = [f"{k}={score_text(k, v)}" for k, v in scores.items() if isinstance(v, int | float)]
-    return ", ".join(parts[:limit]) + (" …" if len(parts) > limit else "")
+def _scores_text(scores: dict[str, Any]) -> str:
+    """Every figure, none left out: a narrow terminal gets the stacked layout instead."""
+    return ", ".join(f"{k}={score_text(k, v)}" for k, v in scores.items() if isinstance(v, int | float))
 
 
 def render_run(console: Console, data: dict[str, Any]) -> None:
@@ -406,11 +438,11 @@ def render_run(console: Console, data: dict[str, Any]) -> None:
         markup=False,
         style="bold",
     )
-    console.print(f"folder: {data['run_dir']}", markup=False)
+    print_line(console, f"folder: {data['run_dir']}")
     if data.get("label"):
         console.print(data["label"], markup=False, style="yellow")
     if data.get("source_prompt"):
-        console.print(f"prompt: {excerpt(data['source_prompt'], 200)}", markup=False)
+        print_line(console, f"prompt: {' '.join(data['source_prompt'].split())}")
     if data.get("error"):
         console.print(f"error: {data['error']}", markup=False, style="red")
 
@@ -428,51 +460,79 @@ def render_run(console: Console, data: dict[str, Any]) -> None:
             _fmt(stage["cost_usd"], 4),
             escape(_scores_text(stage["scores"])),
         )
-    console.print(overview)
+    print_table(console, overview)
 
     for stage in data["stages"]:
         if stage["status"] == "skipped" or not (stage["iterations"] or stage["candidates"]):
             continue
-        heading = f"Stage {stage['number']}: {stage['title']} ({stage['status']}"
-        heading += f", {_fmt(stage['wall_time_s'])}s, ${stage['cost_usd']:.4f})"
+        title = f"Stage {stage['number']}: {stage['title']} ({stage['status']}"
+        title += f", {_fmt(stage['wall_time_s'])}s, ${stage['cost_usd']:.4f})"
         console.print()
-        console.rule(escape(heading))
+        heading(console, title)
         if stage["iterations"]:
-            console.print(iteration_table(stage))
+            render_iterations(console, stage)
         if stage["candidates"]:
-            console.print(candidate_matrix(stage, data.get("selection", "weighted")))
+            print_table(console, candidate_matrix(stage, data.get("selection", "weighted")))
         for note in stage["notes"]:
             console.print(f"note: {note}", markup=False, style="dim")
 
     if data["reviews"]:
         console.print()
-        console.print(review_table(data["reviews"]))
+        print_table(console, review_table(data["reviews"]))
     console.print()
-    console.print(totals_table(data))
+    print_table(console, totals_table(data))
 
 
-def iteration_table(stage: dict[str, Any]) -> Table:
-    table = _table(title=f"{stage['title']}: writer/critic iterations", title_justify="left")
-    scoped = any(it["scope"] for it in stage["iterations"])
-    if scoped:
-        table.add_column("Scope", no_wrap=True)
-    table.add_column("#", justify="right")
-    table.add_column("Prompt", ratio=3)
-    table.add_column("Critic", justify="right")
-    table.add_column("Feedback", ratio=2)
+def word_diff(before: str, after: str) -> list[tuple[str, str]]:
+    """Word-level changes from `before` to `after`: ("=", words), ("-", removed words), ("+", added words)."""
+    a, b = before.split(), after.split()
+    out: list[tuple[str, str]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            out.append(("=", " ".join(a[i1:i2])))
+            continue
+        if i2 > i1:
+            out.append(("-", " ".join(a[i1:i2])))
+        if j2 > j1:
+            out.append(("+", " ".join(b[j1:j2])))
+    return out
+
+
+def diff_text(changes: list[tuple[str, str]]) -> Text:
+    """A word diff as one line, marked as `git diff --word-diff` does ([-removed-] {+added+}) so it reads
+    the same without colour, and coloured on a terminal."""
+    text = Text()
+    for index, (op, words) in enumerate(changes):
+        if index:
+            text.append(" ")
+        if op == "-":
+            text.append(f"[-{words}-]", style="red strike")
+        elif op == "+":
+            text.append(f"{{+{words}+}}", style="green")
+        else:
+            text.append(words)
+    return text
+
+
+def render_iterations(console: Console, stage: dict[str, Any]) -> None:
+    """Every iteration of the writer/critic loop with its whole prompt and, from the second one of a scope
+    on, the word-level change from the previous prompt; prompts are lines, never cut table cells."""
+    console.print(Text(f"{stage['title']}: writer/critic iterations", style="bold"))
     for it in stage["iterations"]:
-        row = [escape(it["scope"])] if scoped else []
-        feedback = _clip(critic_feedback(it["feedback"]), 70)
+        scope = f"{it['scope']} " if it["scope"] else ""
+        head = f"{scope}iteration {it['iteration']}: critic {_fmt(it['critic_score'])}"
+        head += f", ${_fmt(it['cost_usd'], 4)}, {_fmt(it['latency_s'], 2)}s"
+        console.print(Text(head, style="bold"), soft_wrap=True)
         if it["human_feedback"]:  # the person's words in full: they are why this iteration exists
-            feedback = f"human: {it['human_feedback']}" + (f"\ncritic: {feedback}" if feedback else "")
-        row += [
-            str(it["iteration"]),
-            escape(excerpt(it["prompt"], 70)),
-            _fmt(it["critic_score"]),
-            escape(feedback or "-"),
-        ]
-        table.add_row(*row)
-    return table
+            print_line(console, f"  human feedback: {it['human_feedback']}")
+        print_line(console, f"  prompt: {' '.join(it['prompt'].split())}")
+        if it.get("changes") is not None:
+            line = Text("  changed: ")
+            line.append_text(diff_text(it["changes"]) if it["changes"] else Text("(no change)"))
+            console.print(line, soft_wrap=True)
+        feedback = critic_feedback(it["feedback"])
+        if feedback:
+            print_line(console, f"  critic: {feedback}", style="dim")
 
 
 def candidate_matrix(stage: dict[str, Any], selection: str = "weighted") -> Table:
@@ -687,11 +747,11 @@ def _pick_text(pick: dict[str, Any] | None) -> str:
 
 def render_compare(console: Console, data: dict[str, Any]) -> None:
     a, b = data["a"], data["b"]
-    console.print(f"A: {a['run_id']}  {a['workflow']}  {a['backend']}  {a['status']}  {a['run_dir']}", markup=False)
-    console.print(f"B: {b['run_id']}  {b['workflow']}  {b['backend']}  {b['status']}  {b['run_dir']}", markup=False)
+    print_line(console, f"A: {a['run_id']}  {a['workflow']}  {a['backend']}  {a['status']}  {a['run_dir']}")
+    print_line(console, f"B: {b['run_id']}  {b['workflow']}  {b['backend']}  {b['status']}  {b['run_dir']}")
     changed = _option_changes(a.get("options") or {}, b.get("options") or {})
     if changed:
-        console.print("options changed: " + ", ".join(changed), markup=False)
+        print_line(console, "options changed: " + ", ".join(changed))
     console.print("deltas are B - A", markup=False, style="dim")
     for stage in data["stages"]:
         table = _table(title=f"{stage['number']}. {stage['name']}", title_justify="left")
@@ -706,18 +766,24 @@ def render_compare(console: Console, data: dict[str, Any]) -> None:
                 escape(key),
                 _fmt(v["a"], places),
                 _fmt(v["b"], places),
-                _delta_text(v["delta"], places, higher_is_better=True),
+                _delta_text(shown_delta(v["a"], v["b"], places), places, higher_is_better=True),
             )
         for label, key, digits in (("cost (USD)", "cost_usd", 4), ("time (s)", "wall_time_s", 1)):
             v = stage[key]
-            table.add_row(label, _fmt(v["a"], digits), _fmt(v["b"], digits), _delta_text(v["delta"], digits))
+            delta = shown_delta(v["a"], v["b"], digits)
+            table.add_row(label, _fmt(v["a"], digits), _fmt(v["b"], digits), _delta_text(delta, digits))
         if stage["iterations"]["a"] or stage["iterations"]["b"]:
             v = stage["iterations"]
             table.add_row("iterations", str(v["a"] or 0), str(v["b"] or 0), _delta_text(v["delta"], 0))
-        label = "pick" if stage["name"] in PICKING_STAGES else "prompt"
-        pick_a, pick_b = _pick_text(stage["pick"]["a"]), _pick_text(stage["pick"]["b"])
-        table.add_row(label, escape(pick_a), escape(pick_b), _pick_verdict(stage))
-        console.print(table)
+        prompts = stage["name"] not in PICKING_STAGES
+        if prompts and (stage["pick"]["a"] or stage["pick"]["b"]):  # the prompts follow the table, whole
+            table.add_row("prompt", "", "", _pick_verdict(stage))
+        else:
+            pick_a, pick_b = _pick_text(stage["pick"]["a"]), _pick_text(stage["pick"]["b"])
+            table.add_row("pick", escape(pick_a), escape(pick_b), _pick_verdict(stage))
+        print_table(console, table)
+        if prompts:
+            render_prompt_changes(console, stage["pick"]["a"], stage["pick"]["b"])
     totals = _table(title="totals", title_justify="left")
     totals.add_column("", style="bold")
     totals.add_column("A", justify="right")
@@ -730,8 +796,34 @@ def render_compare(console: Console, data: dict[str, Any]) -> None:
         ("candidates", "candidates", 0),
     ):
         v = data["totals"][key]
-        totals.add_row(label, _fmt(v["a"], digits), _fmt(v["b"], digits), _delta_text(v["delta"], digits))
-    console.print(totals)
+        delta = shown_delta(v["a"], v["b"], digits)
+        totals.add_row(label, _fmt(v["a"], digits), _fmt(v["b"], digits), _delta_text(delta, digits))
+    print_table(console, totals)
+
+
+def shown_delta(a: Any, b: Any, digits: int) -> float | None:
+    """B - A of the values as shown (rounded to `digits`), so 91.5 -> 94.0 reads +2.5, never +2.4."""
+    if not (isinstance(a, int | float) and isinstance(b, int | float)):
+        return None
+    return round(round(float(b), digits) - round(float(a), digits), digits)
+
+
+def prompt_pairs(pick_a: dict[str, Any] | None, pick_b: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """(label, prompt of A, prompt of B) for each prompt the two runs settled on ("" where a run has none)."""
+    labels = list(pick_a or {}) + [k for k in pick_b or {} if k not in (pick_a or {})]
+    return [(label, str((pick_a or {}).get(label) or ""), str((pick_b or {}).get(label) or "")) for label in labels]
+
+
+def render_prompt_changes(console: Console, pick_a: dict[str, Any] | None, pick_b: dict[str, Any] | None) -> None:
+    for label, a, b in prompt_pairs(pick_a, pick_b):
+        print_line(console, f"{label} A: {' '.join(a.split()) or '-'}")
+        print_line(console, f"{label} B: {' '.join(b.split()) or '-'}")
+        if a and b:
+            changes = word_diff(a, b)
+            line = Text(f"{label} A -> B: ")
+            same = all(op == "=" for op, _ in changes)
+            line.append_text(Text("(same)") if same else diff_text(changes))
+            console.print(line, soft_wrap=True)
 
 
 def _pick_verdict(stage: dict[str, Any]) -> Text | str:

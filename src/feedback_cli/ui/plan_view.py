@@ -3,21 +3,18 @@ line and the verdict on `--max-cost` on stderr."""
 
 from __future__ import annotations
 
-import json
-import sys
-
 from rich.table import Table
 
-from feedback_cli.ui.console import err_console, error_line, out_console
+from feedback_cli.ui.console import err_console, error_line, out_console, print_line, print_table, write_json
 from feedback_cli.workflow.estimate import DryRunPlan
 
 
 def render_plan(plan: DryRunPlan, backend_reason: str, *, as_json: bool = False) -> int:
     """Show the plan; the exit code: 1 when `--max-cost` is below the estimate (the run would or may stop
     before it finishes), else 0."""
-    err_console().print(f"backend: {backend_reason}", markup=False, soft_wrap=True)
+    print_line(err_console(), f"backend: {backend_reason}")
     if as_json:
-        sys.stdout.write(json.dumps(plan.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
+        write_json(plan.model_dump(mode="json"))
     else:
         _table(plan)
     return _check_max_cost(plan)
@@ -54,6 +51,6 @@ def _table(plan: DryRunPlan) -> None:
         table.add_row(f"{stage.number}. {stage.name}", calls, str(stage.media_calls), ", ".join(stage.models), cost)
     table.add_section()
     table.add_row("total", "", "", "", f"{plan.cost_min_usd:.4f}-{plan.cost_max_usd:.4f}")
-    console.print(table)
+    print_table(console, table)
     for note in plan.notes:
-        console.print(f"note: {note}", markup=False)
+        print_line(console, f"note: {note}")

@@ -26,9 +26,12 @@ from typing import Any, Protocol, TextIO
 
 from rich.console import Console
 from rich.markup import escape
+from rich.style import Style
 from rich.table import Table
+from rich.text import Text
 
 from feedback_cli.errors import Interrupted
+from feedback_cli.ui.console import SafeConsole, heading, print_line, print_table
 from feedback_cli.workflow.models import ReviewDecision
 from feedback_cli.workflow.review import Candidate, ReviewRequest
 
@@ -137,16 +140,41 @@ class QuestionaryPrompter:
     def select(self, message: str, options: Sequence[Option], default: str | None = None) -> str:
         import questionary
 
-        choices = [questionary.Choice(o.title, value=o.value, shortcut_key=o.shortcut or True) for o in options]
+        # an option's key is its own (the candidate's `#` in the table) or none: no made-up numbering that
+        # would differ from the table's
+        choices = [questionary.Choice(o.title, value=o.value, shortcut_key=o.shortcut or False) for o in options]
         question = questionary.select(
             message,
             choices=choices,
             default=default if any(o.value == default for o in options) else None,
-            use_shortcuts=len(choices) <= 36,
+            use_shortcuts=any(o.shortcut for o in options),
             use_arrow_keys=True,
             output=self._output(),
         )
+        answer_at_once(question.application, options)
         return str(self._ask(question))
+
+
+def answer_at_once(app: Any, options: Sequence[Option]) -> None:
+    """A shortcut key answers the question at once, as y/n do (Questionary's own only moves the pointer)."""
+    from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
+    from questionary.prompts.common import InquirerControl
+
+    # the list itself: marked answered, so the question's line shows the choice as after Enter
+    control = next((c for c in app.layout.find_all_controls() if isinstance(c, InquirerControl)), None)
+    keys = KeyBindings()
+    for index, option in enumerate(options):
+        if option.shortcut:
+
+            def choose(event: Any, value: str = option.value, index: int = index) -> None:
+                if control is not None:
+                    control.pointed_at = index
+                    control.is_answered = True
+                event.app.exit(result=value)
+
+            keys.add(option.shortcut, eager=True)(choose)
+    # later bindings win over earlier ones for the same key
+    app.key_bindings = merge_key_bindings([app.key_bindings, keys])
 
 
 def _money(value: float) -> str:
@@ -162,12 +190,58 @@ def ranked(request: ReviewRequest) -> list[Candidate]:
     return list(request.candidates)
 
 
+def numbers(request: ReviewRequest) -> dict[str, int]:
+    """Each candidate's `#`: its place in the ranked table, the same number the picker's key uses."""
+    return {candidate.key: index for index, candidate in enumerate(ranked(request), start=1)}
+
+
+def file_path(candidate: Candidate) -> str | None:
+    return candidate.absolute_path or candidate.path or None
+
+
+def hyperlinks_wanted(console: Console) -> bool:
+    """OSC 8 links on a terminal (FBLOOP_HYPERLINKS=0/1 overrides); terminals without them show the text."""
+    wanted = os.environ.get("FBLOOP_HYPERLINKS", "").strip().lower()
+    if wanted in ("0", "no", "false", "off"):
+        return False
+    if wanted in ("1", "yes", "true", "on"):
+        return True
+    return console.is_terminal and os.environ.get("TERM", "") not in ("dumb", "linux")
+
+
+def path_text(path: str, link: bool) -> Text:
+    """The whole path; with `link`, a terminal hyperlink to the file as well."""
+    if not link:
+        return Text(path)
+    return Text(path, style=Style(link=Path(path).resolve().as_uri()))
+
+
+def file_lines(request: ReviewRequest, console: Console) -> list[Text]:
+    """`#n key  /the/whole/path` for each candidate: printed as lines, never as a cut table cell."""
+    link = hyperlinks_wanted(console)
+    number = numbers(request)
+    width = max((len(c.key) for c in request.candidates), default=0)
+    lines = []
+    for candidate in ranked(request):
+        line = Text(f"#{number[candidate.key]:<3} {candidate.key:<{width}}  ")
+        path = file_path(candidate)
+        if candidate.status != "succeeded":
+            line.append(f"failed: {candidate.error or candidate.status}", style="red")
+        elif path is None:
+            line.append("-")
+        else:
+            line.append_text(path_text(path, link))
+        lines.append(line)
+    return lines
+
+
 def is_pick(request: ReviewRequest, candidate: Candidate) -> bool:
     return request.picks.get(candidate.group) == candidate.key
 
 
 def candidate_table(request: ReviewRequest, base: Path | None = None) -> Table:
-    """Rank, key, every score, overall, cost, latency and path; the current pick marked."""
+    """#, key, every score, overall, cost and latency; the current pick marked. The files are listed under
+    the table (`file_lines`), whole: a path in a cell gets cut."""
     scorers: list[str] = []
     for candidate in request.candidates:
         scorers.extend(name for name in candidate.scores if name not in scorers)
@@ -191,16 +265,14 @@ def candidate_table(request: ReviewRequest, base: Path | None = None) -> Table:
     table.add_column("Overall", justify="right")
     table.add_column("Cost", justify="right")
     table.add_column("Latency (s)", justify="right")
-    table.add_column("File")
-    rank: dict[str, int] = {}
+    number = numbers(request)
     previous_group: str | None = None
     for candidate in ranked(request):
         if previous_group is not None and candidate.group != previous_group:
             table.add_section()
         previous_group = candidate.group
-        rank[candidate.group] = rank.get(candidate.group, 0) + 1
         picked = is_pick(request, candidate)
-        row = [str(rank[candidate.group]), PICK_MARK if picked else ""]
+        row = [str(number[candidate.key]), PICK_MARK if picked else ""]
         if len(groups) > 1:
             row.append(escape(candidate.group))
         row.append(escape(candidate.key))
@@ -210,10 +282,6 @@ def candidate_table(request: ReviewRequest, base: Path | None = None) -> Table:
         row.append(_number(candidate.overall, 2 if rule == "rank" else 1))
         row.append(_money(candidate.cost_usd))
         row.append(_number(candidate.latency_s, 2))
-        if candidate.status != "succeeded":
-            row.append(escape(f"failed: {candidate.error or candidate.status}"))
-        else:
-            row.append(escape(candidate.absolute_path or candidate.path or "-"))
         table.add_row(*row, style="bold" if picked else None)
     return table
 
@@ -274,7 +342,7 @@ class QuestionaryReviewer:
         inline_images: bool | None = None,
     ) -> None:
         stream = _terminal_stream()
-        self.console = console or Console(file=stream, highlight=False, no_color="NO_COLOR" in os.environ)
+        self.console = console or SafeConsole(file=stream, highlight=False, no_color="NO_COLOR" in os.environ)
         self.prompter: Prompter = prompter or QuestionaryPrompter(stream)
         self.inline = _inline_protocol() if inline_images is None else ("iterm" if inline_images else None)
 
@@ -289,21 +357,24 @@ class QuestionaryReviewer:
     def show(self, request: ReviewRequest) -> None:
         console = self.console
         console.print()
-        console.rule(f"Review: {escape(request.title)}")
+        heading(console, f"Review: {request.title}")
         if request.prompt:
-            console.print(f"prompt: {request.prompt}", markup=False)
+            print_line(console, f"prompt: {request.prompt}")
         feedback = request.extra.get("feedback")
         if feedback:
-            console.print(f"your last feedback: {feedback}", markup=False)
-        console.print(candidate_table(request))
+            print_line(console, f"your last feedback: {feedback}")
+        print_table(console, candidate_table(request))
+        console.print("File of each candidate (open it to look):", markup=False)
+        for line in file_lines(request, console):
+            console.print(line, soft_wrap=True)
         if not request.can_regenerate:
             _, plural = NOUNS.get(request.kind, ("candidate", "candidates"))
             console.print(f"Regenerating the {plural} with feedback is not available at this review.", markup=False)
         if self.inline and request.kind in ("images", "frames"):
             self._thumbnails(request)
         console.print(
-            "Open a file by its path to look at it before you answer. y/n answers at once, Enter means yes,"
-            " Ctrl-C stops here (resumable).",
+            "Open a file by its path to look at it before you answer. y/n and the menu keys answer at once,"
+            " Enter means yes, Ctrl-C stops here (resumable).",
             markup=False,
             style="dim",
         )
@@ -352,9 +423,16 @@ class QuestionaryReviewer:
                     return ReviewDecision(stage=request.stage, action="stop")
                 if action != "pick":
                     break  # back to "Continue to next stage?"
+                number = numbers(request)
                 choice = self.prompter.select(
-                    f"Which {singular}?",
-                    [*[Option(self.option_title(request, c), c.key) for c in alternatives], Option("Back", "back")],
+                    f"Which {singular}? (its # in the table)",
+                    [
+                        *[
+                            Option(self.option_title(request, c), c.key, _key(number[c.key]))
+                            for c in alternatives
+                        ],
+                        Option("Back", "back", "b"),
+                    ],
                     default=alternatives[0].key,
                 )
                 if choice != "back":
@@ -370,7 +448,15 @@ class QuestionaryReviewer:
     @staticmethod
     def option_title(request: ReviewRequest, candidate: Candidate) -> str:
         group = f"{candidate.group}: " if len({c.group for c in request.candidates}) > 1 else ""
-        return f"{group}{candidate.key}  overall {_number(candidate.overall)}  {candidate.path}"
+        number = numbers(request)[candidate.key]
+        # up to #9 the key in front (`2) `) is the table's #; past it there is no single key, so the # is written
+        mark = "" if _key(number) else f"#{number} "
+        return f"{mark}{group}{candidate.key}  overall {_number(candidate.overall)}"
+
+
+def _key(number: int) -> str | None:
+    """The single key that picks candidate `#number`: 1-9 (a tenth needs the arrow keys)."""
+    return str(number) if 1 <= number <= 9 else None
 
 
 def describe(decision: ReviewDecision) -> str:

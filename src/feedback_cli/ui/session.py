@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from feedback_cli.errors import EXIT_INTERRUPTED, BudgetError, FbloopError, Interrupted, RunLocked
-from feedback_cli.ui.console import EventRenderer, err_console, error_line, out_console
+from feedback_cli.errors import (
+    EXIT_INTERRUPTED,
+    BudgetError,
+    FbloopError,
+    Interrupted,
+    RunLocked,
+    StorageError,
+)
+from feedback_cli.ui.console import EventRenderer, err_console, error_line, out_console, print_line, write_json
 from feedback_cli.ui.summary import next_stage_command, render_summary
 from feedback_cli.workflow.api import PreparedRun, execute
 from feedback_cli.workflow.events import EventBus
@@ -84,12 +90,12 @@ def drive(
     console = err_console()
     redact = prepared.folder.redact  # the engine redacts its events; error_line redacts itself; the rest here
     if announce:
-        console.print(f"backend: {announce}", markup=False, soft_wrap=True)
+        print_line(console, f"backend: {announce}")
     renderer = EventRenderer(console, verbose)
     bus = EventBus()
     bus.subscribe(renderer)
     for notice in prepared.state.notices:
-        console.print(redact(f"note: {notice}"), markup=False)
+        print_line(console, redact(f"note: {notice}"))
     code = 0
     received: list[int] = []
     try:
@@ -112,11 +118,15 @@ def drive(
         return exc.exit_code
     except RunStopped as exc:
         renderer.close()
-        console.print(f"{exc.message}. Resume with: {resume_command(prepared)}", markup=False)
+        print_line(console, f"{exc.message}. Resume with: {resume_command(prepared)}")
         code = 0
     except BudgetError as exc:
         renderer.close()
         error_line(f"{exc.message.rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)} --max-cost N")
+        code = exc.exit_code
+    except StorageError as exc:  # nothing could be saved just now: the checkpoint on disk is the last good one
+        renderer.close()
+        error_line(f"{exc.line().rstrip('.')}. The last checkpoint stands; resume with: {resume_command(prepared)}")
         code = exc.exit_code
     except FbloopError as exc:
         renderer.close()
@@ -130,11 +140,10 @@ def drive(
     )
     with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
         if as_json:
-            sys.stdout.write(json.dumps(summary.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
+            write_json(summary.model_dump(mode="json"))
         else:
             render_summary(out_console(), summary, prepared.folder.root)
             follow_on = next_stage_command(prepared.state, prepared.folder.root)
             if follow_on:  # last, so it is the line to copy
-                out_console().print(f"next stage:   {follow_on}", markup=False, soft_wrap=True)
+                print_line(out_console(), f"next stage:   {follow_on}")
     return code

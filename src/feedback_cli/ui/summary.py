@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from feedback_cli.ui.console import print_line, print_table
 from feedback_cli.workflow.models import RunState
 from feedback_cli.workflow.report import WorkflowSummary
 
@@ -32,12 +33,12 @@ def clip_labels(paths: list[str]) -> list[str]:
 
 
 def _scores(scores: dict[str, float | None]) -> str:
-    parts = [f"{k}={score_text(k, v)}" for k, v in scores.items() if v is not None]
-    return ", ".join(parts[:4]) + (" ..." if len(parts) > 4 else "")
+    return ", ".join(f"{k}={score_text(k, v)}" for k, v in scores.items() if v is not None)
 
 
 def render_summary(console: Console, summary: WorkflowSummary, run_dir: Path) -> None:
-    """Path lines are soft-wrapped (the terminal folds them, Rich does not cut them) so they copy whole."""
+    """Path lines are soft-wrapped (the terminal folds them, Rich does not cut them) so they copy whole; the
+    table is stacked on a terminal too narrow for it."""
     if summary.label:  # offline, or partly offline (real agents, offline media)
         console.print(summary.label, style="bold yellow", markup=False)
     table = Table(title=f"fbloop run {summary.run_id} ({summary.workflow}, {summary.backend}): {summary.status}")
@@ -54,25 +55,25 @@ def render_summary(console: Console, summary: WorkflowSummary, run_dir: Path) ->
         )
     table.add_section()
     table.add_row("total", "", f"{summary.total_time_s:.1f}", f"{summary.total_cost_usd:.4f}", "")
-    console.print(table)
+    print_table(console, table)
     if summary.final_image_prompt:
-        console.print(f"image prompt: {summary.final_image_prompt}", markup=False)
+        print_line(console, f"image prompt: {summary.final_image_prompt}")
     if summary.final_video_prompt:
-        console.print(f"video prompt: {summary.final_video_prompt}", markup=False)
+        print_line(console, f"video prompt: {summary.final_video_prompt}")
     for number, prompt in enumerate(summary.motion_prompts, start=1):
-        console.print(f"motion prompt (clip {number}): {prompt}", markup=False)
+        print_line(console, f"motion prompt (clip {number}): {prompt}")
     if summary.best_image:
-        console.print(f"best image:   {run_dir / summary.best_image}", markup=False, soft_wrap=True)
+        print_line(console, f"best image:   {run_dir / summary.best_image}")
     if summary.best_videos:
         for label, path in zip(clip_labels(summary.best_videos), summary.best_videos, strict=True):
-            console.print(f"best video ({label}): {run_dir / path}", markup=False, soft_wrap=True)
+            print_line(console, f"best video ({label}): {run_dir / path}")
     elif summary.best_video:
-        console.print(f"best video:   {run_dir / summary.best_video}", markup=False, soft_wrap=True)
+        print_line(console, f"best video:   {run_dir / summary.best_video}")
     if summary.final_video:
-        console.print(f"final video:  {run_dir / summary.final_video}", markup=False, soft_wrap=True)
-    console.print(f"run folder:   {run_dir}", markup=False, soft_wrap=True)
-    console.print(f"summary:      {run_dir / 'workflow_summary.json'}", markup=False, soft_wrap=True)
-    console.print(f"total time:   {summary.total_time_s:.1f}s, total cost ${summary.total_cost_usd:.4f}", markup=False)
+        print_line(console, f"final video:  {run_dir / summary.final_video}")
+    print_line(console, f"run folder:   {run_dir}")
+    print_line(console, f"summary:      {run_dir / 'workflow_summary.json'}")
+    print_line(console, f"total time:   {summary.total_time_s:.1f}s, total cost ${summary.total_cost_usd:.4f}")
 
 
 def next_stage_command(state: RunState, run_dir: Path) -> str | None:

@@ -12,8 +12,15 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from feedback_cli.errors import CheckpointError
-from feedback_cli.workflow.files import atomic_write_bytes, canonical_json, inside, sha256_bytes, sha256_file
+from feedback_cli.errors import CheckpointError, InputError
+from feedback_cli.workflow.files import (
+    atomic_write_bytes,
+    canonical_json,
+    inside,
+    read_regular,
+    sha256_bytes,
+    sha256_file,
+)
 from feedback_cli.workflow.models import SCHEMA_VERSION, RunState
 from feedback_cli.workflow.runfolder import RunFolder
 
@@ -48,6 +55,8 @@ def locate(target: Path) -> tuple[Path, Path]:
         return target, checkpoint
     if target.is_file():
         return target.parent, target
+    if target.exists():
+        raise CheckpointError(f"{target} is not a regular file or a run folder")
     raise CheckpointError(f"{target} does not exist")
 
 
@@ -55,9 +64,17 @@ def load(target: Path, *, verify_artifacts: bool = True) -> tuple[Path, RunState
     """Read and validate a checkpoint; one clear CheckpointError per problem."""
     run_dir, path = locate(target)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+        raw = read_regular(path, "checkpoint")  # a FIFO in its place must not hang the resume
+    except InputError as exc:
+        raise CheckpointError(exc.message) from None
+    try:
+        return run_dir, _parse(run_dir, path, raw, verify_artifacts)
+    except RecursionError:
+        # a hand-made or hostile file nested thousands of levels deep: no checkpoint fbloop writes is
+        raise CheckpointError(f"checkpoint {path} is not valid: its JSON is nested too deeply") from None
+
+
+def _parse(run_dir: Path, path: Path, raw: bytes, verify_artifacts: bool) -> RunState:
     try:
         envelope = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -93,4 +110,4 @@ def load(target: Path, *, verify_artifacts: bool = True) -> tuple[Path, RunState
             raise CheckpointError(f"artifact {artifact.path} recorded in the checkpoint is missing")
         if file.stat().st_size != artifact.bytes or sha256_file(file) != artifact.sha256:
             raise CheckpointError(f"artifact {artifact.path} changed since it was recorded")
-    return run_dir, state
+    return state

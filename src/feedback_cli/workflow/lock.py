@@ -24,7 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from feedback_cli.errors import RunLocked
+from feedback_cli.errors import InputError, RunLocked
+from feedback_cli.workflow.files import read_regular, storage_errors
 from feedback_cli.workflow.models import utcnow
 
 LOCK_NAME = ".fbloop.lock"
@@ -97,7 +98,8 @@ class RunLock:
 
         lock = FileLock(str(self.path), timeout=0, thread_local=False)
         try:
-            lock.acquire()
+            with storage_errors(self.path):  # a read-only or full disk: a StorageError naming it, not RunLocked
+                lock.acquire()
         except Timeout:
             return False
         except OSError as exc:
@@ -123,9 +125,9 @@ class RunLock:
                 temp.unlink()
 
     def _owner(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.owner_path.read_text())
-        except (OSError, ValueError):
+        try:  # a FIFO here must not hang us; a hand-made file nested deep must not crash us
+            data = json.loads(read_regular(self.owner_path, "lock owner file", 64 * 1024))
+        except (OSError, ValueError, RecursionError, InputError):
             return {}
         return data if isinstance(data, dict) else {}
 

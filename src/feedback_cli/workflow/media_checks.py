@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
@@ -15,7 +16,7 @@ class MediaInvalid(ValueError):
     """The file is not a usable image or video; the message says why in a few words."""
 
 
-def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+def check_image(path: Path | BinaryIO, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
     """Decode the header and the pixels; return (width, height)."""
     try:
         with warnings.catch_warnings():

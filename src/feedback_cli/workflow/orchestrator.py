@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from feedback_cli import __version__
 from feedback_cli.config import Settings
@@ -25,7 +26,7 @@ from feedback_cli.stages.registry import get as get_stage
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.assemble import assemble_picks, describe, forget_final_video
 from feedback_cli.workflow.events import EventBus
-from feedback_cli.workflow.files import sha256_file
+from feedback_cli.workflow.files import atomic_copy, sha256_file
 from feedback_cli.workflow.ledger import CostLedger
 from feedback_cli.workflow.models import Artifact, ReviewDecision, RunOptions, RunState, StageRecord, utcnow
 from feedback_cli.workflow.plan import stages_for
@@ -72,16 +73,33 @@ async def _on_daemon_thread(ask: Callable[[ReviewRequest], ReviewDecision], requ
 def copy_input(folder: RunFolder, source: Path, name: str, kind: str) -> Artifact:
     target = f"input/{name}{source.suffix.lower()}"
     path = folder.path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, path)
+    atomic_copy(source, path, kind)
     return Artifact(path=target, sha256=sha256_file(path), bytes=path.stat().st_size, kind=kind)  # type: ignore[arg-type]
 
 
 def create_run(
+    options: RunOptions, settings: Settings, *, output_dir: Path, runs_root: Path | None = None, **inputs: Any
+) -> tuple[RunFolder, RunState]:
+    """Make a new run folder with copies of its inputs and a first checkpoint (see `_fill_new_run`). Its id is
+    unique among the runs under `runs_root` (the output folder: workflow runs and `fbloop stage` runs),
+    default `output_dir`."""
+    from feedback_cli.workflow.locate import run_dirs
+
+    root = new_run_dir(output_dir, taken={p.name for p in run_dirs(runs_root or output_dir)})
+    try:
+        return _fill_new_run(root, options, settings, **inputs)
+    except BaseException:
+        # no first checkpoint, nothing to resume: a half-made folder (the disk filled up, a copy failed)
+        # would only show up as a broken run; it is ours alone, made a moment ago by an exclusive mkdir
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _fill_new_run(
+    root: Path,
     options: RunOptions,
     settings: Settings,
     *,
-    output_dir: Path,
     source_prompt: str = "",
     prompt_image: Path | None = None,
     input_image: Path | None = None,
@@ -90,13 +108,8 @@ def create_run(
     providers: dict[str, str] | None = None,
     scorers: dict[str, list[str]] | None = None,
     prepare: Callable[[RunFolder, RunState], None] | None = None,
-    runs_root: Path | None = None,
 ) -> tuple[RunFolder, RunState]:
-    """Make a new run folder with copies of its inputs and a first checkpoint. Its id is unique among the
-    runs under `runs_root` (the output folder: workflow runs and `fbloop stage` runs), default `output_dir`."""
-    from feedback_cli.workflow.locate import run_dirs
-
-    root = new_run_dir(output_dir, taken={p.name for p in run_dirs(runs_root or output_dir)})
+    """Copy the inputs into the new run folder `root` and write its first checkpoint."""
     folder = RunFolder(root, settings.secrets())
     state = RunState(
         fbloop_version=__version__,
@@ -219,8 +232,10 @@ class Orchestrator:
             raise
         finally:
             self._stage_clock = None
-            await asyncio.shield(self._finish_reports())
-            await self.services.aclose()
+            try:
+                await asyncio.shield(self._finish_reports())
+            finally:  # also when the disk refuses the last save: clients and workers are closed
+                await self.services.aclose()
         return state
 
     async def _run_stage(self, record: StageRecord, human_feedback: str | None = None) -> None:

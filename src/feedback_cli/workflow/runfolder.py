@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from feedback_cli.errors import InputError
 from feedback_cli.redaction import Redactor
-from feedback_cli.workflow.files import atomic_write_bytes, inside, sha256_bytes
+from feedback_cli.workflow.files import atomic_write_bytes, inside, sha256_bytes, storage_errors
 from feedback_cli.workflow.models import Artifact
 
 
@@ -75,5 +75,6 @@ class RunFolder:
         return self.write_bytes(relative, self.redact(text).encode(), "json", durable)
 
     def append_log(self, line: str) -> None:
-        with self.path("run.log").open("a", encoding="utf-8") as fh:
+        path = self.path("run.log")
+        with storage_errors(path), path.open("a", encoding="utf-8") as fh:
             fh.write(self.redact(line) + "\n")
