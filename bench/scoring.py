@@ -33,13 +33,13 @@ def build_settings(real: bool, root: Path):
     from feedback_cli.config import Settings
 
     if real:
-        from feedback_cli.scoring import checkpoints, preflight
+        from feedback_cli.scoring import preflight, requirements
 
         settings = Settings(_env_file=None)  # type: ignore[call-arg]
         missing = preflight.problems(SCORERS, settings)
         for name in SCORERS:
-            for req in checkpoints.requirements(name, settings):
-                st = checkpoints.status(req, settings)
+            for req in requirements.requirements(name, settings):
+                st = requirements.status(req, settings)
                 if not st.available:
                     missing.setdefault(name, Exception(f"{req.ref}: {st.state}"))  # type: ignore[arg-type]
         if missing:

@@ -382,6 +382,48 @@ def test_polls_answered_503_are_retried_by_the_client(
     assert len(fake_server.requests_for("poll")) >= 3
 
 
+def test_a_cut_resets_requests_until_restored(fake_server: FakeProviderServer, rep: replicate.Client) -> None:
+    fake_server.set_model_latency(VIDEO_MODEL, 30)
+    video = rep.predictions.create(model=VIDEO_MODEL, input={"prompt": "x"})
+    image = rep.predictions.create(model=IMAGE_MODEL, input={"prompt": "x"})
+    fake_server.cut("poll", "cancel", model=VIDEO_MODEL)
+    for call in (video.reload, video.cancel):
+        with pytest.raises(httpx.TransportError):
+            call()
+    image.wait()  # polls of other models still get through
+    assert image.status == "succeeded"
+    assert fake_server.cut_requests == {"poll": 1, "cancel": 1}
+    fake_server.restore()
+    video.cancel()
+    assert video.status == "canceled"
+
+
+def test_the_bill_counts_succeeded_predictions_at_replicate_prices(
+    fake_server: FakeProviderServer, rep: replicate.Client
+) -> None:
+    rep.run(IMAGE_MODEL, input={"prompt": "x", "num_outputs": 2})
+    rep.run(VIDEO_MODEL, input={"prompt": "x", "duration": 10, "mode": "pro"})
+    rep.run(VIDEO_MODEL, input={"prompt": "x", "duration": 5})
+    fake_server.fail_next_predictions()
+    with pytest.raises(ModelError):
+        rep.run(IMAGE_MODEL, input={"prompt": "x"})
+    fake_server.cancel_next_predictions()
+    rep.predictions.create(model=IMAGE_MODEL, input={"prompt": "x"}).wait()
+    assert len(fake_server.billed_predictions()) == 3, "failed and canceled predictions are free"
+    assert fake_server.billed_usd == pytest.approx(2 * 0.003 + 10 * 0.09 + 5 * 0.05)
+    assert fake_server.stats()["billed_usd"] == fake_server.billed_usd
+
+
+def test_public_url_names_the_address_in_front_of_the_server(
+    fake_server: FakeProviderServer, rep: replicate.Client
+) -> None:
+    fake_server.public_url = "http://127.0.0.1:9"
+    prediction = rep.predictions.create(model=IMAGE_MODEL, input={"prompt": "x"})
+    prediction.wait()
+    assert prediction.urls["get"].startswith("http://127.0.0.1:9/v1/predictions/")
+    assert prediction.output[0].startswith("http://127.0.0.1:9/files/")
+
+
 def test_counters_show_parallel_predictions(fake_server: FakeProviderServer, rep: replicate.Client) -> None:
     fake_server.image_latency = 0.4
     barrier = threading.Barrier(5)

@@ -11,7 +11,10 @@ For each fault the test checks, in order:
 - ``outcome``: a recovered run completed with its best pick among the successful items; a stopped run has a
   loadable checkpoint (status failed) and the resume command the user was shown finishes the run;
 - ``paid_once``: every prediction the server created belongs to exactly one item;
-- ``ledger``: every prediction that delivered an output (what Replicate bills) is in the cost ledger;
+- ``ledger``: every prediction that delivered an output (what Replicate bills) is in the cost ledger once, and
+  the ledger's Replicate total equals the fake server's bill; every chat completion the server answered with
+  token usage (what OpenAI bills) is one ledger entry with those tokens, whatever became of the reply (failed
+  validation, repair, refusal, cut off);
 - ``extra``: what is particular to the fault (the wait a 429 named was honoured, a create without an answer
   is not retried, a prediction past its deadline is canceled on the server, ...);
 - ``secrets``: neither key is in anything printed (the run and any resume) nor in any file of the run folder,
@@ -39,10 +42,11 @@ import pytest
 from feedback_cli.workflow import checkpoint
 from tests.conftest import only_run, read_json
 from tests.fakes.provider_server import FAKE_OPENAI_API_KEY, FAKE_REPLICATE_API_TOKEN, FakeProviderServer
-from tests.fakes.script import ChatReply
+from tests.fakes.script import ChatReply, SlowPrediction
 from tests.test_cloud import assert_each_prediction_paid_once, run_cloud
 
 IMAGE_MODEL = "black-forest-labs/flux-schnell"
+CRITIC = "ImageCriticReply"  # the schema name in every image critic request
 VIDEO_MODEL = "kwaivgi/kling-v2.1"
 BASE_ENV = {
     "FBLOOP_POLL_INTERVAL_S": "0.02",
@@ -55,7 +59,7 @@ KEYS = (FAKE_OPENAI_API_KEY, FAKE_REPLICATE_API_TOKEN)
 ECHOED = "(request had Authorization: Bearer ***redacted***)"  # what an echoed key becomes
 
 Check = Literal["exit", "message", "tidy", "trace", "outcome", "paid_once", "ledger", "extra", "secrets"]
-Where = Literal["item", "stage", "retry"]
+Where = Literal["item", "stage", "retry", "note", "repair"]
 
 # The matrix found six bugs when it was written (silent retries, a blind retry of a 5xx that came after the
 # prediction existed, untracked predictions behind unanswered creates, a billed output missing from the ledger
@@ -123,9 +127,76 @@ def _canceled_on_the_server(server: FakeProviderServer, trace: dict[str, Any]) -
     assert server.requests_for("cancel")
 
 
+def _events(trace: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e for e in trace["events"] if e["kind"] == kind]
+
+
+def _in_flight_then_collected(items: int, model: str = IMAGE_MODEL) -> Callable[[FakeProviderServer, dict], None]:
+    """The first run left its items in flight (never failed); the resume re-attached and collected them."""
+
+    def check(server: FakeProviderServer, trace: dict[str, Any]) -> None:
+        waiting = {e["data"]["key"] for e in _events(trace, "item_in_flight")}
+        assert len(waiting) == items, _events(trace, "item_in_flight")
+        assert not {e["data"]["key"] for e in _events(trace, "item_failed")} & waiting, "in flight, never failed"
+        made = [p for p in server.predictions.values() if p.model == model]
+        assert len(made) == items, "re-attached, not created again"
+        assert all(p.status() == "succeeded" for p in made)
+
+    return check
+
+
+def _canceled_when_given_up(server: FakeProviderServer, trace: dict[str, Any]) -> None:
+    canceled = [p for p in server.predictions.values() if p.status() == "canceled"]
+    assert len(canceled) == 3 and len(_events(trace, "job_canceled")) == 3, "each prediction given up on is canceled"
+    assert server.predictions_created == 6, "--retry-failed made a new one for each canceled prediction"
+
+
+def _kept_running(server: FakeProviderServer, trace: dict[str, Any]) -> None:
+    assert not server.requests_for("cancel") and not server.cut_requests["cancel"], "kept: never canceled"
+    _in_flight_then_collected(3)(server, trace)
+
+
+def _cancel_found_it_done(server: FakeProviderServer, trace: dict[str, Any]) -> None:
+    assert len(server.requests_for("cancel")) == 3, "fbloop gave up on each and sent a cancel"
+    assert server.predictions_created == 3
+    assert all(p.status() == "succeeded" for p in server.predictions.values()), "finished before the cancel"
+    assert not _events(trace, "job_canceled")
+
+
+def _stalled_canceled_on_resume(server: FakeProviderServer, trace: dict[str, Any]) -> None:
+    assert server.cut_requests["cancel"] >= 1, "the first cancel was cut"
+    stalled = [p for p in server.predictions.values() if p.outcome == "stall"]
+    assert len(stalled) == 1 and stalled[0].status() == "canceled", "the resume re-attached and canceled it"
+    assert server.predictions_created == 3
+    item = next(i for i in _stage(trace, "image_generation")["items"] if i["job_id"] == stalled[0].id)
+    assert item["status"] == "failed" and item["job_state"] == "canceled", item
+
+
+def _orphan_collected(server: FakeProviderServer, trace: dict[str, Any]) -> None:
+    assert len(server.requests_for("create")) == 3, "the unanswered create was looked up, never sent again"
+    assert server.predictions_created == 3
+    assert len(_events(trace, "item_in_flight")) == 1
+
+
 def _chat_retried(server: FakeProviderServer, trace: dict[str, Any]) -> None:
     calls = [e for e in trace["ledger"] if e["provider"] == "openai"]
     assert len(server.requests_for("chat")) == len(calls) + 1, "one call was rejected, then answered on its retry"
+
+
+def _booked_at_estimate(count: int, why: str) -> Callable[[FakeProviderServer, dict[str, Any]], None]:
+    """Requests without usage that may still be billed (no answer; the gateway's error after the model ran)."""
+
+    def check(server: FakeProviderServer, trace: dict[str, Any]) -> None:
+        marked = [e for e in trace["ledger"] if e["provider"] == "openai" and e["estimated"]]
+        assert len(marked) == count and all(why in e["detail"]["note"] for e in marked), marked
+
+    return check
+
+
+def _repaired_once(server: FakeProviderServer, trace: dict[str, Any]) -> None:
+    critic = [r for r in server.requests_for("chat") if CRITIC in r.raw.decode()]
+    repairs = [r for r in critic if "Reply again with only the corrected JSON object" in r.raw.decode()]
+    assert len(repairs) == 1, "one repair request, no blind retry"
 
 
 # --- the matrix ---------------------------------------------------------------------------------------
@@ -231,6 +302,98 @@ FAULTS: dict[str, Fault] = {
         "stage",
         stage="image_prompt",
     ),
+    # --- network outages while fbloop waits (issue 10): an item whose prediction's end is unseen is in flight
+    "outage-polls-and-cancel": Fault(
+        lambda s: s.cut("poll", "cancel"),
+        False,
+        "3 of 3 items still in flight",
+        "stage",
+        extra=_in_flight_then_collected(3),
+    ),
+    "outage-polls-and-cancel-video": Fault(
+        lambda s: s.cut("poll", "cancel", model=VIDEO_MODEL),
+        False,
+        "2 of 2 items still in flight",
+        "stage",
+        kind="video",
+        stage="video_generation",
+        workflow="full",
+        extra=_in_flight_then_collected(2, VIDEO_MODEL),
+    ),
+    "outage-polls-cancel-works": Fault(
+        lambda s: (s.script.add("create", SlowPrediction(60), times=3), s.cut("poll")),
+        False,
+        "image_generation: 0 of 3 items succeeded",
+        "stage",
+        extra=_canceled_when_given_up,
+    ),
+    "outage-polls-finished-meanwhile": Fault(
+        lambda s: s.cut("poll"),
+        True,
+        "but it had succeeded: using it",
+        "note",
+        extra=_cancel_found_it_done,
+    ),
+    "outage-polls-keep-predictions": Fault(
+        lambda s: s.cut("poll"),
+        False,
+        "3 of 3 items still in flight",
+        "stage",
+        env={"FBLOOP_KEEP_PREDICTIONS": "1"},
+        extra=_kept_running,
+    ),
+    "deadline-cancel-cut": Fault(
+        lambda s: (s.stall_next_predictions(), s.cut("cancel")),
+        False,
+        "1 of 3 items still in flight",
+        "stage",
+        env={"FBLOOP_PREDICTION_DEADLINE_S": "1"},
+        extra=_stalled_canceled_on_resume,
+    ),
+    "create-unanswered-lookup-cut": Fault(
+        lambda s: (s.reset_next_creates(after_create=True), s.cut("list")),
+        False,
+        "1 of 3 items still in flight",
+        "stage",
+        extra=_orphan_collected,
+    ),
+    "llm-missing-field-twice": Fault(
+        lambda s: s.queue_chat_replies(ChatReply.missing("scores"), ChatReply.missing("scores"), match=CRITIC),
+        False,
+        "returned JSON that did not match the schema after one repair: field 'scores' is missing",
+        "stage",
+        stage="image_prompt",
+    ),
+    "llm-missing-field-repaired": Fault(
+        lambda s: s.queue_chat_replies(ChatReply.missing("scores"), match=CRITIC),
+        True,
+        "critic",
+        "repair",
+        extra=_repaired_once,
+    ),
+    "llm-gateway-schema-500-twice": Fault(
+        lambda s: s.schema_error_next_chats(2, match=CRITIC),
+        False,
+        "returned a reply the server found did not match the schema after one repair: HTTP 500",
+        "stage",
+        stage="image_prompt",
+        extra=_booked_at_estimate(2, "its reply failed the schema"),
+    ),
+    "llm-gateway-schema-500-repaired": Fault(
+        lambda s: s.schema_error_next_chats(1, match=CRITIC),
+        True,
+        "critic",
+        "repair",
+        extra=lambda s, t: (_repaired_once(s, t), _booked_at_estimate(1, "its reply failed the schema")(s, t)),
+    ),
+    "chat-timeout-then-success": Fault(
+        lambda s: s.hang_next_chats(seconds=2, match=CRITIC),
+        True,
+        "APITimeoutError",
+        "retry",
+        env=SHORT_TIMEOUT,
+        extra=_booked_at_estimate(1, "no answer within 0.5s"),
+    ),
     # the provider's error body repeats the request's Authorization header (some providers and proxies do)
     "chat-401-echoes-key": Fault(
         lambda s: s.fail_next_chats(401, retry_after=None, echo_auth=True),
@@ -334,8 +497,23 @@ def _best_among_succeeded(run: Path, stage: dict[str, Any]) -> None:
 
 def _assert_ledger_has_every_delivered_prediction(server: FakeProviderServer, trace: dict[str, Any]) -> None:
     billed = {pid for pid, p in server.predictions.items() if p.status() == "succeeded"}
-    ledgered = {e["detail"].get("job_id") for e in trace["ledger"] if e["provider"] == "replicate"}
-    assert billed <= ledgered, f"delivered but not in the ledger: {sorted(billed - ledgered)}"
+    entries = [e for e in trace["ledger"] if e["provider"] == "replicate"]
+    ledgered = [e["detail"].get("job_id") for e in entries]
+    assert billed <= set(ledgered), f"delivered but not in the ledger: {sorted(billed - set(ledgered))}"
+    assert len(ledgered) == len(set(ledgered)), "a prediction booked twice"
+    # the fake bills at Replicate's prices by its own table: fbloop's ledger must come to the same sum
+    assert round(sum(e["usd"] for e in entries), 6) == server.billed_usd, (entries, server.billed_usd)
+
+
+def _assert_ledger_has_every_billed_chat(server: FakeProviderServer, trace: dict[str, Any]) -> None:
+    fields = ("model", "prompt_tokens", "completion_tokens", "cached_tokens")
+    billed = sorted(tuple(b[f] for f in fields) for b in server.billed_chats)
+    booked = sorted(
+        (e["model"], *(e["detail"].get(f, 0) for f in fields[1:]))
+        for e in trace["ledger"]
+        if e["provider"] == "openai" and not e["estimated"]
+    )
+    assert booked == billed, f"{len(billed)} chat completions billed, {len(booked)} booked"
 
 
 def _assert_paid_once_after_retry(server: FakeProviderServer, run: Path) -> None:
@@ -386,6 +564,7 @@ def test_fault(
     out = tmp_path / "runs"
     result = run_cloud(cli, out, "--workflow", fault.workflow)  # 3 images, 2 videos
     assert not server.script.pending(), "the scripted fault was used"
+    assert all(server.cut_requests[route] for route in server.cut_routes), "the outage cut requests"
     run = only_run(out)
     trace = read_json(run / "workflow_trace.json")
     lines = _lines(result.stderr)
@@ -410,6 +589,12 @@ def test_fault(
             user_sees = errors[0]
             assert fault.says in user_sees
             assert re.search(rf"resume with: fbloop resume {re.escape(str(run))}( --retry-failed)?$", user_sees)
+        elif fault.where == "note":
+            notes = [line for line in lines if line.startswith("note:") and fault.says in line]
+            assert notes, result.stderr
+            user_sees = notes[0]
+        elif fault.where == "repair":  # a bad reply repaired: nothing to tell the person
+            assert not [line for line in lines if line.startswith(("fbloop: error", "!"))], result.stderr
         else:
             assert _mentions_retry(_without_paths(result.stderr, tmp_path, run), fault.says), result.stderr
 
@@ -429,10 +614,17 @@ def test_fault(
             stage = _stage(trace, fault.stage)
             assert stage["status"] == "failed" and fault.says in stage["error"], stage["error"]
             assert trace["status"] == "failed" and fault.says in trace["error"]
+        elif fault.where == "repair":  # every request of the repaired call is in the ledger, the bad one too
+            asked = [r for r in server.requests_for("chat") if CRITIC in r.raw.decode()]
+            booked = [e for e in trace["ledger"] if e["provider"] == "openai" and e["what"].startswith(fault.says)]
+            assert len(booked) == len(asked), (booked, len(asked))
         else:
             recorded = [e["message"] for e in trace["events"]] + trace["notices"]
             recorded += [n for s in trace["stages"] for n in s["notes"]]
-            assert _mentions_retry(_without_paths("\n".join(recorded), tmp_path, run), fault.says), recorded
+            if fault.where == "note":
+                assert any(fault.says in n for s in trace["stages"] for n in s["notes"]), recorded
+            else:
+                assert _mentions_retry(_without_paths("\n".join(recorded), tmp_path, run), fault.says), recorded
 
     with check("outcome"):
         if fault.recovers:
@@ -446,6 +638,7 @@ def test_fault(
             _, state = checkpoint.load(run)
             assert state.status == "failed" and state.stage(fault.stage).status == "failed"
             server.script.clear()  # the fault is gone
+            server.restore()
             resumed = _resume(cli, user_sees)
             printed += [resumed.stdout, resumed.stderr]
             assert resumed.exit_code == 0, resumed.stderr
@@ -472,10 +665,11 @@ def test_fault(
 
     with check("ledger"):
         _assert_ledger_has_every_delivered_prediction(server, final)
+        _assert_ledger_has_every_billed_chat(server, final)
 
     with check("extra"):
         if fault.extra is not None:
-            fault.extra(server, trace)
+            fault.extra(server, final)
 
     with check("secrets"):
         assert KEYS[0] in server.auth_tokens and KEYS[1] in server.auth_tokens  # both keys were sent

@@ -56,7 +56,14 @@ def test_dash_h_is_help(cli: Any, words: list[str]) -> None:
 def test_shell_completion_is_offered_and_works(cli: Any) -> None:
     help_text = cli("--help").stdout
     assert "--install-completion" in help_text and "--show-completion" in help_text
-    env = {"PYTHONPATH": f"{REPO / 'src'}", "PATH": "/usr/bin:/bin", "SHELL": "/bin/bash"}
+    # the shell is named, not detected: detection walks the process tree, which differs between a terminal,
+    # CI and a test runner started by another program (Typer's own switch for this)
+    env = {
+        "PYTHONPATH": f"{REPO / 'src'}",
+        "PATH": "/usr/bin:/bin",
+        "SHELL": "/bin/bash",
+        "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1",
+    }
     shown = subprocess.run(
         [sys.executable, "-m", "feedback_cli", "--show-completion", "bash"], capture_output=True, text=True, env=env
     )

@@ -177,3 +177,14 @@ def test_no_notice_when_the_environment_matches(cli, interrupted_run: Path) -> N
     assert result.exit_code == 0, result.stderr
     assert "differs" not in result.stderr
     assert read_json(interrupted_run / "workflow_trace.json")["resumes"][-1]["kept_settings"] == {}
+
+
+def test_the_switchable_models_are_settings_that_exist() -> None:
+    """A resume pins, and --use-current-settings switches, settings by name: a renamed setting (judge_model
+    became planner_model) left in those lists would silently never be pinned or switched."""
+    from feedback_cli.config import Settings
+    from feedback_cli.workflow.api import MODEL_SETTINGS, PINNED_SETTINGS
+
+    assert set(MODEL_SETTINGS) <= set(PINNED_SETTINGS) <= set(Settings.model_fields)
+    agent_models = {"writer_model", "critic_model", "planner_model", "vision_model"}
+    assert agent_models <= set(MODEL_SETTINGS)

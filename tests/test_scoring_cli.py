@@ -15,7 +15,8 @@ from feedback_cli.errors import ScorerUnavailable
 
 pytest.register_assert_rewrite("tests.scoring_models")
 
-from feedback_cli.scoring import checkpoints, models, preflight  # noqa: E402
+from feedback_cli.scoring import models, preflight  # noqa: E402
+from feedback_cli.scoring import requirements as checkpoints  # noqa: E402
 from tests.scoring_models import TinyModels, make_images, translating_frames, write_video  # noqa: E402
 
 pytest_plugins = ["tests.scoring_models", "tests.fakes.fixtures"]
@@ -319,7 +320,7 @@ def test_help_does_not_import_torch() -> None:
     code = (
         "import sys, typer\n"
         "from feedback_cli.commands import score, models\n"
-        "import feedback_cli.scoring.registry, feedback_cli.scoring.preflight, feedback_cli.scoring.checkpoints\n"
+        "import feedback_cli.scoring.registry, feedback_cli.scoring.preflight, feedback_cli.scoring.requirements\n"
         "app = typer.Typer()\n"
         "score.register(app); models.register(app)\n"
         "try:\n"

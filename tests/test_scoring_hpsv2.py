@@ -15,7 +15,9 @@ pytest.register_assert_rewrite("tests.scoring_models")
 import torch  # noqa: E402
 
 from feedback_cli.errors import ScorerUnavailable  # noqa: E402
-from feedback_cli.scoring import checkpoints, preflight, registry, select  # noqa: E402
+from feedback_cli.scoring import preflight, registry  # noqa: E402
+from feedback_cli.scoring import requirements as checkpoints  # noqa: E402
+from feedback_cli.scoring import scorer_sets as select  # noqa: E402
 from tests.scoring_models import TinyModels, make_images, make_settings  # noqa: E402
 
 pytest_plugins = ["tests.scoring_models"]

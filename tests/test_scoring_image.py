@@ -467,7 +467,7 @@ def test_vqascore_t2v_metrics_missing(tiny_settings) -> None:
 
 
 def _cached(repo: str) -> bool:
-    from feedback_cli.scoring.checkpoints import Requirement, status
+    from feedback_cli.scoring.requirements import Requirement, status
 
     return status(Requirement("x", "hf-model", repo, "", repo), None).available  # type: ignore[arg-type]
 

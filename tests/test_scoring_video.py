@@ -519,7 +519,7 @@ def test_official_results_parser(tmp_path) -> None:
 
 
 def _cached(repo: str) -> bool:
-    from feedback_cli.scoring.checkpoints import Requirement, status
+    from feedback_cli.scoring.requirements import Requirement, status
 
     return status(Requirement("x", "hf-model", repo, "", repo), None).available  # type: ignore[arg-type]
 

@@ -50,6 +50,41 @@ def test_unparsable_weights_are_one_line(cli, monkeypatch: pytest.MonkeyPatch, t
     assert len(lines) == 1 and "image_weights" in lines[0] and "internal error" not in lines[0], lines
 
 
+@pytest.mark.parametrize(
+    ("field", "variable"),
+    [
+        ("openai_api_key", "OPENAI_API_KEY"),
+        ("openai_base_url", "OPENAI_BASE_URL"),
+        ("replicate_api_token", "REPLICATE_API_TOKEN"),
+        ("replicate_base_url", "REPLICATE_BASE_URL"),
+        ("max_cost", "FBLOOP_MAX_COST"),
+        ("image_weights", "FBLOOP_IMAGE_WEIGHTS"),
+    ],
+)
+def test_a_setting_is_named_by_the_variable_it_is_read_from(field: str, variable: str) -> None:
+    """Aliased settings are read from the client libraries' own variables, not FBLOOP_<FIELD>."""
+    from feedback_cli.config import setting_name
+
+    assert setting_name(field) == variable
+
+
+def test_a_bad_secret_setting_is_named_without_its_value() -> None:
+    """An aliased setting's error names its variable; a secret's value never goes into the line."""
+    with pytest.raises(UsageError) as err:
+        load_settings(OPENAI_API_KEY=31415926535897)  # not a string
+    line = err.value.line()
+    assert line.startswith("OPENAI_API_KEY: ") and "31415926535897" not in line, line
+
+
+def test_a_bad_number_names_the_variable_and_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FBLOOP_OFFLINE_IMAGE_SIZE", "huge")
+    monkeypatch.setenv("FBLOOP_LLM_CONCURRENCY", "0")
+    with pytest.raises(UsageError) as err:
+        load_settings()
+    line = err.value.line()
+    assert line.startswith("FBLOOP_") and "got " in line and "(and 1 more problem(s))" in line, line
+
+
 @pytest.mark.parametrize("value", ['{"pickscore": 1e308}', '{"pickscore": 0, "clip-score": 2}', "{}"])
 def test_usable_weights_pass(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("FBLOOP_IMAGE_WEIGHTS", value)

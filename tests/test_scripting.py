@@ -11,10 +11,12 @@ import subprocess
 import sys
 import venv
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
+from feedback_cli.scoring.base import DefaultSet
+from feedback_cli.scoring.offline import SharpnessScorer
 from tests.conftest import EXAMPLE, only_run, read_json
 from tests.test_checkpoint import rewrite_state
 
@@ -126,28 +128,26 @@ def test_a_failed_run_still_prints_its_json(cli, fake_server, monkeypatch: pytes
     assert "fbloop: error:" in result.stderr and "resume with" in result.stderr
 
 
-class NoisyScorer:
+class NoisyScorer(SharpnessScorer):
     """A plug-in scorer whose library prints on stdout while it scores (as some model code does)."""
 
-    def __new__(cls, settings: object) -> Any:
-        from feedback_cli.scoring.offline import SharpnessScorer
+    name: ClassVar[str] = "noisy"
+    default_set: ClassVar[DefaultSet] = ""  # in no default set: only where a test names it
 
-        class Noisy(SharpnessScorer):
-            name = "noisy"
-
-            def score(self, images: Any, prompt: str) -> list[float]:
-                print("loading weights ... done")  # the point of this scorer
-                return super().score(images, prompt)
-
-        return Noisy(settings)
+    def score(self, images: Any, prompt: str) -> list[float]:
+        print("loading weights ... done")  # the point of this scorer
+        return super().score(images, prompt)
 
 
-def test_json_stdout_survives_a_library_printing_during_the_run(cli, tmp_path: Path, monkeypatch) -> None:
+def test_json_stdout_survives_a_library_printing_during_the_run(cli, tmp_path: Path) -> None:
     from feedback_cli.scoring import registry
 
-    monkeypatch.setitem(registry.IMAGE_SCORERS, "noisy", "tests.test_scripting:NoisyScorer")
-    args = ("run", EXAMPLE, "--workflow", "image-only", "-n", "2", "--scorers", "noisy,flicker")
-    result = cli(*args, "--output-dir", tmp_path / "runs", "--json")
+    registry.register("noisy", "tests.test_scripting:NoisyScorer")
+    try:
+        args = ("run", EXAMPLE, "--workflow", "image-only", "-n", "2", "--scorers", "noisy,flicker")
+        result = cli(*args, "--output-dir", tmp_path / "runs", "--json")
+    finally:
+        registry.unregister("noisy")
     assert result.exit_code == 0, result.stderr
     assert only_json(result.stdout)["status"] == "completed"
     assert "loading weights ... done" in result.stderr
@@ -577,3 +577,44 @@ def test_a_new_run_id_is_unique_across_workflow_and_stage_runs(tmp_path: Path) -
     assert workflow_run.name == "20300101_000000"
     assert stage_run.name == "20300101_000000_2" and other_stage.name == "20300101_000000_3"
     assert {p.name for p in run_dirs(root)} == {"20300101_000000", "20300101_000000_2", "20300101_000000_3"}
+
+
+def test_dry_run_names_the_planner_only_when_the_agents_are_real(cli, openai_only, monkeypatch) -> None:
+    """The video plan's model is the agents' role: real agents list FBLOOP_PLANNER_MODEL, offline agents do
+    not, whatever the media role does (a Replicate token alone makes the run `cloud`)."""
+    monkeypatch.setenv("FBLOOP_PLANNER_MODEL", "planner-under-test")
+
+    def video_prompt_models() -> tuple[dict[str, str], list[str]]:
+        result = cli("run", EXAMPLE, "--dry-run", "--json")
+        assert result.exit_code == 0, result.stderr
+        plan = only_json(result.stdout)
+        (stage,) = [s for s in plan["stages"] if s["name"] == "video_prompt"]
+        return plan["providers"], stage["models"]
+
+    providers, models = video_prompt_models()
+    assert providers == {"agents": "openai", "media": "offline"} and "planner-under-test" in models
+    for key in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8-test")
+    providers, models = video_prompt_models()
+    assert providers == {"agents": "offline", "media": "replicate"} and models == ["offline-rubric"]
+
+
+def test_batch_rows_choose_each_role_on_their_own(cli, openai_only, tmp_path: Path) -> None:
+    """`fbloop batch` under auto with only an OpenAI server: each row's run has real agents and offline media
+    (as `fbloop run` does), instead of asking Replicate for images without a token."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red fox\na blue kite\n")
+    out = tmp_path / "batches"
+    result = cli(
+        "batch", prompts, "--workflow", "image-only", "--max-iterations-image", "1", "--num-image-variations", "2",
+        "--output-dir", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    (batch,) = [p for p in out.iterdir() if p.is_dir()]
+    runs = sorted((batch / "runs").iterdir())
+    assert len(runs) == 2
+    for run in runs:
+        state = read_json(run / "workflow_checkpoint.json")["state"]
+        assert state["status"] == "completed" and state["providers"] == {"agents": "openai", "media": "offline"}
+    assert openai_only.chat_completions, "the agents were the real client against the server"

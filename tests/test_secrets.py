@@ -130,6 +130,28 @@ def test_a_key_echoed_on_retried_creates_is_redacted_in_the_notices(
     assert_nowhere([OPENAI_KEY, REPLICATE_TOKEN], only_run(out), result.stdout, result.stderr)
 
 
+@pytest.mark.parametrize("status", [400, 401])
+def test_a_long_echoed_key_is_redacted_before_the_line_is_shortened(
+    cli: Any, server: FakeProviderServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    """Provider messages are cut to one line at a word boundary (a long word is cut inside): a long token
+    (a JWT-like key) cut first would leave a prefix the redactor cannot match, so redaction comes first."""
+    long_key = "eyJhbGciOiJSUzI1NiJ9." + "LONGKEY" * 40  # ~300 characters, no spaces
+    monkeypatch.setenv("OPENAI_API_KEY", long_key)
+    server.fail_next_chats(status, retry_after=None, echo_auth=True)
+    out = tmp_path / "runs"
+    result = run_cloud(cli, out, "--workflow", "image-only")
+    assert result.exit_code == 1, result.stderr
+    run = only_run(out)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if f"HTTP {status}" in line]
+    assert lines and all(f"Authorization: Bearer {REDACTED}" in line for line in lines), result.stderr
+    # no part of the key long enough to matter, in anything printed or stored (the trace keeps the whole text)
+    assert_nowhere([long_key[:24], "LONGKEY" * 3], run, result.stdout, result.stderr)
+    trace = (run / "workflow_trace.json").read_text()
+    assert f"Authorization: Bearer {REDACTED}" in trace
+
+
 # --- a key too short to be a secret ------------------------------------------------------------------
 
 

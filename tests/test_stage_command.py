@@ -218,6 +218,8 @@ def test_assemble_from_a_run_folder_never_overwrites_a_finished_final_video(cli,
         (["somedir"], "somedir is not an fbloop run folder"),
         (["notavideo.mp4", "--prompt-file", "x.txt"], "takes the clip videos or a run folder, not --prompt-file"),
         (["notavideo.mp4", "-n", "2"], "fbloop stage assemble takes the clip videos or a run folder, not --num"),
+        # assemble pays for nothing: a cap would silently do nothing
+        (["notavideo.mp4", "--max-cost", "1"], "takes the clip videos or a run folder, not --max-cost"),
     ],
 )
 def test_assemble_bad_input_is_one_line_and_exit_2(cli, tmp_path: Path, args: list[str], message: str) -> None:

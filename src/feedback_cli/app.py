@@ -18,7 +18,7 @@ from feedback_cli import __version__
 from feedback_cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, FbloopError
 from feedback_cli.redaction import redact_known
 
-COMMAND_MODULES = ("run", "resume", "stage", "inspect", "score", "models")
+COMMAND_MODULES = ("run", "resume", "stage", "inspect", "score", "models", "batch")
 
 
 def _click_class(name: str) -> type[Exception]:

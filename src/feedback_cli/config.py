@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     backend: Literal["auto", "offline", "cloud"] = "auto"
     writer_model: str = "gpt-4.1-mini"
     critic_model: str = "gpt-4.1-mini"
-    judge_model: str = "gpt-4.1-mini"
+    planner_model: str = "gpt-4.1-mini"  # the video plan (scenes, entities, camera) before the motion prompt
     vision_model: str = "gpt-4.1-mini"
     image_model: str = "black-forest-labs/flux-schnell"
     video_model: str = "kwaivgi/kling-v2.1"
@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # --- cloud providers ---
     poll_interval_s: float = Field(default=0.5, gt=0)  # first poll wait; grows to 5 s (images) / 15 s (videos)
     download_retries: int = Field(default=2, ge=0)
+    #: when fbloop gives up waiting on a prediction (deadline, polling keeps failing) it cancels it, so nothing
+    #: is billed for an output nobody collects; set to keep it running instead (a resume collects and books it)
+    keep_predictions: bool = False
 
     # --- offline backend ---
     offline_latency: float = Field(default=0.0, ge=0)  # seconds per simulated call
@@ -76,7 +79,8 @@ class Settings(BaseSettings):
     pickscore_model: str = "yuvalkirstain/PickScore_v1"
     pickscore_processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
     aesthetic_head: str | None = None
-    #: HPSv2.1 (optional scorer): a local HPS_v2.1_compressed.pt, and the open_clip architecture it fine-tunes
+    #: HPSv2.1 (optional scorer): a local HPS_v2.1_compressed.pt, and the open_clip architecture it fine-tunes.
+    #: Kept for code that sets them on Settings; HPSv2 reads them through its own options (scoring/hpsv2.py).
     hpsv2_checkpoint: str | None = None
     hpsv2_architecture: str = "ViT-H-14"
     vqa_backend: Literal["openai", "t2v_metrics"] = "openai"
@@ -99,6 +103,19 @@ class Settings(BaseSettings):
     vqa_top_logprobs: int = Field(default=20, ge=1, le=20)
     #: where weight files that are not on the HF hub go (default ~/.cache/fbloop/weights)
     weights_dir: Path | None = None
+    #: a scorer's own settings by scorer name, overriding its FBLOOP_<SCORER>_<FIELD> variables
+    #: (scoring/base.py::ScorerOptions), e.g. {"my-scorer": {"threshold": 0.5}}
+    scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    # --- `fbloop batch --executor ray` ---
+    #: GPUs each scoring actor declares (0.5 lets two actors share a GPU); 0 scores on CPU
+    ray_scorer_gpus: float = Field(default=0.0, ge=0)
+    #: scoring actors per batch: each loads the scorers' models once and serves every row's scoring
+    ray_scorer_actors: int = Field(default=1, ge=1, le=256)
+    #: CPUs a row task reserves: a row mostly waits on providers, its scoring runs on the scorer actors
+    ray_row_cpus: float = Field(default=0.25, gt=0)
+    #: times Ray re-runs a row whose worker died (the retry resumes the row from its checkpoint)
+    ray_task_retries: int = Field(default=1, ge=0)
 
     # --- output ---
     output_dir: Path = DEFAULT_OUTPUT_DIR
@@ -195,6 +212,10 @@ def env_name(field: str) -> str:
     return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
 
 
+#: the name tests and messages use for `env_name`
+setting_name = env_name
+
+
 def _where(field: str, overrides: dict[str, Any]) -> tuple[str, str]:
     """(what the value is called, where it came from) for a message."""
     if field in overrides:
@@ -210,6 +231,7 @@ def _validation_problem(exc: ValidationError, overrides: dict[str, Any]) -> str:
     first = exc.errors()[0]
     loc = [str(part) for part in first["loc"]]
     field = loc[0] if loc else "?"
+    field = {env_name(name): name for name in Settings.model_fields}.get(field, field)  # an alias's error
     name, source = _where(field, overrides)
     inner = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
     got = f";{source.replace(' from', ' set in', 1)}" if source else ""

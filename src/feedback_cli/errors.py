@@ -44,6 +44,8 @@ class ProviderError(FbloopError):
     """A provider call failed after its retries."""
 
     exit_code = EXIT_FAILED
+    #: the provider's whole text where `message` has it shortened (kept in the trace)
+    detail: str | None = None
 
 
 class BudgetError(FbloopError):

@@ -313,6 +313,9 @@ def complete(
         content = reply.first_token[0][0]
     elif reply.refusal is None:
         content = reply.content if reply.content is not None else generated_content(body, yes_probability)
+        if reply.drop_fields:
+            data = json.loads(content)
+            content = json.dumps({k: v for k, v in data.items() if k not in reply.drop_fields})
         if reply.truncate:
             content = content[: len(content) // 2]
         limit = body.get("max_completion_tokens") or body.get("max_tokens")

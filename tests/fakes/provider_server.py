@@ -55,10 +55,16 @@ Faults — :attr:`script` (:class:`tests.fakes.script.Script`) plus shortcuts::
     server.cancel_next_predictions() / server.stall_next_predictions()
     server.break_next_outputs("missing" | "corrupt")            # output 404s / is not an image
     server.set_model_latency("kwaivgi/kling-v2.1", 2.0)
+    server.cut("poll", "cancel") / server.restore()            # a network outage: reset until restored
     server.queue_chat_replies('{"prompt": "x"}', ChatReply.not_json(), ChatReply.cut_off(),
                               ChatReply.refuse())
     server.fail_next_chats(429, retry_after=0.01, count=3)    # the SDK retries 2x by default
     server.reset_next_chats() / server.hang_next_chats(seconds)
+    server.queue_chat_replies(ChatReply.missing("scores"))    # valid JSON without a required field
+    server.schema_error_next_chats()                           # a gateway's 500: reply failed the schema
+
+Billing: :attr:`billed_chats` lists every chat completion answered with ``usage`` (what a provider
+bills), one dict per response: ``model``, ``prompt_tokens``, ``completion_tokens``, ``cached_tokens``.
     server.script.add("create", Delay(0.5), HttpError(502), times=1, model="minimax/video-01")
 
 Every scripted entry is consumed by the next request that matches its endpoint and filters
@@ -69,12 +75,14 @@ Observing — :attr:`requests` (:class:`RecordedRequest`: method, path, headers,
 :attr:`predictions_per_model`, :meth:`duplicate_predictions`, :attr:`max_in_flight_predictions`,
 :attr:`in_flight_predictions`, :attr:`max_concurrent_requests`, :meth:`max_concurrent`,
 :attr:`chat_completions`, :attr:`auth_tokens`, :attr:`file_downloads`, :attr:`internal_errors`,
-:meth:`stats`.
+:meth:`stats`, and the bill: :meth:`billed_predictions` / :attr:`billed_usd` (what Replicate charges:
+every prediction that succeeded, at :data:`REPLICATE_PRICES`; failed and canceled ones cost nothing).
 
 Standalone: ``python -m tests.fakes.provider_server --port 0 --image-latency 2 --video-latency 10``
 prints the base URL on its first line, then ``KEY=value`` lines of :meth:`env`. Control endpoints
 (no auth): ``GET /_fake/stats``, ``GET /_fake/requests``, ``POST /_fake/config`` (latencies,
-``yes_probability``, ``json_mode_only``, ``output_mode``, ``model_latency``), ``POST /_fake/script``
+``yes_probability``, ``json_mode_only``, ``output_mode``, ``model_latency``, ``public_url``: the address
+put into prediction and file URLs, e.g. a forwarder's in front of this server), ``POST /_fake/script``
 (``{"endpoint": "create", "times": 2, "actions": [{"action": "HttpError", "status": 429}]}``).
 """
 
@@ -169,6 +177,21 @@ DEFAULT_SINGLE_OUTPUT_MODELS: frozenset[str] = frozenset(
 )
 #: Input fields that may carry a start frame for video models.
 START_IMAGE_FIELDS = ("start_image", "first_frame_image", "image", "start_image_url", "input_image")
+#: Replicate's published prices for the models the fake bills (USD): per output image, per second of video
+#: (kling "pro" mode, used with an end frame, at its own rate), per video. Kept here, not read from fbloop's
+#: price table, so a test can compare fbloop's ledger against a bill fbloop did not compute.
+REPLICATE_PRICES: dict[str, dict[str, float]] = {
+    "black-forest-labs/flux-schnell": {"per_image": 0.003},
+    "black-forest-labs/flux-dev": {"per_image": 0.025},
+    "black-forest-labs/flux-1.1-pro": {"per_image": 0.04},
+    "kwaivgi/kling-v2.1": {"per_second": 0.05, "per_second_pro": 0.09},
+    "kwaivgi/kling-v1.6-pro": {"per_second": 0.098},
+    "minimax/video-01": {"per_video": 0.50},
+    "minimax/hailuo-02": {"per_second": 0.08},
+    "bytedance/seedance-1-pro": {"per_second": 0.15},
+    "bytedance/seedance-1-lite": {"per_second": 0.036},
+    "luma/ray-2-540p": {"per_second": 0.10},
+}
 MAX_WAIT_SECONDS = 60
 _WAIT_STEP = 0.01
 _VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -256,11 +279,20 @@ class FakeProviderServer:
         self.chat_settings = ChatSettings(yes_probability=yes_probability, json_mode_only=json_mode_only)
         self.script = Script()
         self.verbose = verbose
+        self.prices: dict[str, dict[str, float]] = dict(REPLICATE_PRICES)
+        #: the address prediction and file URLs name (default: this server's own)
+        self.public_url: str | None = None
+        #: route names (``poll``, ``cancel``, ``create``, ``list``, ``file``, ``chat`` ...) whose requests are
+        #: reset, as in a network outage, until :meth:`restore` (value: only requests about that model, or
+        #: None for all); and how many were
+        self.cut_routes: dict[str, str | None] = {}
+        self.cut_requests: Counter[str] = Counter()
 
         self.requests: list[RecordedRequest] = []
         self.predictions: dict[str, FakePrediction] = {}
         self.uploads: dict[str, tuple[dict[str, Any], bytes]] = {}
         self.chat_completions = 0
+        self.billed_chats: list[dict[str, Any]] = []
         self.file_downloads: Counter[str] = Counter()
         self.internal_errors: list[str] = []
         self._tokens: set[str] = set()
@@ -322,6 +354,11 @@ class FakeProviderServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def advertised_url(self) -> str:
+        """The address put into prediction and file URLs (:attr:`public_url`, else :attr:`url`)."""
+        return self.public_url or self.url
 
     @property
     def openai_base_url(self) -> str:
@@ -416,9 +453,17 @@ class FakeProviderServer:
         self.script.add("create", Hang(seconds, after_create=after_create), times=count, model=model)
 
     def fail_next_polls(
-        self, status: int = 503, *, count: int = 1, retry_after: float | None = 0, model: str | None = None
+        self,
+        status: int = 503,
+        *,
+        count: int = 1,
+        retry_after: float | None = 0,
+        model: str | None = None,
+        detail: str | None = None,
+        echo_auth: bool = False,
     ) -> None:
-        self.script.add("poll", HttpError(status, retry_after=retry_after), times=count, model=model)
+        action = HttpError(status, detail=detail, retry_after=retry_after, echo_auth=echo_auth)
+        self.script.add("poll", action, times=count, model=model)
 
     def fail_next_predictions(
         self,
@@ -468,11 +513,48 @@ class FakeProviderServer:
         action = HttpError(status, detail=detail, retry_after=retry_after, code=code, echo_auth=echo_auth)
         self.script.add("chat", action, times=count, match=match)
 
+    def schema_error_next_chats(self, count: int = 1, *, match: str | None = None) -> None:
+        """The next ``count`` chat calls answer 500 with the error a gateway that validates replies
+        against the JSON schema (LiteLLM's ``JSONSchemaValidationError``) returns: no usage, nothing
+        in :attr:`billed_chats`, though upstream the model did run."""
+        self.script.add("chat", HttpError(500, detail=GATEWAY_SCHEMA_ERROR, retry_after=None), times=count, match=match)
+
     def reset_next_chats(self, count: int = 1, *, match: str | None = None) -> None:
         self.script.add("chat", ConnectionReset(), times=count, match=match)
 
     def hang_next_chats(self, seconds: float = 30.0, *, count: int = 1, match: str | None = None) -> None:
         self.script.add("chat", Hang(seconds), times=count, match=match)
+
+    def cut(self, *routes: str, model: str | None = None) -> None:
+        """A network outage for these routes: every request to them (about ``model``, if given: a create of
+        it, or a poll / cancel of one of its predictions) is reset until :meth:`restore`."""
+        with self._lock:
+            self.cut_routes.update(dict.fromkeys(routes, model))
+
+    def restore(self) -> None:
+        with self._lock:
+            self.cut_routes.clear()
+
+    # -- the bill -----------------------------------------------------------------------------------------
+    def price_of(self, prediction: FakePrediction) -> float:
+        """What Replicate charges for one succeeded prediction (0 for a model without a price here)."""
+        price = self.prices.get(prediction.model, {})
+        if "per_image" in price:
+            return price["per_image"] * len(prediction.outputs)
+        if "per_second" in price:
+            seconds = float(prediction.input.get("duration", 5))
+            pro = prediction.input.get("mode") == "pro" and "per_second_pro" in price
+            return (price["per_second_pro"] if pro else price["per_second"]) * seconds
+        return price.get("per_video", 0.0)
+
+    def billed_predictions(self) -> list[FakePrediction]:
+        """The predictions Replicate bills: those that succeeded (failed and canceled ones are free)."""
+        with self._lock:
+            return [p for p in self.predictions.values() if p.status() == "succeeded"]
+
+    @property
+    def billed_usd(self) -> float:
+        return round(sum(self.price_of(p) for p in self.billed_predictions()), 6)
 
     # -- observation ----------------------------------------------------------------------------------
     def requests_for(self, endpoint: str) -> list[RecordedRequest]:
@@ -535,6 +617,9 @@ class FakeProviderServer:
                 "chat_completions": self.chat_completions,
                 "file_downloads": sum(self.file_downloads.values()),
                 "duplicate_predictions": len(self.duplicate_predictions()),
+                "billed_predictions": len(self.billed_predictions()),
+                "billed_usd": self.billed_usd,
+                "billed_by_prediction": {p.id: self.price_of(p) for p in self.billed_predictions()},
                 "internal_errors": len(self.internal_errors),
                 "pending_script": len(self.script.pending()),
             }
@@ -602,6 +687,10 @@ class FakeProviderServer:
     ) -> _Response:
         if route is None or name is None:
             return self._error(request, 404, f"No route for {request.method} {request.path}")
+        if name in self.cut_routes and self.cut_routes[name] in (None, self._model_of(name, request)):
+            with self._lock:
+                self.cut_requests[name] += 1
+            raise _ResetConnection
         if request.path.startswith("/v1/") and (denied := self._check_auth(request)):
             return denied
         if name not in ENDPOINTS:
@@ -705,7 +794,7 @@ class FakeProviderServer:
 
     # -- output files -------------------------------------------------------------------------------
     def _file_url(self, prediction: FakePrediction, output: OutputFile) -> str:
-        return f"{self.url}/files/{prediction.id}/{output.name}"
+        return f"{self.advertised_url}/files/{prediction.id}/{output.name}"
 
     def _render_output(self, prediction: FakePrediction, output: OutputFile) -> str:
         if self.output_mode == "data" and prediction.output_fault != "missing":
@@ -745,12 +834,13 @@ class FakeProviderServer:
                 continue
             if value.startswith("data:"):
                 return media.open_image(media.decode_data_uri(value)[1])
-            if value.startswith(f"{self.url}/files/"):
-                return media.open_image(self._local_file(value))
+            base = next((b for b in (self.url, self.advertised_url) if value.startswith(f"{b}/files/")), None)
+            if base is not None:
+                return media.open_image(self._local_file(value, base))
         return None
 
-    def _local_file(self, url: str) -> bytes:
-        parts = url[len(self.url) :].split("/")  # "", "files", id|"uploads", name|upload id, ...
+    def _local_file(self, url: str, base: str) -> bytes:
+        parts = url[len(base) :].split("/")  # "", "files", id|"uploads", name|upload id, ...
         if parts[2] == "uploads" and parts[3] in self.uploads:
             return self.uploads[parts[3]][1]
         prediction = self.predictions.get(parts[2])
@@ -780,6 +870,15 @@ class FakeProviderServer:
         self._sleep(self.llm_latency)
         with self._lock:
             self.chat_completions += 1
+            usage = payload["usage"]
+            self.billed_chats.append(
+                {
+                    "model": payload["model"],
+                    "prompt_tokens": usage["prompt_tokens"],
+                    "completion_tokens": usage["completion_tokens"],
+                    "cached_tokens": usage["prompt_tokens_details"]["cached_tokens"],
+                }
+            )
         headers = {
             "x-request-id": f"req_{completion_id}",
             "openai-processing-ms": str(round(self.llm_latency * 1000)),
@@ -871,7 +970,7 @@ class FakeProviderServer:
                 prediction.output_fault = "corrupt"
 
     def _prediction_json(self, prediction: FakePrediction) -> dict[str, Any]:
-        return prediction.to_json(self.url, self._render_output)
+        return prediction.to_json(self.advertised_url, self._render_output)
 
     def _get_prediction(self, request: _Request) -> _Response:
         prediction = self.predictions.get(request.params["id"])
@@ -1042,7 +1141,7 @@ class FakeProviderServer:
         for key in ("llm_latency", "image_latency", "video_latency"):
             if key in body:
                 setattr(self, key, float(body[key]))
-        for key in ("yes_probability", "json_mode_only", "output_mode", "require_auth"):
+        for key in ("yes_probability", "json_mode_only", "output_mode", "require_auth", "public_url"):
             if key in body:
                 setattr(self, key, body[key])
         self.model_latency.update({k: float(v) for k, v in body.get("model_latency", {}).items()})
@@ -1062,6 +1161,17 @@ class FakeProviderServer:
         except (KeyError, TypeError, ValueError) as exc:
             return _Response.json(400, {"detail": str(exc)})
         return _Response.json(200, {"ok": True, "pending": len(self.script.pending())})
+
+
+#: what LiteLLM's proxy answers (HTTP 500) when a reply fails `response_format` schema validation
+GATEWAY_SCHEMA_ERROR = (
+    "litellm.APIError: JSONSchemaValidationError: model=gpt-4.1-mini, returned an invalid response="
+    '{"overall": 80, "feedback": ["more light"], "faithful": true}, for schema={"type": "object", '
+    '"properties": {"scores": {"type": "object"}, "overall": {"type": "number"}}, "required": ["scores", '
+    '"overall", "feedback", "faithful"]}. Access raw response with `e.raw_response`. Received Model Group='
+    "gpt-4.1-mini. Available Model Group Fallbacks=None. Schema validation failed: 'scores' is a required "
+    "property"
+)
 
 
 def _echo_authorization(headers: Mapping[str, str]) -> str:

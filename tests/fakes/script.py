@@ -124,6 +124,7 @@ class ChatReply:
     ``yes_probability`` overrides the server setting for a logprobs (Yes/No) reply.
     ``first_token`` scripts a logprobs reply exactly: (token, probability) pairs, most likely first; the
     first pair is the generated token and the first ``top_logprobs`` pairs are its alternatives.
+    ``drop_fields`` removes those keys from the generated JSON (:meth:`missing`): valid JSON, not the schema.
     """
 
     content: str | None = None
@@ -131,6 +132,8 @@ class ChatReply:
     refusal: str | None = None
     truncate: bool = False
     yes_probability: float | None = None
+    #: top-level keys left out of the generated JSON reply (valid JSON that misses required fields)
+    drop_fields: tuple[str, ...] = ()
     first_token: tuple[tuple[str, float], ...] | None = None
 
     NOT_JSON_TEXT: ClassVar[str] = "Sure! Here is a vivid description of the scene you asked for."
@@ -138,6 +141,11 @@ class ChatReply:
     @classmethod
     def not_json(cls) -> ChatReply:
         return cls(content=cls.NOT_JSON_TEXT)
+
+    @classmethod
+    def missing(cls, *fields: str) -> ChatReply:
+        """The reply the server would generate, without these top-level fields."""
+        return cls(drop_fields=fields)
 
     @classmethod
     def cut_off(cls, content: str | None = None) -> ChatReply:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from feedback_cli.agents.calls import ask
 from feedback_cli.agents.schemas import CritiqueRequest, HistoryEntry, PromptKind, WriteRequest
 from feedback_cli.stages.base import StageContext
 from feedback_cli.workflow.models import Critique, IterationRecord
@@ -45,7 +46,6 @@ async def refine(
     seed: int = 0,
 ) -> LoopResult:
     agents = ctx.services.agents
-    limit = ctx.services.agents_limit()
     done = [it for it in ctx.record.iterations if it.scope == scope]
     # A human's feedback starts a new round on top of what was done: the round gets the full iteration
     # budget and its result is the best of the round (the person asked for a change).
@@ -79,8 +79,11 @@ async def refine(
         ctx.ledger.check(None if estimate is None else 2 * estimate, f"the next {kind} prompt iteration")
         start = time.perf_counter()
         ctx.emit("iteration_started", scope=scope, iteration=len(done) + 1, max_iterations=budget)
-        async with limit:
-            draft = await agents.write(
+        # each call's responses are booked as they arrive (also when the call then fails)
+        draft = await ask(
+            ctx,
+            f"writer {scope or kind}",
+            agents.write(
                 WriteRequest(
                     kind=kind,
                     source=source,
@@ -90,20 +93,13 @@ async def refine(
                     context=context,
                     seed=seed + len(done),
                 )
-            )
-        async with limit:
-            verdict = await agents.critique(CritiqueRequest(kind=kind, source=source, prompt=draft.value.prompt))
-        for reply, role in ((draft, "writer"), (verdict, "critic")):
-            ctx.ledger.add(
-                ctx.record.name,
-                agents.name,
-                reply.model,
-                f"{role} {scope or kind}".strip(),
-                reply.cost_usd,
-                prompt_tokens=reply.usage.prompt_tokens,
-                completion_tokens=reply.usage.completion_tokens,
-                request=reply.request,
-            )
+            ),
+        )
+        verdict = await ask(
+            ctx,
+            f"critic {scope or kind}",
+            agents.critique(CritiqueRequest(kind=kind, source=source, prompt=draft.value.prompt)),
+        )
         iteration = IterationRecord(
             iteration=len(done) + 1,
             scope=scope,

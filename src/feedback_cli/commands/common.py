@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from feedback_cli.errors import InputError, StorageError, UsageError
+from feedback_cli.errors import StorageError, UsageError
 
 #: what a resume may change, as `fbloop resume` spells it; every other option of `fbloop run` is the run's own
 RESUME_OPTIONS = ("--max-cost", "--interactive", "--verbose", "--break-lock", "--use-current-settings")
@@ -69,10 +69,12 @@ def resume_run(
     from feedback_cli.config import load_settings
     from feedback_cli.ui.console import err_console
     from feedback_cli.workflow.api import load_for_resume, lock_run, unlock_run
+    from feedback_cli.workflow.bounds import with_max_cost
     from feedback_cli.workflow.locate import find_run
+    from feedback_cli.workflow.models import RunOptions
 
-    if max_cost is not None and not max_cost >= 0:
-        raise InputError(f"--max-cost must be 0 or more, got {max_cost}")
+    if max_cost is not None:  # the flag first (the bound a run starts with), before settings say less
+        max_cost = with_max_cost(RunOptions(), max_cost).max_cost
     settings = load_settings(max_cost=max_cost)
     target = find_run(target, settings.output_dir)
     changes: dict[str, Any] = {}

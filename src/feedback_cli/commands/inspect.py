@@ -37,6 +37,7 @@ def inspect(
         help="Write one self-contained HTML report of RUN (or of RUN and --compare) to FILE.",
         parser=nonempty_path,
     ),
+    sort: str | None = typer.Option(None, "--sort", help="A batch's leaderboard: sort by this score (or cost_usd)."),
 ) -> None:
     """Show what runs did: stages, prompts, candidates and every score, picks, costs and times."""
     from feedback_cli.ui import inspect_view as view
@@ -59,6 +60,13 @@ def inspect(
         return
 
     target = view.resolve_run(run, root)
+    from feedback_cli.workflow.batch_state import is_batch_dir
+
+    if is_batch_dir(target):  # a batch folder: its leaderboard
+        _inspect_batch(target, sort=sort, as_json=as_json, html=html, compare=compare)
+        return
+    if sort is not None:
+        raise UsageError("--sort orders a batch's leaderboard; RUN is a single run")
     if compare is not None:
         data = view.compare_runs(target, view.resolve_run(compare, root))
     else:
@@ -79,6 +87,25 @@ def inspect(
         view.render_compare(out_console(), data)
     elif html is None:
         view.render_run(out_console(), data)
+
+
+def _inspect_batch(target: Path, *, sort: str | None, as_json: bool, html: Path | None, compare: Path | None) -> None:
+    from feedback_cli.ui import batch_inspect
+    from feedback_cli.ui.console import err_console, out_console
+
+    if compare is not None:
+        raise UsageError("--compare compares two runs; a batch folder shows its leaderboard")
+    data = batch_inspect.inspect_batch(target, sort=sort)
+    if html is not None:
+        try:
+            written = batch_inspect.write_batch_html(data, html)
+        except OSError as exc:
+            raise InputError(f"cannot write the HTML report to {html}: {exc.strerror or exc}") from None
+        err_console().print(f"wrote {written}", markup=False)
+    if as_json:
+        _print_json(data)
+    elif html is None:
+        batch_inspect.render_batch(out_console(), data)
 
 
 def _print_json(data: Any) -> None:

@@ -18,7 +18,7 @@ from feedback_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
-    from feedback_cli.scoring.checkpoints import Requirement
+    from feedback_cli.scoring.requirements import Requirement
 
 
 def register(app: typer.Typer) -> None:
@@ -34,19 +34,20 @@ def register(app: typer.Typer) -> None:
 
 def _names(scorers: list[str] | None, *, optional: bool = True) -> list[str]:
     """The scorers named, or all with checkpoints (the optional ones, e.g. hpsv2, only if `optional`)."""
-    from feedback_cli.scoring import checkpoints, registry
+    from feedback_cli.scoring import registry
 
+    with_checkpoints = registry.model_names("image") + registry.model_names("video")
     if not scorers:
-        return [n for n in checkpoints.ALL_MODEL_SCORERS if optional or n not in registry.OPTIONAL_IMAGE_SET]
+        return [n for n in with_checkpoints if optional or registry.scorer_class(n).default_set != "optional"]
     names: list[str] = []
     for item in scorers:
         for name in (n.strip() for n in item.split(",")):
             if not name:
                 continue
-            if name not in checkpoints.ALL_MODEL_SCORERS:
-                if name in registry.IMAGE_SCORERS or name in registry.VIDEO_SCORERS:
+            if name not in with_checkpoints:
+                if name in registry.targets():
                     raise UsageError(f"{name} is an offline statistic; it needs no checkpoint")
-                known = ", ".join(checkpoints.ALL_MODEL_SCORERS)
+                known = ", ".join(with_checkpoints)
                 raise UsageError(f"unknown scorer {name!r}; scorers with checkpoints: {known}")
             if name not in names:
                 names.append(name)
@@ -60,15 +61,15 @@ def list_models(
     """Each checkpoint each scorer needs, its approximate size, and whether it is already here."""
     from feedback_cli.config import load_settings
     from feedback_cli.installation import extra_install_command, missing_scoring_modules
-    from feedback_cli.scoring import checkpoints
+    from feedback_cli.scoring import requirements as reqs
 
     settings = load_settings()
     # without torch no model scorer runs, whatever is cached: the status says so, not "missing"
     no_torch = "torch" in missing_scoring_modules()
     rows: list[dict[str, Any]] = []
     for name in _names(scorers):
-        reqs = checkpoints.requirements(name, settings)
-        if not reqs:
+        needed = reqs.requirements(name, settings)
+        if not needed:
             rows.append(
                 {
                     "scorer": name,
@@ -81,8 +82,8 @@ def list_models(
                     "where": "",
                 }
             )
-        for req in reqs:
-            st = checkpoints.status(req, settings)
+        for req in needed:
+            st = reqs.status(req, settings)
             state = "torch not installed" if no_torch and req.kind in _NEEDS_EXTRA else st.state
             rows.append(
                 {
@@ -91,7 +92,7 @@ def list_models(
                     "what": req.label,
                     "setting": req.env_var,
                     "checkpoint": req.ref,
-                    "size": checkpoints.human_size(req.approx_bytes),
+                    "size": reqs.human_size(req.approx_bytes),
                     "available": st.available,
                     "status": state,
                     "where": st.detail,
@@ -138,7 +139,7 @@ def download_models(
 ) -> None:
     """Download the checkpoints of the given scorers (default: all but the optional ones) into the local caches."""
     from feedback_cli.config import load_settings
-    from feedback_cli.scoring import checkpoints
+    from feedback_cli.scoring import requirements as reqs
     from feedback_cli.scoring.weights import hub_offline
 
     if hub_offline():
@@ -148,12 +149,12 @@ def download_models(
     _require_extra(names, settings)
     seen: set[tuple[str, str]] = set()
     for name in names:
-        for req in checkpoints.requirements(name, settings):
+        for req in reqs.requirements(name, settings):
             key = (req.kind, req.ref)
             if key in seen:
                 continue
             seen.add(key)
-            st = checkpoints.status(req, settings)
+            st = reqs.status(req, settings)
             if st.available:
                 typer.echo(f"{name}: {req.label} already here ({st.state}: {st.detail})", err=True)
                 continue
@@ -164,12 +165,12 @@ def _require_extra(names: list[str], settings: Settings) -> None:
     """A download needs the scoring extra (huggingface_hub fetches, torch runs what is fetched): without it,
     one line with the command that installs it for this installation (pipx, uv or pip), before anything."""
     from feedback_cli.installation import extra_install_command, missing_scoring_modules
-    from feedback_cli.scoring import checkpoints
+    from feedback_cli.scoring import requirements as reqs
 
     missing = missing_scoring_modules()
     if not missing:
         return
-    needing = [n for n in names if any(r.kind in _NEEDS_EXTRA for r in checkpoints.requirements(n, settings))]
+    needing = [n for n in names if any(r.kind in _NEEDS_EXTRA for r in reqs.requirements(n, settings))]
     if needing:
         raise UsageError(
             f"downloading the checkpoints of {', '.join(needing)} needs the scoring extra "
@@ -179,19 +180,20 @@ def _require_extra(names: list[str], settings: Settings) -> None:
 
 def _download(name: str, req: Requirement, settings: Settings) -> None:
     from feedback_cli.errors import ScorerUnavailable
-    from feedback_cli.scoring import checkpoints, weights
+    from feedback_cli.scoring import requirements as reqs
+    from feedback_cli.scoring import weights
 
     if req.kind in ("hf-model", "hf-processor"):
-        if checkpoints.looks_local(req.ref):
+        if reqs.looks_local(req.ref):
             raise UsageError(f"{name}: {req.env_var}={req.ref} is a local path that is not a complete checkpoint")
         typer.echo(
-            f"{name}: downloading {req.ref} ({req.label}, {checkpoints.human_size(req.approx_bytes)})",
+            f"{name}: downloading {req.ref} ({req.label}, {reqs.human_size(req.approx_bytes)})",
             err=True,
         )
         _snapshot(req, name)
     elif req.kind == "url":
         assert req.url_file is not None
-        if getattr(settings, req.setting):
+        if req.override:
             raise UsageError(f"{name}: {req.env_var}={req.ref} is not a file")
         dest = weights.default_path(req.url_file, settings)
         typer.echo(f"{name}: downloading {req.url_file.url}", err=True)
@@ -218,7 +220,7 @@ def _snapshot(req: Requirement, name: str) -> None:
     from huggingface_hub.errors import HfHubHTTPError
 
     from feedback_cli.errors import ScorerUnavailable
-    from feedback_cli.scoring.checkpoints import hf_cache_dir
+    from feedback_cli.scoring.requirements import hf_cache_dir
 
     small = ["*.json", "*.txt", "*.model"]
     try:

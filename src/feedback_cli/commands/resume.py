@@ -37,7 +37,17 @@ def resume(
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout at the end: the run's summary."),
 ) -> None:
-    """Validate the checkpoint and continue at the first unfinished stage and item."""
+    """Validate the checkpoint and continue at the first unfinished stage and item (a batch folder: every row)."""
+    from feedback_cli.workflow.batch_state import is_batch_dir
+
+    if is_batch_dir(target):  # a batch folder: finish the batch
+        from feedback_cli.commands.batch import resume_batch
+
+        raise typer.Exit(
+            resume_batch(
+                target, verbose=verbose, max_cost=max_cost, retry_failed=retry_failed, interactive=interactive
+            )
+        )
     raise typer.Exit(
         resume_run(
             target,

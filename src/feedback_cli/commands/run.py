@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from feedback_cli.choices import Backend, Workflow
-from feedback_cli.errors import InputError, UsageError
+from feedback_cli.errors import UsageError
 from feedback_cli.workflow.inputs import nonempty_path
 
 
@@ -79,18 +79,21 @@ def run(
 
     from feedback_cli.commands.common import refuse_json_with_review, require_terminal, reviewer_for
     from feedback_cli.config import load_settings
-    from feedback_cli.workflow.models import RunOptions
+    from feedback_cli.workflow.bounds import RUN_FLAGS, build_options
 
     workflow = workflow or Workflow.full
-    _check_ranges(
-        max_iterations_image,
-        max_iterations_video,
-        num_image_variations,
-        num_video_attempts,
-        threshold_image,
-        threshold_video,
-        clips,
-        max_cost,
+    # every number checked by RunOptions' own bounds (the rule `fbloop stage` and a resume use too),
+    # before anything is read or created
+    build_options(
+        RUN_FLAGS,
+        max_iterations_image=max_iterations_image,
+        max_iterations_video=max_iterations_video,
+        num_image_variations=num_image_variations,
+        num_video_attempts=num_video_attempts,
+        threshold_image=threshold_image,
+        threshold_video=threshold_video,
+        clips=clips,
+        max_cost=max_cost,
     )
     settings = load_settings(scorers=scorers, backend=backend.value if backend else None, max_cost=max_cost)
 
@@ -116,13 +119,15 @@ def run(
         require_terminal()
 
     from feedback_cli.stages.registry import roles_for
+    from feedback_cli.workflow.models import RunOptions
     from feedback_cli.workflow.plan import stages_for
 
     # each provider role on its own, and only the roles this workflow's stages use need a key
     roles = roles_for(stages_for(workflow), RunOptions(workflow=workflow, interactive=interactive))
     choice = resolve_backend(settings.backend, settings, roles, dry_run=dry_run)
     chosen, reason = choice.backend, choice.reason
-    options = RunOptions(
+    options = build_options(
+        {**RUN_FLAGS, "max_cost": "FBLOOP_MAX_COST"},  # the flag passed above: a bad cap here is the variable's
         workflow=workflow,
         prompt_file=str(prompt_file) if prompt_file else None,
         input_image=str(input_image) if input_image else None,
@@ -174,29 +179,3 @@ def _random_seed() -> int:
     import secrets
 
     return secrets.randbelow(1_000_000)
-
-
-def _check_ranges(
-    iters_image: int,
-    iters_video: int,
-    images: int,
-    videos: int,
-    th_image: float,
-    th_video: float,
-    clips: int,
-    max_cost: float | None,
-) -> None:
-    for flag, value, low, high in (
-        ("--max-iterations-image", iters_image, 1, 50),
-        ("--max-iterations-video", iters_video, 1, 50),
-        ("--num-image-variations", images, 1, 64),
-        ("--num-video-attempts", videos, 1, 16),
-        ("--clips", clips, 1, 12),
-    ):
-        if not low <= value <= high:
-            raise InputError(f"{flag} must be between {low} and {high}, got {value}")
-    for flag, fvalue in (("--threshold-image", th_image), ("--threshold-video", th_video)):
-        if not 0.0 <= fvalue <= 100.0 or fvalue != fvalue:
-            raise InputError(f"{flag} must be between 0 and 100, got {fvalue}")
-    if max_cost is not None and not max_cost >= 0:
-        raise InputError(f"--max-cost must be 0 or more, got {max_cost}")

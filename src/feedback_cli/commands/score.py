@@ -41,7 +41,7 @@ def score(
 ) -> None:
     """Score images and videos against a prompt: raw value, 0-100 value and model per scorer per file."""
     from feedback_cli.config import load_settings
-    from feedback_cli.scoring import preflight, registry, runner, select
+    from feedback_cli.scoring import preflight, registry, runner, scorer_sets
     from feedback_cli.workflow.safe_text import has_visible_text
 
     if not has_visible_text(prompt):  # only spaces, control or zero-width characters: as good as empty
@@ -69,8 +69,8 @@ def score(
         image_names = image_names if has_images else []
         video_names = video_names if has_videos else []
     else:
-        image_names = select.default_image_scorers(settings) if has_images else []
-        video_names = list(registry.REAL_VIDEO_SET) if has_videos else []
+        image_names = scorer_sets.default_image_scorers(settings) if has_images else []
+        video_names = list(registry.names_of("video", "standard")) if has_videos else []
 
     names = [*image_names, *video_names]
     if explicit:
@@ -92,7 +92,7 @@ def score(
         ):
             sys.stderr.write("fbloop: no real scorer can run here; scoring with offline statistics\n")
 
-    if set(image_names + video_names) & {"pickscore", "clip-score", "aesthetic", *registry.REAL_VIDEO_SET}:
+    if any("transformers" in registry.scorer_class(n).needs_modules for n in image_names + video_names):
         _quiet_transformers()
     err = _err_console()
     status = err.status("scoring ...") if err.is_terminal else contextlib.nullcontext()

@@ -54,6 +54,7 @@ def stage(
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout at the end: the run's summary."),
+    max_cost: float | None = typer.Option(None, "--max-cost", help="Stop before a call would pass this USD total."),
 ) -> None:
     """Run one stage on its own from files."""
     if name is StageName.assemble:
@@ -67,6 +68,7 @@ def stage(
                 ("--storyboard", storyboard_file),
                 ("--motion-prompts", motion_prompts),
                 ("--num", count),
+                ("--max-cost", max_cost),
             )
             if value is not None
         ]
@@ -76,20 +78,39 @@ def stage(
         raise typer.Exit(assemble(clip_videos or [], output_dir=output_dir, verbose=verbose, as_json=as_json))
     if clip_videos:
         raise UsageError(f"fbloop stage {name.value} takes no file arguments (got {clip_videos[0]}); see --help")
-    from feedback_cli.commands.run import _check_ranges
     from feedback_cli.config import load_settings
     from feedback_cli.providers.registry import resolve_backend
     from feedback_cli.ui.session import drive
     from feedback_cli.workflow.api import prepare_run
+    from feedback_cli.workflow.bounds import build_options, clip_count_problem
     from feedback_cli.workflow.inputs import read_prompt, validate_clips, validate_image
-    from feedback_cli.workflow.models import RunOptions
 
-    if not 1 <= max_iterations <= 50:
-        raise InputError(f"--max-iterations must be between 1 and 50, got {max_iterations}")
-    _check_ranges(1, 1, 1, 1, threshold, threshold, clips, None)  # the flags stage shares with run
-    if count is not None and not 1 <= count <= 64:
-        raise InputError(f"--num must be between 1 and 64, got {count}")
-    settings = load_settings(scorers=scorers, backend=backend.value if backend else None)
+    # `--num` is the image count of image-generation and the videos per clip of video-generation: each is
+    # held to the bound `fbloop run` has for it (64 images, 16 videos per clip)
+    counted = {
+        StageName.image_generation: "num_image_variations",
+        StageName.video_generation: "num_video_attempts",
+    }.get(name)
+    flags = {
+        "max_iterations_image": "--max-iterations",
+        "max_iterations_video": "--max-iterations",
+        "threshold_image": "--threshold",
+        "threshold_video": "--threshold",
+        "clips": "--clips",
+        "max_cost": "--max-cost",
+        **({counted: "--num"} if counted else {}),
+    }
+    numbers = {
+        "max_iterations_image": max_iterations,
+        "max_iterations_video": max_iterations,
+        "threshold_image": threshold,
+        "threshold_video": threshold,
+        "clips": clips,
+        "max_cost": max_cost,
+        **({counted: count} if counted and count is not None else {}),
+    }
+    build_options(flags, **numbers)  # every number checked before anything is read or created
+    settings = load_settings(scorers=scorers, backend=backend.value if backend else None, max_cost=max_cost)
     stage_key = name.value.replace("-", "_")
     text, prompt_image = "", None
     if prompt_file is not None:
@@ -115,6 +136,15 @@ def stage(
         )
         if path is not None
     }
+    for key, path, flag in (
+        ("storyboard", storyboard_file, "--storyboard"),
+        ("motion_prompts", motion_prompts, "--motion-prompts"),
+    ):
+        # a file's clips are held to the --clips bound: N clips make N x --num videos
+        if key in given_json and (
+            too_many := clip_count_problem(len(given_json[key]["clips"]), f"the number of clips in {flag} {path}")
+        ):
+            raise InputError(too_many)
     # every clip and frame is checked here, before the run folder exists: bad input writes nothing
     given_clips = {
         key: validate_clips(given_json[key], path, flag, needs_motion_prompt=key == "motion_prompts")
@@ -126,19 +156,15 @@ def stage(
     }
     from feedback_cli.commands.run import _random_seed
     from feedback_cli.stages.registry import roles_for
+    from feedback_cli.workflow.models import RunOptions
 
     # each provider role on its own; only the roles this stage uses need a key
     choice = resolve_backend(settings.backend, settings, roles_for((stage_key,), RunOptions()))
     chosen, reason = choice.backend, choice.reason
-    options = RunOptions(
-        max_iterations_image=max_iterations,
-        max_iterations_video=max_iterations,
-        num_image_variations=count or 8,
-        num_video_attempts=count or 3,
-        threshold_image=threshold,
-        threshold_video=threshold,
+    options = build_options(
+        {**flags, "max_cost": "FBLOOP_MAX_COST"},  # the flag passed above: a bad cap here is the variable's
+        **{**numbers, "max_cost": settings.max_cost},  # the flag, else FBLOOP_MAX_COST
         storyboard=name is StageName.storyboard,
-        clips=clips,
         backend=Backend(chosen),
         scorers=settings.scorers or "",
         seed=seed if seed is not None else _random_seed(),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from feedback_cli.agents.schemas import CritiqueRequest, Draft, PlanRequest, Usage, VideoPlan, WriteRequest
+from feedback_cli.errors import ProviderError
 from feedback_cli.workflow.models import Critique
 
 T = TypeVar("T")
@@ -22,6 +24,41 @@ class AgentReply(Generic[T]):
     latency_s: float = 0.0
     #: what the trace should show about the request (never secrets)
     request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BilledResponse:
+    """One response an agent backend got for a request, priced: what the ledger books for it."""
+
+    model: str
+    #: None when the model has no known price (booked at $0 with a note)
+    usd: float | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    #: no usage was reported (no answer, a gateway error after the model ran): booked at the call's estimate
+    estimated: bool = False
+    note: str = ""
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+class CallMeter(Protocol):
+    """How an agent backend books every request it sends, whatever happens to the reply after.
+
+    `started` is awaited before a request goes out: it holds the call to the cost cap (BudgetError) and
+    records it in the checkpoint, so a crash before the answer leaves it to be booked as an estimate on
+    resume. `finished` follows once per started call: with the priced response, or None when the provider
+    answered with an error it does not bill; `error` is the provider's whole message, kept in the trace.
+    """
+
+    async def started(self, model: str, estimate_usd: float | None) -> str: ...
+
+    def finished(self, call_id: str, billed: BilledResponse | None, error: str | None = None) -> None: ...
+
+
+#: the meter of the agent call being made in this task (the engine sets it around each call: concurrent
+#: loops each have their own); a backend that finds none books nothing itself and the engine books its reply
+CALL_METER: ContextVar[CallMeter | None] = ContextVar("fbloop_call_meter", default=None)
 
 
 class Agents(Protocol):
@@ -91,6 +128,18 @@ class JobHook:
     paid: Callable[[float], None] | None = None
     #: a create request got no answer at this UTC time: the job may exist; a later retry must look for it
     unanswered: Callable[[str], None] | None = None
+    #: the provider was seen to end the job ("succeeded", "failed", "canceled") or not to know it ("gone")
+    settled: Callable[[str], None] | None = None
+    #: fbloop gave up waiting and canceled the job at the provider (the sentence says why)
+    canceled: Callable[[str], None] | None = None
+
+
+class JobInFlight(ProviderError):
+    """fbloop stopped waiting on a job whose end it has not seen: polling kept failing, or the deadline passed,
+    and the cancel failed or was not wanted; or a create got no answer and the lookup for it failed too.
+
+    The job may still finish and be billed, so the item is never "failed": it stays in flight and a resume
+    re-attaches to it (or looks for it), downloads what it made and books it."""
 
 
 class Media(Protocol):

@@ -2,9 +2,15 @@
 
 Replies come back as pydantic models through structured outputs (JSON schema). A server without strict
 schemas (a 400 on `json_schema`) is asked in JSON mode instead, the reply validated, and a reply that does
-not validate gets one repair request with the error; one that still does not parse, a refusal, or a reply
-cut off by the token limit is a ProviderError with one clear line (the stage records it). Token usage of
-every response goes into the cost ledger at the model's price.
+not validate gets one repair request with the error. So does a gateway's 5xx that says the model's reply
+failed its schema validation (a bad reply, not a server fault to retry). A reply still bad after the
+repair, a refusal, or a reply cut off by the token limit is a ProviderError with one clear line (the stage
+records it; the provider's whole text goes to the trace).
+
+Every request is booked as its response arrives, through the engine's CallMeter (`CALL_METER`), whatever
+happens to the reply afterwards: a reply that fails validation, the repair, a refusal, a cut-off reply.
+A request that got no answer (timeout, cancellation), or a gateway error raised after the model ran, is
+booked at the call's estimate and marked estimated.
 """
 
 from __future__ import annotations
@@ -35,9 +41,11 @@ from feedback_cli.agents.schemas import (
 )
 from feedback_cli.config import Settings
 from feedback_cli.errors import ProviderError, UsageError
-from feedback_cli.providers.base import AgentReply
+from feedback_cli.providers.base import CALL_METER, AgentReply, BilledResponse, CallMeter
 from feedback_cli.providers.prices import load_prices
+from feedback_cli.redaction import Redactor
 from feedback_cli.workflow.models import Critique
+from feedback_cli.workflow.text import shorten
 
 R = TypeVar("R", bound=BaseModel)
 MAX_TOKENS = 1500
@@ -50,6 +58,43 @@ UNFAITHFUL_CAP = 50.0
 def _schema_rejected(exc: openai.BadRequestError) -> bool:
     text = str(exc).lower()
     return "response_format" in text or "json_schema" in text or "schema" in text
+
+
+_VALIDATION_WORDS = ("validat", "does not match", "did not match", "doesn't match", "not conform", "invalid")
+
+
+def _reply_failed_schema(exc: openai.APIStatusError) -> bool:
+    """A gateway's 5xx that reports the model's reply failing the JSON schema (e.g. LiteLLM's
+    JSONSchemaValidationError): the model answered, badly; retrying blind would pay for the same again."""
+    text = _message(exc, whole=True).lower()
+    return "schema" in text and any(word in text for word in _VALIDATION_WORDS)
+
+
+class _BadReply(Exception):
+    """A reply that does not fit its schema, as judged by the server: worth one repair request."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class _Problem:
+    """Why a reply did not validate: not JSON at all, or JSON that does not match the schema."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        self.kind = kind  # "json" | "schema" | "server"
+        self.detail = detail
+
+    def failure(self, role: str, model: str, redact: Redactor) -> ProviderError:
+        what = {
+            "json": "did not return valid JSON",
+            "schema": "returned JSON that did not match the schema",
+            "server": "returned a reply the server found did not match the schema",
+        }[self.kind]
+        detail = redact(self.detail)
+        error = ProviderError(f"{role} {model} {what} after one repair: {shorten(detail)}")
+        error.detail = f"{role} {model} {what} after one repair: {detail}"
+        return error
 
 
 def _add_usage(total: Usage, completion: Any) -> None:
@@ -79,7 +124,8 @@ class OpenAIAgents:
             max_retries=0,  # fbloop retries itself, so the person sees each retry and its wait
         )
         self.json_mode_only = False  # learnt from the first 400 on json_schema
-        #: provider text (error bodies may echo the Authorization header) is redacted before it is a message
+        #: provider text (error bodies may echo the Authorization header) is redacted before it is a message,
+        #: and before it is shortened for a line (a cut could leave part of a secret the redactor cannot match)
         self.redact = settings.redactor()
         #: where retry notices go (the engine points it at the running stage)
         self.notify: Callable[[str], None] | None = None
@@ -117,7 +163,7 @@ class OpenAIAgents:
 
     async def plan_video(self, request: PlanRequest) -> AgentReply[VideoPlan]:
         reply, meta = await self._structured(
-            "planner", self.settings.writer_model, templates.planner_messages(request), templates.PlanReply
+            "planner", self.settings.planner_model, templates.planner_messages(request), templates.PlanReply
         )
         return self._reply(normalize_plan(reply, request), meta)
 
@@ -129,7 +175,7 @@ class OpenAIAgents:
         ]
         start = time.perf_counter()
         usage = Usage()
-        completion = await self._call(model, [{"role": "user", "content": content}], usage)
+        completion = await self._call(model, [{"role": "user", "content": content}], usage, "describer")
         text = (completion.choices[0].message.content or "").strip()
         if not text:
             raise ProviderError(f"vision model {model} returned no description of {image.name}")
@@ -160,14 +206,22 @@ class OpenAIAgents:
             value, meta["model"], cost_usd=cost or 0.0, usage=usage, latency_s=meta["latency"], request=request
         )
 
-    async def _call(self, model: str, messages: list[dict[str, Any]], usage: Usage, **kwargs: Any) -> Any:
+    async def _call(
+        self, model: str, messages: list[dict[str, Any]], usage: Usage, purpose: str = "reply", **kwargs: Any
+    ) -> Any:
+        """One chat completion, retried on 429/5xx/connection faults; every request booked through the meter
+        (`purpose`, e.g. "repair", goes into its ledger entry)."""
         limit = (
             {"max_completion_tokens": REASONING_MAX_TOKENS}
             if model.startswith(REASONING_PREFIXES)
             else {"max_tokens": MAX_TOKENS}
         )
+        meter = CALL_METER.get()
+        estimate = self.prices.llm_estimate(model)
+        structured = "response_format" in kwargs
         attempt = 0
         while True:
+            call_id = await meter.started(model, estimate) if meter is not None else ""
             try:
                 completion = await self.client.chat.completions.create(
                     model=model,
@@ -176,63 +230,117 @@ class OpenAIAgents:
                     **kwargs,  # type: ignore[arg-type]
                 )
                 break
+            except asyncio.CancelledError:  # the request is out: the provider may bill it
+                _finish(meter, call_id, _at_estimate(model, estimate, "cancelled before the answer came"))
+                raise
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
                 status = getattr(exc, "status_code", None)
+                whole = _describe(model, exc, self.redact, whole=True)
+                if isinstance(exc, openai.APITimeoutError):  # it may have run to the end: priced at the estimate
+                    timed_out = f"no answer within {self.settings.request_timeout_s:g}s"
+                    _finish(meter, call_id, _at_estimate(model, estimate, timed_out), whole)
+                elif isinstance(exc, openai.InternalServerError) and structured and _reply_failed_schema(exc):
+                    ran = f"HTTP {status} after the model replied: its reply failed the schema"
+                    _finish(meter, call_id, _at_estimate(model, estimate, ran), whole)
+                    raise _BadReply(f"HTTP {status}: {_message(exc, self.redact, whole=True)}") from None
+                else:
+                    _finish(meter, call_id, None, whole)  # an error answer: not billed
                 if getattr(exc, "code", None) == "insufficient_quota" or attempt >= self.settings.llm_retries:
-                    raise ProviderError(self.redact(_describe(model, exc))) from None
+                    raise _provider_error(model, exc, self.redact) from None
                 wait = _retry_after(exc, attempt)
-                what = f"HTTP {status}" if status else type(exc).__name__
+                what = f"answered HTTP {status}" if status else f"did not answer ({type(exc).__name__})"
                 if self.notify is not None:
-                    self.notify(
-                        f"{model} answered {what}; retry {attempt + 1} of {self.settings.llm_retries} in {wait:.1f}s"
-                    )
+                    self.notify(f"{model} {what}; retry {attempt + 1} of {self.settings.llm_retries} in {wait:.1f}s")
                 await asyncio.sleep(wait)
                 attempt += 1
             except openai.APIStatusError as exc:
+                _finish(meter, call_id, None, _describe(model, exc, self.redact, whole=True))
                 asked_schema = kwargs.get("response_format", {}).get("type") == "json_schema"
                 if exc.status_code == 400 and asked_schema and _schema_rejected(exc):  # type: ignore[arg-type]
                     raise
-                raise ProviderError(self.redact(_describe(model, exc))) from None
+                raise _provider_error(model, exc, self.redact) from None
+        # billed: booked now, before anything below can reject the reply
         _add_usage(usage, completion)
+        described = {
+            "purpose": purpose,
+            "mode": (kwargs.get("response_format") or {}).get("type", "text"),
+            "messages": len(messages),
+        }
+        _finish(meter, call_id, self._priced(model, completion, estimate, described))
         choice = completion.choices[0]
         if getattr(choice.message, "refusal", None):
-            raise ProviderError(self.redact(f"{model} refused: {choice.message.refusal}"))
+            refusal = self.redact(choice.message.refusal)
+            error = ProviderError(f"{model} refused: {shorten(refusal)}")
+            error.detail = f"{model} refused: {refusal}"
+            raise error
         if choice.finish_reason == "length":
             raise ProviderError(f"{model}: the reply was cut off at the token limit")
         return completion
+
+    def _priced(self, model: str, completion: Any, estimate: float | None, request: dict[str, Any]) -> BilledResponse:
+        one = Usage()
+        _add_usage(one, completion)
+        if getattr(completion, "usage", None) is None:  # local servers may omit it
+            if estimate is None:
+                return BilledResponse(model, None, note="the server reported no token usage", request=request)
+            return _at_estimate(model, estimate, "the server reported no token usage", request)
+        return BilledResponse(
+            model,
+            self.prices.llm_cost(model, one.prompt_tokens, one.completion_tokens, one.cached_tokens),
+            prompt_tokens=one.prompt_tokens,
+            completion_tokens=one.completion_tokens,
+            cached_tokens=one.cached_tokens,
+            request=request,
+        )
 
     async def _structured(
         self, role: str, model: str, messages: list[dict[str, Any]], reply_type: type[R]
     ) -> tuple[R, dict[str, Any]]:
         start = time.perf_counter()
         usage = Usage()
-        reply: R | None = None
         response_format: dict[str, Any] = {"type": "json_object"}
-        completion = None
+
+        async def ask(conversation: list[dict[str, Any]], purpose: str) -> tuple[str | None, _Problem | None]:
+            """The reply's text (None when the server judged it), or the problem with it."""
+            try:
+                completion = await self._call(model, conversation, usage, purpose, response_format=response_format)
+            except _BadReply as bad:
+                return None, _Problem("server", bad.detail)
+            return completion.choices[0].message.content or "", None
+
+        content: str | None = None
+        problem: _Problem | None = None
+        asked = False
         if not self.json_mode_only:
             response_format = {
                 "type": "json_schema",
                 "json_schema": {"name": reply_type.__name__, "schema": strict_schema(reply_type), "strict": True},
             }
             try:
-                completion = await self._call(model, messages, usage, response_format=response_format)
+                content, problem = await ask(messages, role)
+                asked = True
             except openai.BadRequestError:
                 self.json_mode_only = True  # this server has no strict schemas: JSON mode from now on
                 response_format = {"type": "json_object"}
         mode = "json_object" if self.json_mode_only else "json_schema"
-        if completion is None:
+        if not asked:
             schema_text = templates.json_mode_instructions(reply_type.model_json_schema())
             messages = [{"role": "system", "content": schema_text}, *messages]
-            completion = await self._call(model, messages, usage, response_format=response_format)
-        content = completion.choices[0].message.content or ""
-        reply, error = _validate(reply_type, content)
+            content, problem = await ask(messages, role)
+        reply: R | None = None
+        if problem is None:
+            reply, problem = _validate(reply_type, content or "")
         if reply is None:  # one repair request carrying the validation error, in the same mode
+            assert problem is not None
             mode += "+repair"
-            messages = [*messages, {"role": "assistant", "content": content}, _repair(error)]
-            completion = await self._call(model, messages, usage, response_format=response_format)
-            reply, error = _validate(reply_type, completion.choices[0].message.content or "")
+            said = [{"role": "assistant", "content": content}] if content is not None else []
+            messages = [*messages, *said, _repair(problem)]
+            content, problem = await ask(messages, f"{role} repair")
+            if problem is None:
+                reply, problem = _validate(reply_type, content or "")
             if reply is None:
-                raise ProviderError(f"{role} {model} did not return valid JSON after one repair: {error}")
+                assert problem is not None
+                raise problem.failure(role, model, self.redact)
         meta = {
             "model": model,
             "usage": usage,
@@ -247,6 +355,17 @@ class OpenAIAgents:
             },
         }
         return reply, meta
+
+
+def _finish(meter: CallMeter | None, call_id: str, billed: BilledResponse | None, error: str | None = None) -> None:
+    if meter is not None:
+        meter.finished(call_id, billed, error)
+
+
+def _at_estimate(model: str, estimate: float | None, why: str, request: dict[str, Any] | None = None) -> BilledResponse:
+    return BilledResponse(
+        model, estimate, estimated=True, note=f"{why}; booked at the call's estimate", request=request or {}
+    )
 
 
 def normalize_plan(reply: templates.PlanReply, request: PlanRequest) -> VideoPlan:
@@ -303,30 +422,45 @@ def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
     return walk(model.model_json_schema())
 
 
-def _validate(reply_type: type[R], content: str) -> tuple[R | None, str]:
+def _validate(reply_type: type[R], content: str) -> tuple[R | None, _Problem | None]:
     try:
-        return reply_type.model_validate_json(content), ""
+        return reply_type.model_validate_json(content), None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the reply"
-        return None, f"{where}: {first['msg']}"[:300]
+        errors = exc.errors()
+        if errors[0]["type"] == "json_invalid":
+            return None, _Problem("json", str(errors[0]["msg"]))
+        return None, _Problem("schema", "; ".join(_field_problem(e) for e in errors))
     except ValueError as exc:
-        return None, f"not JSON: {exc}"[:300]
+        return None, _Problem("json", str(exc))
 
 
-def _repair(error: str) -> dict[str, str]:
+def _field_problem(error: Any) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "the reply"
+    if error["type"] == "missing":
+        return f"field '{where}' is missing"
+    return f"field '{where}': {error['msg']}"
+
+
+def _repair(problem: _Problem) -> dict[str, str]:
+    what = "was not valid JSON" if problem.kind == "json" else "did not match the schema"
     return {
         "role": "user",
-        "content": f"That reply was not valid ({error}). Reply again with only the corrected JSON object.",
+        "content": f"That reply {what} ({problem.detail}). Reply again with only the corrected JSON object.",
     }
 
 
-def _describe(model: str, exc: openai.APIError) -> str:
+def _describe(model: str, exc: openai.APIError, redact: Redactor, *, whole: bool = False) -> str:
     status = getattr(exc, "status_code", None)
     if status is None:
         return f"{model}: cannot reach the server ({type(exc).__name__})"
     hint = " (billing quota exhausted)" if getattr(exc, "code", None) == "insufficient_quota" else ""
-    return f"{model}: HTTP {status}{hint}: {_message(exc)}"  # type: ignore[arg-type]
+    return f"{model}: HTTP {status}{hint}: {_message(exc, redact, whole=whole)}"  # type: ignore[arg-type]
+
+
+def _provider_error(model: str, exc: openai.APIError, redact: Redactor) -> ProviderError:
+    error = ProviderError(_describe(model, exc, redact))
+    error.detail = _describe(model, exc, redact, whole=True)
+    return error
 
 
 def _retry_after(exc: openai.APIError, attempt: int) -> float:
@@ -342,13 +476,20 @@ def _retry_after(exc: openai.APIError, attempt: int) -> float:
     return base + random.uniform(0, 0.25 * base)
 
 
-def _message(exc: openai.APIStatusError) -> str:
+def _message(exc: openai.APIStatusError, redact: Redactor | None = None, *, whole: bool = False) -> str:
+    """The server's own message, redacted; then shortened at a word boundary for a line, or whole for the
+    trace."""
+    text = str(exc)
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])[:200]
-    return str(exc)[:200]
+            text = str(inner["message"])
+        elif isinstance(inner, str) and inner:
+            text = inner
+    if redact is not None:
+        text = redact(text)
+    return text if whole else shorten(text)
 
 
 def _small_data_uri(path: Path, longest: int = 768) -> str:

@@ -5,7 +5,10 @@
 - The client retries GETs but never POSTs, so creating a prediction has its own bounded retry: on 429
   (honouring the wait it names) and 5xx, with exponential backoff and jitter. An answer that never came
   (timeout, reset connection) is not retried: the prediction may exist, and a retry could pay twice.
-- Polling backs off (short for images, longer for videos) up to a deadline, then cancels.
+- Polling backs off (short for images, longer for videos). When fbloop gives up on a prediction (its
+  deadline passed, or polling failed six times in a row) it cancels it, unless FBLOOP_KEEP_PREDICTIONS is
+  set. A prediction whose end fbloop has not seen (the cancel failed too, or it was kept) is never reported
+  as failed: `JobInFlight` keeps the item in flight, and a resume re-attaches, downloads and books it.
 - Every output is downloaded at once (Replicate deletes them after an hour): `https://` and `data:`
   come back from the client as FileOutput, `http://` as plain strings; both are handled.
 """
@@ -14,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import random
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ from replicate.exceptions import ReplicateError
 
 from feedback_cli.config import Settings
 from feedback_cli.errors import ProviderError, UsageError
-from feedback_cli.providers.base import ImageRequest, JobHook, MediaOutput, VideoRequest
+from feedback_cli.providers.base import ImageRequest, JobHook, JobInFlight, MediaOutput, VideoRequest
 from feedback_cli.providers.prices import load_prices
 from feedback_cli.providers.replicate_models import describe_input, image_input, model, video_input
 
@@ -43,6 +46,36 @@ EXTENSIONS = {
 }
 MAX_RETRY_WAIT_S = 60.0
 ORPHAN_CLOCK_SLACK = timedelta(minutes=5)
+#: polls in a row that may fail (each already retried by the client on 429/503/504) before fbloop gives up
+POLL_FAILURES_BEFORE_GIVING_UP = 6
+CANCEL_ATTEMPTS = 3
+TERMINAL = ("succeeded", "failed", "canceled")
+MAX_ERROR_CHARS = 300
+
+
+class _LookupFailed(Exception):
+    """The prediction list could not be read: whether a prediction exists is unknown."""
+
+
+def describe_error(exc: BaseException, redact: Callable[[str], str] | None = None) -> str:
+    """One line for a client error. A ReplicateError's own text is five lines ("ReplicateError Details:",
+    title, status, detail, ...); an error body may be long or hold line breaks, and may echo the token."""
+    if isinstance(exc, ReplicateError):
+        text = exc.detail or exc.title or "no detail"
+        text = f"HTTP {exc.status}: {text}" if exc.status else text
+    else:
+        text = str(exc).strip()
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return one_line(text, redact)
+
+
+def one_line(text: str, redact: Callable[[str], str] | None = None) -> str:
+    """Provider text as one bounded line, redacted first: cutting first could leave part of a secret, which
+    the redactor would no longer recognise."""
+    if redact is not None:
+        text = redact(text)
+    text = " ".join(text.split()).rstrip(".")
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
 def retry_wait(error: ReplicateError, attempt: int) -> float:
@@ -142,19 +175,34 @@ class ReplicateMedia:
 
     async def _run(self, model_id: str, data: dict[str, Any], job: JobHook, long_job: bool) -> Any:
         if job.existing_job_id is not None:
-            try:
-                prediction = await self.client.predictions.async_get(job.existing_job_id)
-            except (ReplicateError, httpx.HTTPError) as exc:
-                raise ProviderError(
-                    self.redact(f"cannot re-attach to prediction {job.existing_job_id}: {exc}")
-                ) from None
+            prediction = await self._reattach(job.existing_job_id, job)
         else:
             since = _parse_time(job.orphan_since) if job.orphan_since else None
-            prediction = await self._orphan(model_id, data, job, since) if since else None
+            prediction = None
+            if since:
+                try:
+                    prediction = await self._orphan(model_id, data, job, since)
+                except _LookupFailed as exc:
+                    # an earlier attempt may have created it: creating another without looking could pay twice
+                    raise JobInFlight(
+                        f"{model_id}: cannot look up whether the earlier attempt created a prediction ({exc}); "
+                        "nothing new is created until that lookup works"
+                    ) from None
             if prediction is None:
                 prediction = await self._create(model_id, data, job)
             await job.submitted(prediction.id)  # in the checkpoint before any wait: a crash never pays twice
-        return await self._wait(prediction, long_job)
+        return await self._wait(prediction, job, long_job)
+
+    async def _reattach(self, job_id: str, job: JobHook) -> Any:
+        try:
+            return await self.client.predictions.async_get(job_id)
+        except ReplicateError as exc:
+            if exc.status == 404:
+                self._settle(job, "gone")
+                raise ProviderError(f"prediction {job_id} is not known to Replicate ({self._describe(exc)})") from None
+            raise JobInFlight(f"cannot re-attach to prediction {job_id}: {self._describe(exc)}") from None
+        except httpx.HTTPError as exc:
+            raise JobInFlight(f"cannot re-attach to prediction {job_id}: {self._describe(exc)}") from None
 
     async def _orphan(self, model_id: str, data: dict[str, Any], job: JobHook, started: datetime) -> Any | None:
         """A prediction this item created before a crash took the process before its id was saved:
@@ -163,8 +211,8 @@ class ReplicateMedia:
         since = started - ORPHAN_CLOCK_SLACK
         try:
             page = await self.client.predictions.async_list()
-        except (ReplicateError, httpx.HTTPError):
-            return None  # cannot look: creating anew is the only way on
+        except (ReplicateError, httpx.HTTPError) as exc:
+            raise _LookupFailed(self._describe(exc)) from None
         for candidate in page.results:
             created = _parse_time(getattr(candidate, "created_at", None))
             if candidate.id in job.claimed or candidate.id in self.adopted:
@@ -194,9 +242,16 @@ class ReplicateMedia:
                 )
             except ReplicateError as exc:
                 status = exc.status or 0
-                detail = self.redact((exc.detail or exc.title or "no detail").rstrip("."))
+                detail = self._one_line(exc.detail or exc.title or "no detail")  # an error body may be long, multi-line
                 if status >= 500:
-                    found = await self._orphan(model_id, data, job, sent_at)
+                    try:
+                        found = await self._orphan(model_id, data, job, sent_at)
+                    except _LookupFailed as lookup:
+                        self._unanswered(job, sent_at)
+                        raise JobInFlight(
+                            f"{model_id}: Replicate answered HTTP {status} and looking up whether the prediction "
+                            f"was created failed too ({lookup}); not retried, since a retry could pay twice"
+                        ) from None
                     if found is not None:
                         self._tell(
                             job,
@@ -217,12 +272,19 @@ class ReplicateMedia:
                 await asyncio.sleep(wait)
             except httpx.ConnectError as exc:  # nothing reached the server: safe to try again
                 if attempt >= self.settings.create_retries:
-                    raise ProviderError(f"{model_id}: cannot connect to Replicate: {exc}") from None
+                    raise ProviderError(f"{model_id}: cannot connect to Replicate: {self._describe(exc)}") from None
                 wait = min(0.5 * 2**attempt, 8.0)
                 self._tell(job, f"cannot connect to Replicate; retry {attempt + 1} in {wait:.1f}s")
                 await asyncio.sleep(wait)
             except (TimeoutError, httpx.TimeoutException, httpx.TransportError) as exc:
-                found = await self._orphan(model_id, data, job, sent_at)
+                try:
+                    found = await self._orphan(model_id, data, job, sent_at)
+                except _LookupFailed as lookup:
+                    self._unanswered(job, sent_at)
+                    raise JobInFlight(
+                        f"{model_id}: no answer to the create request ({type(exc).__name__}), and looking up "
+                        f"whether it was created failed too ({lookup}); not retried, since a retry could pay twice"
+                    ) from None
                 if found is not None:
                     self._tell(
                         job,
@@ -230,48 +292,110 @@ class ReplicateMedia:
                         f"{found.id} had been created: using it instead of creating it again",
                     )
                     return found
-                if job.unanswered is not None:  # so a later --retry-failed looks for it before paying
-                    job.unanswered(sent_at.isoformat())
+                self._unanswered(job, sent_at)  # so a later --retry-failed looks for it before paying
                 raise ProviderError(
                     f"{model_id}: no answer to the create request ({type(exc).__name__}); not retried, since the"
                     " prediction may exist and a retry could pay twice"
                 ) from None
             attempt += 1
 
+    def _describe(self, exc: BaseException) -> str:
+        return describe_error(exc, self.redact)
+
+    def _one_line(self, text: str) -> str:
+        return one_line(text, self.redact)
+
     @staticmethod
     def _tell(job: JobHook, message: str) -> None:
         if job.retrying is not None:
             job.retrying(message)
 
-    async def _wait(self, prediction: Any, long_job: bool) -> Any:
+    @staticmethod
+    def _settle(job: JobHook, state: str) -> None:
+        if job.settled is not None:
+            job.settled(state)
+
+    @staticmethod
+    def _unanswered(job: JobHook, sent_at: datetime) -> None:
+        if job.unanswered is not None:
+            job.unanswered(sent_at.isoformat())
+
+    async def _wait(self, prediction: Any, job: JobHook, long_job: bool) -> Any:
         deadline = time.monotonic() + self.settings.prediction_deadline_s
         interval = self.settings.poll_interval_s
         ceiling = 15.0 if long_job else 5.0
         failures = 0
-        while prediction.status not in ("succeeded", "failed", "canceled"):
+        gave_up: str | None = None
+        while prediction.status not in TERMINAL:
             if time.monotonic() >= deadline:
-                with contextlib.suppress(ReplicateError, httpx.HTTPError):  # best effort: stop paying
-                    await prediction.async_cancel()
-                raise ProviderError(
-                    f"prediction {prediction.id} did not finish within {self.settings.prediction_deadline_s:g}s;"
-                    " canceled"
-                )
+                gave_up = f"did not finish within {self.settings.prediction_deadline_s:g}s"
+                prediction = await self._give_up(prediction, job, gave_up)
+                break
             await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
             interval = min(interval * 1.5, ceiling)
             try:
                 await prediction.async_reload()
                 failures = 0
-            except (ReplicateError, httpx.HTTPError) as exc:  # polls are safe to repeat
-                failures += 1
-                if failures > 5:
+            except ReplicateError as exc:
+                if exc.status == 404:
+                    self._settle(job, "gone")
                     raise ProviderError(
-                        self.redact(f"prediction {prediction.id}: polling keeps failing: {exc}")
+                        f"prediction {prediction.id} is not known to Replicate ({self._describe(exc)})"
                     ) from None
+                failures += 1
+                if failures >= POLL_FAILURES_BEFORE_GIVING_UP:
+                    gave_up = f"could not be polled: {failures} failures in a row ({self._describe(exc)})"
+                    prediction = await self._give_up(prediction, job, gave_up)
+                    break
+            except httpx.HTTPError as exc:  # polls are safe to repeat
+                failures += 1
+                if failures >= POLL_FAILURES_BEFORE_GIVING_UP:
+                    gave_up = f"could not be polled: {failures} failures in a row ({self._describe(exc)})"
+                    prediction = await self._give_up(prediction, job, gave_up)
+                    break
+        if prediction.status == "succeeded":
+            self._settle(job, "succeeded")
+            if gave_up is not None:
+                self._tell(job, f"prediction {prediction.id} {gave_up}, but it had succeeded: using it")
+            return prediction
         if prediction.status == "failed":
-            error = self.redact(str(prediction.error or "no error given"))
+            self._settle(job, "failed")
+            error = self._one_line(str(prediction.error or "no error given"))
             raise ProviderError(f"prediction {prediction.id} failed: {error}")
         if prediction.status == "canceled":
+            self._settle(job, "canceled")
+            if gave_up is not None:
+                raise ProviderError(f"prediction {prediction.id} {gave_up}; canceled")
             raise ProviderError(f"prediction {prediction.id} was canceled")
+        # the cancel was accepted but has not taken effect yet: its end is still to be seen
+        raise JobInFlight(f"prediction {prediction.id} {gave_up}; cancel requested, its end not seen yet")
+
+    async def _give_up(self, prediction: Any, job: JobHook, why: str) -> Any:
+        """Stop paying for a prediction fbloop will not wait for: cancel it (unless the user keeps
+        predictions). Returns it as the cancel left it; raises JobInFlight when its fate stays unknown."""
+        if self.settings.keep_predictions:
+            raise JobInFlight(
+                f"prediction {prediction.id} {why}; kept running (FBLOOP_KEEP_PREDICTIONS): a resume collects it"
+            )
+        error: BaseException | None = None
+        for attempt in range(CANCEL_ATTEMPTS):
+            try:
+                await prediction.async_cancel()  # a cancel is safe to repeat
+                error = None
+                break
+            except (ReplicateError, httpx.HTTPError) as exc:
+                error = exc
+                if isinstance(exc, ReplicateError) and (exc.status or 0) < 500 and exc.status != 429:
+                    break
+                if attempt + 1 < CANCEL_ATTEMPTS:
+                    await asyncio.sleep(0.5 * 2**attempt)
+        if error is not None:
+            raise JobInFlight(
+                f"prediction {prediction.id} {why}; canceling it failed too ({self._describe(error)}), so it may "
+                "still finish: it stays in flight and a resume collects it"
+            )
+        if job.canceled is not None and prediction.status not in ("succeeded", "failed"):
+            job.canceled(f"gave up on prediction {prediction.id} ({why}): canceled it at Replicate")
         return prediction
 
     async def _download(self, prediction: Any) -> list[tuple[bytes, str]]:

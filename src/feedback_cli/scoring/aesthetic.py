@@ -22,14 +22,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-import torch
-
-from feedback_cli.scoring import models, weights
+from feedback_cli.scoring import weights
 from feedback_cli.scoring.anchors import anchored, anchors_for
-from feedback_cli.scoring.base import ImageScorer
+from feedback_cli.scoring.base import TORCH_STACK, DefaultSet, ImageScorer
+from feedback_cli.scoring.lazy import lazy
+from feedback_cli.scoring.requirements import Requirement, hf, url
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
+
+torch = lazy("torch")
+models = lazy("feedback_cli.scoring.models")
 
 
 class AestheticScorer(ImageScorer):
@@ -39,9 +42,15 @@ class AestheticScorer(ImageScorer):
     raw_range: ClassVar[str] = "about 1..10 (LAION aesthetic rating, linear head)"
     default_weight: ClassVar[float] = 1.0
     ANCHORS: ClassVar[tuple[float, float]] = (1.0, 10.0)
+    default_set: ClassVar[DefaultSet] = "standard"
+    needs_modules: ClassVar[tuple[str, ...]] = TORCH_STACK
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    @classmethod
+    def requirements(cls, settings: Settings) -> list[Requirement]:
+        return [
+            hf(cls.name, "clip_model", "CLIP ViT-L/14", settings),
+            url(cls.name, "aesthetic_head", weights.AESTHETIC_MLP, settings),
+        ]
 
     @property
     def model_id(self) -> str:

@@ -11,7 +11,40 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from feedback_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from feedback_cli.config import Settings
+    from feedback_cli.errors import ScorerUnavailable
+    from feedback_cli.scoring.requirements import Requirement
+
+ScorerKind = Literal["image", "video"]
+#: which default set a scorer joins: "offline" (`--scorers offline`), "standard" (the cloud backend's default),
+#: "optional" (the cloud default, but only when every requirement is already here), "" (only when named)
+DefaultSet = Literal["offline", "standard", "optional", ""]
+#: the python modules of the `scoring` extra that torch-based scorers import
+TORCH_STACK: tuple[str, ...] = ("torch", "torchvision", "transformers")
+
+
+class ScorerOptions(BaseSettings):
+    """A scorer's own settings: subclass it with fields and set it as the scorer's `Options`.
+
+    Read from `FBLOOP_<NAME>_<FIELD>` (the scorer's name upper-cased, `-` as `_`) in the environment or `.env`,
+    then overridden by `FBLOOP_SCORER_OPTIONS='{"<name>": {"<field>": ...}}'` (`Settings.scorer_options`), so a
+    new scorer never adds fields to `Settings`. (Settings fields named `<name>_<field>` that were set explicitly
+    are honoured too, for HPSv2's two, which predate this.)
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+
+def options_env_prefix(name: str) -> str:
+    return f"FBLOOP_{name.upper().replace('-', '_')}_"
 
 
 @dataclass(frozen=True)
@@ -22,20 +55,121 @@ class NotedValue:
     notes: tuple[str, ...] = ()
 
 
-class ImageScorer(ABC):
-    """Scores images against the prompt that produced them."""
+class Scorer(ABC):
+    """What every scorer declares about itself; the engine, preflight and `fbloop models` read only this.
+
+    The declarations must be readable without torch: a scorer module imports torch (and anything else heavy)
+    inside its methods or through `scoring.lazy.lazy`, never at module level.
+    """
 
     name: ClassVar[str]
+    kind: ClassVar[ScorerKind]
+    #: the names its results are reported under: (name,) for an image scorer, the dimensions of a video scorer
+    dimensions: ClassVar[tuple[str, ...]]
+    #: an offline statistic: needs nothing, is never preflighted
+    offline: ClassVar[bool] = False
+    default_set: ClassVar[DefaultSet] = ""
+    #: python modules its code imports, checked by preflight before any paid call
+    needs_modules: ClassVar[tuple[str, ...]] = ()
+    #: the fbloop extra that installs `needs_modules`
+    extra: ClassVar[str] = "scoring"
+    #: its own settings model (`ScorerOptions`), when it has any
+    Options: ClassVar[type[ScorerOptions] | None] = None
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def options(cls, settings: Settings) -> ScorerOptions:
+        """Its own settings (`Options`): env/.env `FBLOOP_<NAME>_<FIELD>`, then `settings.scorer_options[name]`.
+        A bad value is a UsageError naming the variable."""
+        if cls.Options is None:
+            raise TypeError(f"scorer {cls.name} declares no Options")
+        prefix = options_env_prefix(cls.name)
+        # a Settings field `<name>_<option>` set explicitly (HPSv2's from before scorers had options) still counts
+        key = cls.name.replace("-", "_")
+        chosen = getattr(settings, "model_fields_set", set())
+        legacy = {f: getattr(settings, f"{key}_{f}") for f in cls.Options.model_fields if f"{key}_{f}" in chosen}
+        overrides = {**legacy, **getattr(settings, "scorer_options", {}).get(cls.name, {})}
+        try:
+            return cls.Options(_env_prefix=prefix, **overrides)  # type: ignore[call-arg]
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise UsageError(f"{prefix}{field.upper()}: {first['msg']}") from None
+
+    @classmethod
+    def requirements(cls, settings: Settings) -> list[Requirement]:
+        """Every checkpoint, package, API or environment it needs with these settings (none by default)."""
+        return []
+
+    @classmethod
+    def unavailable(cls, settings: Settings) -> ScorerUnavailable | None:
+        """Why it cannot run with these settings beyond its requirements (a model the API lacks, ...), or None."""
+        return None
+
+    @property
+    def model_id(self) -> str:
+        """The checkpoint (hub id or local path) this scorer uses; a fixed label for statistics."""
+        return "n/a"
+
+    @property
+    def default_weights(self) -> dict[str, float]:  # pragma: no cover - overridden by both kinds
+        return {}
+
+    @abstractmethod
+    def results(self, paths: Sequence[Path], prompt: str) -> dict[str, list[NotedValue]]:
+        """The one result shape: for each of its dimensions, one value per file, in input order."""
+
+    @abstractmethod
+    def normalize_dimension(self, dimension: str, raw: float) -> float:
+        """Map one dimension's raw value to 0-100."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One dimension's value for one file: raw, its 0-100 mapping, and the notes."""
+
+    raw: float
+    normalized: float
+    notes: tuple[str, ...] = ()
+
+
+def measure(scorer: Scorer, paths: Sequence[Path], prompt: str) -> list[dict[str, Measured]]:
+    """Score `paths` with any scorer: for each file, its values by dimension (the loop the runner and the
+    engine share)."""
+    out: list[dict[str, Measured]] = [{} for _ in paths]
+    for dimension, values in scorer.results(paths, prompt).items():
+        for row, value in zip(out, values, strict=True):
+            raw = float(value.raw)
+            row[dimension] = Measured(raw, float(scorer.normalize_dimension(dimension, raw)), value.notes)
+    return out
+
+
+class ImageScorer(Scorer):
+    """Scores images against the prompt that produced them."""
+
+    kind: ClassVar[ScorerKind] = "image"
     #: human description of the raw range, e.g. "0..100 (100 x cosine, clamped at 0)"
     raw_range: ClassVar[str] = ""
     offline: ClassVar[bool] = False
     #: weight in the overall score unless settings override it
     default_weight: ClassVar[float] = 1.0
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            cls.dimensions = (cls.name,)
+
     @property
-    def model_id(self) -> str:
-        """The checkpoint (hub id or local path) this scorer uses; a fixed label for statistics."""
-        return "n/a"
+    def default_weights(self) -> dict[str, float]:
+        return {self.name: self.default_weight}
+
+    def results(self, paths: Sequence[Path], prompt: str) -> dict[str, list[NotedValue]]:
+        return {self.name: self.score_with_notes(paths, prompt)}
+
+    def normalize_dimension(self, dimension: str, raw: float) -> float:
+        return self.normalize(raw)
 
     @abstractmethod
     def score(self, images: Sequence[Path], prompt: str) -> list[float]:
@@ -50,18 +184,18 @@ class ImageScorer(ABC):
         """Map a raw value to 0-100 (documented per scorer)."""
 
 
-class VideoScorer(ABC):
+class VideoScorer(Scorer):
     """Scores videos; one scorer may compute several named dimensions."""
 
-    name: ClassVar[str]
-    dimensions: ClassVar[tuple[str, ...]]
-    offline: ClassVar[bool] = False
+    kind: ClassVar[ScorerKind] = "video"
     #: per-dimension weight in the overall score unless settings override it
-    default_weights: ClassVar[dict[str, float]] = {}
+    default_weights: ClassVar[dict[str, float]] = {}  # type: ignore[assignment]
 
-    @property
-    def model_id(self) -> str:
-        return "n/a"
+    def results(self, paths: Sequence[Path], prompt: str) -> dict[str, list[NotedValue]]:
+        return {dim: [NotedValue(float(v)) for v in raws] for dim, raws in self.score(paths, prompt).items()}
+
+    def normalize_dimension(self, dimension: str, raw: float) -> float:
+        return self.normalize(dimension, raw)
 
     @abstractmethod
     def score(self, videos: Sequence[Path], prompt: str) -> dict[str, list[float]]:

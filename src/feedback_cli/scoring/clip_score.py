@@ -22,14 +22,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-import torch
-
-from feedback_cli.scoring import models
 from feedback_cli.scoring.anchors import anchored, anchors_for
-from feedback_cli.scoring.base import ImageScorer, NotedValue
+from feedback_cli.scoring.base import TORCH_STACK, DefaultSet, ImageScorer, NotedValue
+from feedback_cli.scoring.lazy import lazy
+from feedback_cli.scoring.requirements import Requirement, hf
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
+
+torch = lazy("torch")
+models = lazy("feedback_cli.scoring.models")
 
 
 class ClipScoreScorer(ImageScorer):
@@ -39,9 +41,12 @@ class ClipScoreScorer(ImageScorer):
     raw_range: ClassVar[str] = "0..100 (100 x cosine, clamped at 0)"
     default_weight: ClassVar[float] = 1.0
     ANCHORS: ClassVar[tuple[float, float]] = (15.0, 40.0)
+    default_set: ClassVar[DefaultSet] = "standard"
+    needs_modules: ClassVar[tuple[str, ...]] = TORCH_STACK
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    @classmethod
+    def requirements(cls, settings: Settings) -> list[Requirement]:
+        return [hf(cls.name, "clip_model", "CLIP ViT-L/14", settings)]
 
     @property
     def model_id(self) -> str:

@@ -2,8 +2,9 @@
 
 Model: open_clip's `ViT-H-14` (`open_clip_torch`; the authors vendor open_clip 2.16) with the HPS v2.1 fine-tune,
 `HPS_v2.1_compressed.pt` from HF `xswu/HPSv2`, whose `state_dict` is the whole model. The checkpoint is
-`settings.hpsv2_checkpoint` (`FBLOOP_HPSV2_CHECKPOINT`, a local file) or, by default, fbloop's weights folder,
-where `fbloop models download hpsv2` puts it. `settings.hpsv2_architecture` names the open_clip architecture
+its option `checkpoint` (`FBLOOP_HPSV2_CHECKPOINT`, a local file) or, by default, fbloop's weights folder,
+where `fbloop models download hpsv2` puts it. Its option `architecture` (`FBLOOP_HPSV2_ARCHITECTURE`) names the
+open_clip architecture
 (an open_clip model name, or the path of an open_clip model-config JSON; the tests use a tiny one).
 
 Raw value, as `score()` computes it: image and text features from the model's forward pass (open_clip's CLIP
@@ -19,8 +20,8 @@ every call. Typical raw values for v2.1: about 0.28-0.33.
 0-100: clamp((raw - 0.20) / (0.35 - 0.20), 0, 1) x 100; anchors tunable via
 `FBLOOP_SCORE_ANCHORS='{"hpsv2": [0.2, 0.35]}'`.
 
-Only the standard library and feedback_cli are imported at module level: `checkpoints.py` reads `CHECKPOINT`
-without importing torch.
+Only the standard library and feedback_cli are imported at module level: preflight and `fbloop models` read the
+class's declarations without importing torch.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from feedback_cli.errors import ScorerUnavailable
 from feedback_cli.scoring.anchors import anchored, anchors_for
-from feedback_cli.scoring.base import ImageScorer, NotedValue
+from feedback_cli.scoring.base import TORCH_STACK, DefaultSet, ImageScorer, NotedValue, ScorerOptions
+from feedback_cli.scoring.requirements import Requirement, option_url
 from feedback_cli.scoring.weights import UrlFile, resolve
 
 if TYPE_CHECKING:
@@ -63,6 +65,15 @@ def _hpsv2_transform(image_size: int) -> Any:
     )
 
 
+class HPSv2Options(ScorerOptions):
+    """FBLOOP_HPSV2_CHECKPOINT, FBLOOP_HPSV2_ARCHITECTURE (or FBLOOP_SCORER_OPTIONS='{"hpsv2": {...}}')."""
+
+    #: a local HPS_v2.1_compressed.pt (default: the download in fbloop's weights folder)
+    checkpoint: str | None = None
+    #: the open_clip architecture it fine-tunes: a model name or the path of a model-config JSON
+    architecture: str = "ViT-H-14"
+
+
 class HPSv2Scorer(ImageScorer):
     """cos(image, text) on open_clip ViT-H-14 with the HPS v2.1 weights (docs/scorers.md §I.5)."""
 
@@ -70,24 +81,37 @@ class HPSv2Scorer(ImageScorer):
     raw_range: ClassVar[str] = "about 0.28..0.33 (cosine, HPS v2.1)"
     default_weight: ClassVar[float] = 1.0
     ANCHORS: ClassVar[tuple[float, float]] = (0.20, 0.35)
+    #: joins the cloud default only when its weights are here: it is optional and ~2 GB
+    default_set: ClassVar[DefaultSet] = "optional"
+    needs_modules: ClassVar[tuple[str, ...]] = TORCH_STACK
+    Options = HPSv2Options
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    @classmethod
+    def requirements(cls, settings: Settings) -> list[Requirement]:
+        return [
+            Requirement(cls.name, "python", "open_clip_torch package", "", "open_clip", package="open_clip_torch"),
+            option_url(cls, "checkpoint", CHECKPOINT, settings),
+        ]
 
     @property
     def model_id(self) -> str:
-        return f"{self.settings.hpsv2_architecture} + {self.settings.hpsv2_checkpoint or CHECKPOINT.filename}"
+        opts = self.opts
+        return f"{opts.architecture} + {opts.checkpoint or CHECKPOINT.filename}"
+
+    @property
+    def opts(self) -> HPSv2Options:
+        return self.options(self.settings)  # type: ignore[return-value]
 
     def checkpoint_path(self) -> Path:
         return resolve(
-            CHECKPOINT, self.settings.hpsv2_checkpoint, self.settings, self.name, setting_name="hpsv2_checkpoint"
+            CHECKPOINT, self.opts.checkpoint, self.settings, self.name, setting_name="hpsv2_checkpoint"
         )
 
     def _architecture(self) -> str:
         """The open_clip model name; a config-file path is registered with open_clip under its stem."""
         import open_clip
 
-        arch = self.settings.hpsv2_architecture
+        arch = self.opts.architecture
         if arch.endswith(".json"):
             path = Path(arch).expanduser()
             if not path.is_file():
@@ -127,7 +151,7 @@ class HPSv2Scorer(ImageScorer):
             size = image_size[0] if isinstance(image_size, (tuple, list)) else int(image_size)
             return model, open_clip.get_tokenizer(arch), _hpsv2_transform(size), device, dtype
 
-        return models.cached("hpsv2", f"{self.settings.hpsv2_architecture}|{path}", device, load)
+        return models.cached("hpsv2", f"{self.opts.architecture}|{path}", device, load)
 
     def score(self, images: Sequence[Path], prompt: str) -> list[float]:
         return [v.raw for v in self.score_with_notes(images, prompt)]

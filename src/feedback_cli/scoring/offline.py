@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from feedback_cli.scoring.base import ImageScorer, VideoScorer
+from feedback_cli.scoring.base import DefaultSet, ImageScorer, VideoScorer
 
 MODEL_ID = "offline-statistics"
 
@@ -24,6 +24,7 @@ class _Statistics:
     """What every offline statistic shares: no settings, no model, labelled as statistics."""
 
     offline: ClassVar[bool] = True
+    default_set: ClassVar[DefaultSet] = "offline"
 
     def __init__(self, settings: object | None = None) -> None:
         pass

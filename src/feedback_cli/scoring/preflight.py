@@ -1,5 +1,8 @@
 """Checks that run before any paid call: can every chosen scorer run here? (docs/scorers.md §I.6 for what each needs.)
 
+What is checked is what each scorer class declares (`scoring/base.py::Scorer`): the python modules its code
+imports, its own availability check, and its requirements; no scorer is named here.
+
 `preflight(names, settings)` raises ScorerUnavailable for the first scorer that cannot run, with a hint such as
 `fbloop models download NAME`; `problems(names, settings)` returns all of them by scorer name so the engine can
 drop the unavailable ones instead. Nothing here imports torch or touches the network: weights are looked up in
@@ -14,41 +17,38 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from feedback_cli.errors import ScorerUnavailable
-from feedback_cli.installation import extra_install_command
-from feedback_cli.scoring import checkpoints
+from feedback_cli.installation import extra_install_command, package_install_command
+from feedback_cli.scoring import registry
+from feedback_cli.scoring import requirements as reqs
 from feedback_cli.scoring.weights import hub_offline
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
 
-#: scorers whose code imports torch
-_NEEDS_TORCH = frozenset(checkpoints.ALL_MODEL_SCORERS) - {"vqascore"}
-
 
 def check(name: str, settings: Settings) -> ScorerUnavailable | None:
     """The reason `name` cannot run here, or None. Unknown and offline-statistics scorers pass."""
-    if name not in checkpoints.ALL_MODEL_SCORERS:
+    if name not in registry.targets():
         return None
-    if name in _NEEDS_TORCH:
-        missing = [m for m in ("torch", "torchvision", "transformers") if importlib.util.find_spec(m) is None]
-        if missing:
-            return ScorerUnavailable(
-                f"{name}: {', '.join(missing)} not installed", hint=extra_install_command("scoring")
-            )
-    if name == "vqascore":
-        from feedback_cli.scoring.vqascore import check as vqa_check
-
-        try:
-            vqa_check(settings)
-        except ScorerUnavailable as exc:
-            return exc
+    try:
+        cls = registry.scorer_class(name)
+    except ScorerUnavailable as exc:  # its module cannot be imported
+        return exc
+    if cls.offline:
+        return None
+    missing = [m for m in cls.needs_modules if importlib.util.find_spec(m) is None]
+    if missing:  # the install command for how fbloop was installed (pipx inject / uv tool / pip)
+        return ScorerUnavailable(f"{name}: {', '.join(missing)} not installed", hint=extra_install_command(cls.extra))
+    problem = cls.unavailable(settings)
+    if problem is not None:
+        return problem
     offline = hub_offline()
-    for req in checkpoints.requirements(name, settings):
-        st = checkpoints.status(req, settings)
+    for req in cls.requirements(settings):
+        st = reqs.status(req, settings)
         if st.available:
             continue
         if req.kind in ("hf-model", "hf-processor"):
-            if checkpoints.looks_local(req.ref):
+            if reqs.looks_local(req.ref):
                 return ScorerUnavailable(f"{name}: {req.env_var}={req.ref}: {st.state} ({st.detail})")
             if offline:
                 return ScorerUnavailable(
@@ -56,7 +56,7 @@ def check(name: str, settings: Settings) -> ScorerUnavailable | None:
                     hint=f"fbloop models download {name}",
                 )
         elif req.kind == "url":
-            if getattr(settings, req.setting):
+            if req.override:
                 return ScorerUnavailable(f"{name}: {req.env_var}={req.ref} is not a file")
             if offline:
                 return ScorerUnavailable(
@@ -64,24 +64,16 @@ def check(name: str, settings: Settings) -> ScorerUnavailable | None:
                     hint=f"fbloop models download {name}",
                 )
         elif req.kind == "python":
-            hint = (
-                "pip install pyiqa, or FBLOOP_VBENCH_PYTHON=<python of a VBench env> for the official backend"
-                if req.ref == "pyiqa"
-                else f"pip install {req.pip_name}"
-            )
-            return ScorerUnavailable(f"{name}: the {req.ref} package is not installed", hint=hint)
+            message = req.missing or f"{name}: the {req.ref} package is not installed"
+            return ScorerUnavailable(message, hint=req.hint or package_install_command(req.pip_name))
         elif req.kind == "official":
             from feedback_cli.scoring.vbench_official import vbench_executable
 
             try:
                 vbench_executable(settings, name)
             except ScorerUnavailable as exc:
-                if name == "motion_smoothness" and not settings.vbench_python:
-                    return ScorerUnavailable(
-                        "motion_smoothness needs the AMT-S interpolation network, which only VBench's official "
-                        "backend runs",
-                        hint="install vbench in its own env and set FBLOOP_VBENCH_PYTHON=<that env's python>",
-                    )
+                if req.missing:
+                    return ScorerUnavailable(req.missing, hint=req.hint or exc.hint)
                 return exc
         elif req.kind == "api":
             return ScorerUnavailable(f"{name}: {req.label} is not configured", hint="set OPENAI_API_KEY")

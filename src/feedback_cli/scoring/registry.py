@@ -1,12 +1,22 @@
-"""The one place scorers are registered, by name, as import paths (imported only when chosen).
+"""Where scorers come from: one route for the built-ins and for third parties, loaded only when asked for.
 
-Adding a scorer: write its module, add one line here. Built-in and third-party scorers use the same
-table (`register_image_scorer` / `register_video_scorer`).
+A scorer is registered by name as an entry point `"module:Class"` of the group `fbloop.scorers`. A third-party
+package declares it in its own pyproject.toml:
+
+    [project.entry-points."fbloop.scorers"]
+    my-scorer = "my_package.my_module:MyScorer"
+
+The built-ins are the same kind of entry point, listed in `BUILTIN_SCORERS` below (one line each) so that a
+source checkout works without re-installing fbloop's metadata. Nothing is imported until a name is asked for:
+`scorer_class(name)` imports that one module; the sets (`image_names()`, `default_names()`, ...) import the
+registered modules, which are torch-free at import (`scoring/base.py`), to read each class's declarations.
+A third-party name that clashes with a built-in is ignored; the built-in wins.
 """
 
 from __future__ import annotations
 
-import importlib
+import functools
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from feedback_cli.errors import ScorerUnavailable, UsageError
@@ -14,10 +24,12 @@ from feedback_cli.installation import extra_install_command
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
-    from feedback_cli.scoring.base import ImageScorer, VideoScorer
+    from feedback_cli.scoring.base import DefaultSet, ImageScorer, Scorer, ScorerKind, VideoScorer
 
-#: name -> "module:Class"; the class is constructed with the Settings.
-IMAGE_SCORERS: dict[str, str] = {
+ENTRY_POINT_GROUP = "fbloop.scorers"
+
+#: the built-in scorers, name -> "module:Class", in the order the default sets list them.
+BUILTIN_SCORERS: dict[str, str] = {
     "sharpness": "feedback_cli.scoring.offline:SharpnessScorer",
     "colorfulness": "feedback_cli.scoring.offline:ColorfulnessScorer",
     "exposure": "feedback_cli.scoring.offline:ExposureScorer",
@@ -26,8 +38,6 @@ IMAGE_SCORERS: dict[str, str] = {
     "aesthetic": "feedback_cli.scoring.aesthetic:AestheticScorer",
     "vqascore": "feedback_cli.scoring.vqascore:VQAScoreScorer",
     "hpsv2": "feedback_cli.scoring.hpsv2:HPSv2Scorer",
-}
-VIDEO_SCORERS: dict[str, str] = {
     "flicker": "feedback_cli.scoring.offline:FlickerScorer",
     "motion": "feedback_cli.scoring.offline:MotionScorer",
     "subject_consistency": "feedback_cli.scoring.vbench:SubjectConsistency",
@@ -39,72 +49,151 @@ VIDEO_SCORERS: dict[str, str] = {
     "imaging_quality": "feedback_cli.scoring.vbench:ImagingQuality",
 }
 
-#: `--scorers offline` expands to these.
-OFFLINE_IMAGE_SET: tuple[str, ...] = ("sharpness", "colorfulness", "exposure")
-OFFLINE_VIDEO_SET: tuple[str, ...] = ("flicker", "motion")
-
-#: the real scorers' default sets (used by the cloud backend when the `scoring` extra is installed).
-REAL_IMAGE_SET: tuple[str, ...] = ("pickscore", "clip-score", "aesthetic", "vqascore")
-#: real scorers that join the default set only when everything they need is already here (`select.py`)
-OPTIONAL_IMAGE_SET: tuple[str, ...] = ("hpsv2",)
-REAL_VIDEO_SET: tuple[str, ...] = (
-    "subject_consistency",
-    "background_consistency",
-    "temporal_flickering",
-    "dynamic_degree",
-    "aesthetic_quality",
-    "imaging_quality",
-)
+#: registered at run time (`register`), e.g. by a test
+_registered: dict[str, str] = {}
 
 
-def register_image_scorer(name: str, target: str) -> None:
-    IMAGE_SCORERS[name] = target
+@functools.cache
+def _installed() -> dict[str, str]:
+    """Third-party entry points of the group, name -> "module:Class" (metadata only, nothing imported)."""
+    found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return dict(sorted(found.items()))
 
 
-def register_video_scorer(name: str, target: str) -> None:
-    VIDEO_SCORERS[name] = target
+def targets() -> dict[str, str]:
+    """Every registered scorer, name -> "module:Class": built-ins first, then third parties by name."""
+    out = dict(BUILTIN_SCORERS)
+    for name, target in {**_installed(), **_registered}.items():
+        out.setdefault(name, target)
+    return out
 
 
-def _import(target: str) -> Any:
-    module_name, _, attr = target.partition(":")
+def names() -> list[str]:
+    return list(targets())
+
+
+def register(name: str, target: str) -> None:
+    """Register `name` -> "module:Class" for this process (an installed package uses an entry point)."""
+    _registered[name] = target
+    scorer_class.cache_clear()
+
+
+def unregister(name: str) -> None:
+    """Undo `register` (a built-in or an installed entry point stays)."""
+    _registered.pop(name, None)
+    scorer_class.cache_clear()
+
+
+#: the old spellings; a scorer's kind is its class's declaration now
+register_image_scorer = register
+register_video_scorer = register
+
+
+@functools.cache
+def scorer_class(name: str) -> type[Scorer]:
+    """The class registered as `name`, imported now. UsageError for an unknown name; ScorerUnavailable when
+    its module cannot be imported or is not a scorer."""
+    from feedback_cli.scoring.base import Scorer
+
+    target = targets().get(name)
+    if target is None:
+        known = sorted({*targets(), "offline"})
+        raise UsageError(f"unknown scorer {name!r}; known: {', '.join(known)}")
+    entry = importlib.metadata.EntryPoint(name=name, value=target, group=ENTRY_POINT_GROUP)
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:  # a missing optional dependency, e.g. torch without the extra
+        cls = entry.load()
+    except ImportError as exc:  # a missing dependency of a third-party scorer
         raise ScorerUnavailable(
-            f"scorer module {module_name} cannot be imported: {exc}",
-            hint=extra_install_command("scoring"),
+            f"scorer {name}: {entry.module} cannot be imported: {exc}",
+            hint=extra_install_command("scoring") if target in BUILTIN_SCORERS.values() else "",
         ) from exc
-    return getattr(module, attr)
+    except AttributeError as exc:
+        raise ScorerUnavailable(f"scorer {name}: {target} does not exist: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Scorer)) or getattr(cls, "kind", None) not in ("image", "video"):
+        raise ScorerUnavailable(f"scorer {name}: {target} is not an ImageScorer or VideoScorer subclass")
+    if cls.name != name:
+        raise ScorerUnavailable(f"scorer {name}: {target} declares the name {cls.name!r}")
+    return cls
+
+
+def classes() -> dict[str, type[Scorer]]:
+    """Every registered scorer's class, by name; one whose module cannot be imported is left out."""
+    out: dict[str, type[Scorer]] = {}
+    for name in targets():
+        try:
+            out[name] = scorer_class(name)
+        except ScorerUnavailable:
+            continue
+    return out
+
+
+def kind_of(name: str) -> ScorerKind:
+    return scorer_class(name).kind
+
+
+def names_of(kind: ScorerKind, default_set: DefaultSet | None = None) -> tuple[str, ...]:
+    """The registered scorers of `kind` (and, when given, of `default_set`), in registration order."""
+    return tuple(
+        name
+        for name, cls in classes().items()
+        if cls.kind == kind and (default_set is None or cls.default_set == default_set)
+    )
+
+
+def model_names(kind: ScorerKind | None = None) -> tuple[str, ...]:
+    """The scorers that are not offline statistics (those with requirements to check), of `kind` or both."""
+    return tuple(
+        name for name, cls in classes().items() if not cls.offline and (kind is None or cls.kind == kind)
+    )
 
 
 def image_scorer(name: str, settings: Settings) -> ImageScorer:
-    if name not in IMAGE_SCORERS:
-        raise UsageError(f"unknown image scorer {name!r}; known: {', '.join(sorted(IMAGE_SCORERS))}")
-    return _import(IMAGE_SCORERS[name])(settings)
+    if name in targets() and kind_of(name) != "image":
+        raise UsageError(f"{name} is a video scorer, not an image scorer")
+    if name not in targets():
+        raise UsageError(f"unknown image scorer {name!r}; known: {', '.join(sorted(names_of('image')))}")
+    return scorer_class(name)(settings)  # type: ignore[return-value]
 
 
 def video_scorer(name: str, settings: Settings) -> VideoScorer:
-    if name not in VIDEO_SCORERS:
-        raise UsageError(f"unknown video scorer {name!r}; known: {', '.join(sorted(VIDEO_SCORERS))}")
-    return _import(VIDEO_SCORERS[name])(settings)
+    if name in targets() and kind_of(name) != "video":
+        raise UsageError(f"{name} is an image scorer, not a video scorer")
+    if name not in targets():
+        raise UsageError(f"unknown video scorer {name!r}; known: {', '.join(sorted(names_of('video')))}")
+    return scorer_class(name)(settings)  # type: ignore[return-value]
 
 
 def split_names(spec: str) -> tuple[list[str], list[str]]:
     """`offline` or a comma list of names -> (image scorer names, video scorer names)."""
-    names = [n.strip() for n in spec.split(",") if n.strip()]
-    if not names:
+    wanted = [n.strip() for n in spec.split(",") if n.strip()]
+    if not wanted:
         raise UsageError("--scorers is empty")
     images: list[str] = []
     videos: list[str] = []
-    for name in names:
+    for name in wanted:
         if name == "offline":
-            images += [n for n in OFFLINE_IMAGE_SET if n not in images]
-            videos += [n for n in OFFLINE_VIDEO_SET if n not in videos]
-        elif name in IMAGE_SCORERS:
+            images += [n for n in names_of("image", "offline") if n not in images]
+            videos += [n for n in names_of("video", "offline") if n not in videos]
+        elif kind_of(name) == "image":
             images.append(name)
-        elif name in VIDEO_SCORERS:
-            videos.append(name)
         else:
-            known = sorted({*IMAGE_SCORERS, *VIDEO_SCORERS, "offline"})
-            raise UsageError(f"unknown scorer {name!r}; known: {', '.join(known)}")
+            videos.append(name)
     return images, videos
+
+
+#: derived sets, computed when read (reading one imports the registered modules, never torch)
+_DERIVED: dict[str, Any] = {
+    "IMAGE_SCORERS": lambda: {n: targets()[n] for n in names_of("image")},
+    "VIDEO_SCORERS": lambda: {n: targets()[n] for n in names_of("video")},
+    "OFFLINE_IMAGE_SET": lambda: names_of("image", "offline"),
+    "OFFLINE_VIDEO_SET": lambda: names_of("video", "offline"),
+    "REAL_IMAGE_SET": lambda: names_of("image", "standard"),
+    "OPTIONAL_IMAGE_SET": lambda: names_of("image", "optional"),
+    "REAL_VIDEO_SET": lambda: names_of("video", "standard"),
+}
+
+
+def __getattr__(attr: str) -> Any:
+    if attr in _DERIVED:
+        return _DERIVED[attr]()
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

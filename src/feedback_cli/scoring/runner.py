@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from feedback_cli.errors import ScorerUnavailable
 from feedback_cli.scoring import registry
+from feedback_cli.scoring.base import Scorer, measure
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
@@ -96,27 +97,18 @@ def score_files(
     images = [f for f in files if f.kind == "image"]
     videos = [f for f in files if f.kind == "video"]
     report = Report(prompt, files)
-    for name in image_scorers if images else ():
-        if on_scorer is not None:
-            on_scorer(name)
-        try:
-            scorer = registry.image_scorer(name, settings)
-            values = scorer.score_with_notes([f.path for f in images], prompt)
-            model_id = scorer.model_id
-            for f, value in zip(images, values, strict=True):
-                f.scores[name] = Score(name, value.raw, float(scorer.normalize(value.raw)), model_id, value.notes)
-        except ScorerUnavailable as exc:
-            report.errors[name] = exc
-    for name in video_scorers if videos else ():
-        if on_scorer is not None:
-            on_scorer(name)
-        try:
-            vscorer = registry.video_scorer(name, settings)
-            by_dim = vscorer.score([f.path for f in videos], prompt)
-            model_id = vscorer.model_id
-            for dim, raws in by_dim.items():
-                for f, raw in zip(videos, raws, strict=True):
-                    f.scores[dim] = Score(name, float(raw), float(vscorer.normalize(dim, raw)), model_id)
-        except ScorerUnavailable as exc:
-            report.errors[name] = exc
+    for kind, names, group in (("image", image_scorers, images), ("video", video_scorers, videos)):
+        for name in names if group else ():
+            if on_scorer is not None:
+                on_scorer(name)
+            try:
+                make = registry.image_scorer if kind == "image" else registry.video_scorer
+                scorer: Scorer = make(name, settings)
+                rows = measure(scorer, [f.path for f in group], prompt)
+            except ScorerUnavailable as exc:
+                report.errors[name] = exc
+                continue
+            for f, row in zip(group, rows, strict=True):
+                for dimension, m in row.items():
+                    f.scores[dimension] = Score(name, m.raw, m.normalized, scorer.model_id, m.notes)
     return report

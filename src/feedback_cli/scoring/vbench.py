@@ -43,6 +43,7 @@ Notes on following VBench to the letter:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
@@ -50,15 +51,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torchvision import transforms
-from torchvision.transforms import InterpolationMode
 
 from feedback_cli.errors import ScorerUnavailable
-from feedback_cli.scoring import models, weights
-from feedback_cli.scoring.base import VideoScorer
+from feedback_cli.scoring import weights
+from feedback_cli.scoring.base import TORCH_STACK, DefaultSet, VideoScorer
+from feedback_cli.scoring.lazy import lazy
+from feedback_cli.scoring.requirements import Requirement, hf, url
 from feedback_cli.scoring.video_io import Video, read_video
+
+# imported on first use, so that the classes' declarations are readable without torch
+torch = lazy("torch")
+F = lazy("torch.nn.functional")
+transforms = lazy("torchvision.transforms")
+InterpolationMode = lazy("torchvision.transforms", "InterpolationMode")
+models = lazy("feedback_cli.scoring.models")
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
@@ -223,9 +229,27 @@ class VBenchDimension(VideoScorer):
     name: ClassVar[str]
     dimensions: ClassVar[tuple[str, ...]]
     default_weights: ClassVar[dict[str, float]]
+    default_set: ClassVar[DefaultSet] = "standard"
+    needs_modules: ClassVar[tuple[str, ...]] = TORCH_STACK
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    @classmethod
+    def requirements(cls, settings: Settings) -> list[Requirement]:
+        if settings.vbench_backend == "official":
+            return [cls.official_requirement(settings)]
+        return cls.native_requirements(settings)
+
+    @classmethod
+    def official_requirement(cls, settings: Settings) -> Requirement:
+        env = settings.vbench_python or ""
+        return Requirement(cls.name, "official", "VBench official CLI env", "vbench_python", env)
+
+    @classmethod
+    def native_requirements(cls, settings: Settings) -> list[Requirement]:
+        """What the native (fbloop) implementation needs."""
+        return []
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -279,6 +303,10 @@ class SubjectConsistency(VBenchDimension):
 
     name: ClassVar[str] = "subject_consistency"
 
+    @classmethod
+    def native_requirements(cls, settings: Settings) -> list[Requirement]:
+        return [hf(cls.name, "dino_model", "DINO ViT-B/16", settings)]
+
     def native_model_id(self) -> str:
         return self.settings.dino_model
 
@@ -305,6 +333,10 @@ class BackgroundConsistency(VBenchDimension):
     """CLIP ViT-B/32 image features, same formula as subject consistency (docs/scorers.md §V.3)."""
 
     name: ClassVar[str] = "background_consistency"
+
+    @classmethod
+    def native_requirements(cls, settings: Settings) -> list[Requirement]:
+        return [hf(cls.name, "vbench_clip_b32_model", "CLIP ViT-B/32", settings)]
 
     def native_model_id(self) -> str:
         return self.settings.vbench_clip_b32_model
@@ -347,6 +379,20 @@ class MotionSmoothness(VBenchDimension):
     """AMT-S frame-interpolation error (docs/scorers.md §V.5): only VBench's official backend runs it."""
 
     name: ClassVar[str] = "motion_smoothness"
+    #: only when named: it needs VBench's own env
+    default_set: ClassVar[DefaultSet] = ""
+
+    @classmethod
+    def requirements(cls, settings: Settings) -> list[Requirement]:
+        if settings.vbench_python or settings.vbench_backend == "official":
+            req = cls.official_requirement(settings)
+        else:
+            req = Requirement(cls.name, "official", "VBench official CLI env (AMT-S)", "vbench_python", "")
+        if settings.vbench_python:
+            return [req]
+        missing = "motion_smoothness needs the AMT-S interpolation network, which only VBench's official backend runs"
+        hint = "install vbench in its own env and set FBLOOP_VBENCH_PYTHON=<that env's python>"
+        return [dataclasses.replace(req, missing=missing, hint=hint)]
 
     def uses_official(self) -> bool:
         return self.settings.vbench_backend == "official" or bool(self.settings.vbench_python)
@@ -375,6 +421,10 @@ class DynamicDegree(VBenchDimension):
     MAX_BATCH_BYTES: ClassVar[int] = 1_500_000_000
     #: torchvision's RAFT refuses feature maps under 16 x 16, i.e. inputs under 128 px a side
     MIN_SIDE: ClassVar[int] = 128
+
+    @classmethod
+    def native_requirements(cls, settings: Settings) -> list[Requirement]:
+        return [url(cls.name, "raft_weights", weights.RAFT_LARGE_C_T_V1, settings)]
 
     def __init__(self, settings: Settings, flow_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
         super().__init__(settings)
@@ -439,6 +489,13 @@ class AestheticQuality(VBenchDimension):
 
     name: ClassVar[str] = "aesthetic_quality"
 
+    @classmethod
+    def native_requirements(cls, settings: Settings) -> list[Requirement]:
+        return [
+            hf(cls.name, "clip_model", "CLIP ViT-L/14", settings),
+            url(cls.name, "vbench_aesthetic_head", weights.VBENCH_AESTHETIC_V1, settings),
+        ]
+
     def head_path(self) -> Path:
         return weights.resolve(
             weights.VBENCH_AESTHETIC_V1,
@@ -477,6 +534,24 @@ class ImagingQuality(VBenchDimension):
     """Mean MUSIQ-SPAQ over frames / 100 (docs/scorers.md §V.8); needs pyiqa."""
 
     name: ClassVar[str] = "imaging_quality"
+
+    @classmethod
+    def native_requirements(cls, settings: Settings) -> list[Requirement]:
+        import importlib.util
+
+        if settings.vbench_python and importlib.util.find_spec("pyiqa") is None:
+            return [cls.official_requirement(settings)]
+        return [
+            Requirement(
+                cls.name,
+                "python",
+                "pyiqa package (MUSIQ)",
+                "",
+                "pyiqa",
+                hint="pip install pyiqa, or FBLOOP_VBENCH_PYTHON=<python of a VBench env> for the official backend",
+            ),
+            url(cls.name, "musiq_weights", weights.MUSIQ_SPAQ, settings),
+        ]
 
     def uses_official(self) -> bool:
         if self.settings.vbench_backend == "official":

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from feedback_cli.errors import InputError, ScorerUnavailable
-from feedback_cli.scoring.base import ImageScorer, NotedValue
+from feedback_cli.scoring.base import DefaultSet, ImageScorer, NotedValue
+from feedback_cli.scoring.requirements import Requirement
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
@@ -133,17 +134,39 @@ class VQAScoreScorer(ImageScorer):
     name: ClassVar[str] = "vqascore"
     raw_range: ClassVar[str] = "0..1 (P(yes))"
     default_weight: ClassVar[float] = 1.0
+    default_set: ClassVar[DefaultSet] = "standard"
+
+    @classmethod
+    def requirements(cls, settings: Settings) -> list[Requirement]:
+        if settings.vqa_backend == "t2v_metrics":
+            return [Requirement(cls.name, "python", "t2v_metrics package", "vqa_backend", "t2v_metrics")]
+        label = f"OpenAI-compatible API ({settings.vqa_model})"
+        return [Requirement(cls.name, "api", label, "vqa_model", settings.vqa_model)]
+
+    @classmethod
+    def unavailable(cls, settings: Settings) -> ScorerUnavailable | None:
+        try:
+            check(settings)
+        except ScorerUnavailable as exc:
+            return exc
+        return None
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         check(settings)
         self._client: Any = None
-        #: token usage of every API call made, for the cost ledger: {"prompt_tokens", "completion_tokens"}
-        self.usage: list[dict[str, int]] = []
+        #: token usage of every API call made, for the cost ledger: {"model", "prompt_tokens", "completion_tokens",
+        #: "cached_tokens"}; the engine takes them after each score() (`take_usage`), failed ones included
+        self.usage: list[dict[str, Any]] = []
 
     @property
     def model_id(self) -> str:
         return f"{self.settings.vqa_backend}:{self.settings.vqa_model}"
+
+    def take_usage(self) -> list[dict[str, Any]]:
+        """The usage of the API calls made since the last take: each one is billed, whatever its answer."""
+        taken, self.usage = self.usage, []
+        return taken
 
     def normalize(self, raw: float) -> float:
         if math.isnan(raw):
@@ -203,10 +226,13 @@ class VQAScoreScorer(ImageScorer):
             raise ScorerUnavailable(f"vqascore: the {s.vqa_model} call failed: {s.redactor()(detail)}") from None
         usage = getattr(resp, "usage", None)
         if usage is not None:
+            details = getattr(usage, "prompt_tokens_details", None)
             self.usage.append(
                 {
+                    "model": s.vqa_model,
                     "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
                     "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+                    "cached_tokens": int(getattr(details, "cached_tokens", 0) or 0) if details else 0,
                 }
             )
         choice = resp.choices[0] if resp.choices else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from feedback_cli.agents.calls import ask
 from feedback_cli.agents.loop import refine, save_loop_files
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.registry import register
@@ -47,19 +48,7 @@ async def starting_text(ctx: StageContext) -> str:
     image = state.prompt_image or state.input_image
     if image is None:
         raise ValueError("run has neither a prompt nor an image to start from")
-    agents = ctx.services.agents
-    async with ctx.services.agents_limit():
-        reply = await agents.describe_image(ctx.abs(image))
-    ctx.ledger.add(
-        ctx.record.name,
-        agents.name,
-        reply.model,
-        "describe starting image",
-        reply.cost_usd,
-        prompt_tokens=reply.usage.prompt_tokens,
-        completion_tokens=reply.usage.completion_tokens,
-        request=reply.request,
-    )
+    reply = await ask(ctx, "describe starting image", ctx.services.agents.describe_image(ctx.abs(image)))
     state.source_prompt = reply.value
     ctx.record.outputs["derived_prompt"] = reply.value
     ctx.record.notes.append(f"starting prompt derived from {image} by {reply.model}: {reply.value}")

@@ -1,11 +1,17 @@
 """Running a stage's media items: concurrent generation under the provider's limit, each item stored,
 checked and scored as soon as it arrives (scoring overlaps the other items' generation), and the
 checkpoint saved after every item so a crash never loses or re-pays a finished one.
+
+An item whose job may still be running at the provider (fbloop gave up waiting and could not cancel it, or
+kept it on purpose) is in flight, never failed: the stage stops without finishing, so nothing billed later is
+left out of the ledger, and a resume re-attaches to the job. A job is booked once, however often it is
+re-attached.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,13 +19,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from feedback_cli.errors import BudgetError, FbloopError, ScorerUnavailable, StageFailed, StorageError
-from feedback_cli.providers.base import ImageRequest, JobHook, VideoRequest
+from feedback_cli.providers.base import ImageRequest, JobHook, JobInFlight, VideoRequest
+from feedback_cli.providers.prices import load_prices
+from feedback_cli.scoring.base import measure
 from feedback_cli.scoring.combine import pick_best
 from feedback_cli.stages.base import StageContext
 from feedback_cli.workflow.media_checks import MediaInvalid, check_image, check_video
 from feedback_cli.workflow.models import ItemRecord, ScoreEntry, utcnow
 
 SCORES_SCHEMA_VERSION = 1
+#: how a job can end without delivering anything: an item that asked for a retry gets a new job then
+ENDED_UNDELIVERED = ("failed", "canceled", "gone")
+
+
+class JobsInFlight(StageFailed):
+    """Items of the stage have jobs whose end fbloop has not seen; a plain resume re-attaches to them."""
 
 
 @dataclass
@@ -48,18 +62,42 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
     records = [_record_for(ctx, spec) for spec in specs]
 
     refused: list[BudgetError] = []
+    # A job re-attached from an earlier process is not checked against the cap again (it is paid for), but until
+    # its cost lands in the ledger the items that start meanwhile must count it, or together they pass the cap.
+    unbooked = {
+        spec.key: _estimate(ctx, spec) or 0.0
+        for spec, item in zip(specs, records, strict=True)
+        if item.job_id and item.status not in ("succeeded", "failed") and not _booked(ctx, item)
+    }
+    ctx.ledger.hold(sum(unbooked.values()))
+
+    def release(key: str) -> None:
+        ctx.ledger.release(unbooked.pop(key, 0.0))
 
     async def one(spec: ItemSpec, item: ItemRecord) -> None:
         # failed items stay failed until `fbloop resume --retry-failed`: re-running them pays again
         if item.status not in ("succeeded", "failed"):
             async with limit:
-                if refused:  # the cap was reached: start nothing more, let what is in flight finish
+                if refused and not item.job_id:  # the cap was reached: start nothing more; collect what is paid for
                     return
                 try:
-                    await _generate(ctx, spec, item)
+                    try:
+                        await _generate(ctx, spec, item)
+                    finally:
+                        release(spec.key)
+                    if (
+                        item.status == "failed"
+                        and item.extra.pop("recreate_if_ended", False)
+                        and item.job_state in ENDED_UNDELIVERED
+                    ):
+                        # --retry-failed re-attached first: the job is over without an output, so a new one
+                        _fresh_attempt(ctx, item)
+                        await _generate(ctx, spec, item)
                 except BudgetError as exc:
                     refused.append(exc)
                     return
+                if item.status in ("succeeded", "failed"):
+                    item.extra.pop("recreate_if_ended", None)
         if item.status == "succeeded" and not item.extra.get("scored"):
             await _score(ctx, spec.kind, item, spec.extra.get("prompt") or score_prompt)
 
@@ -71,10 +109,37 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    finally:
+        for key in list(unbooked):  # items that never got to run (the cap was reached, or a cancel)
+            release(key)
+    in_flight = [r for r in records if r.status != "succeeded" and r.job_state == "in_flight"]
+    if in_flight:  # their jobs may still be billed: the stage cannot finish without seeing them end
+        await ctx.checkpoint()
+        keys = ", ".join(r.key for r in in_flight)
+        raise JobsInFlight(
+            f"{ctx.record.name}: {len(in_flight)} of {len(records)} items still in flight, their jobs not seen to end"
+            f" ({keys}; {in_flight[0].key}: {(in_flight[0].error or 'no reason recorded').rstrip('.')})"
+        )
     if refused:  # items already paid for are finished and checkpointed; the rest waits for a higher cap
         await ctx.checkpoint()
         raise refused[0]
     return records
+
+
+def _estimate(ctx: StageContext, spec: ItemSpec, request: ImageRequest | VideoRequest | None = None) -> float | None:
+    media = ctx.services.media
+    request = request or spec.build()
+    if spec.kind == "video":
+        end_frame = getattr(request, "end_image", None) is not None
+        return media.estimate_video_cost(end_frame, ctx.services.settings.video_duration_s)
+    return media.estimate_image_cost()
+
+
+def _booked(ctx: StageContext, item: ItemRecord) -> bool:
+    """The item's job is in the ledger (its provider bills it once, so it is booked once)."""
+    return item.job_id is not None and any(
+        e.provider == item.provider and e.detail.get("job_id") == item.job_id and e.usd > 0 for e in ctx.state.ledger
+    )
 
 
 async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None:
@@ -86,17 +151,13 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         if is_video
         else media.image_model()
     )
-    estimate = (
-        media.estimate_video_cost(
-            getattr(request, "end_image", None) is not None, ctx.services.settings.video_duration_s
-        )
-        if is_video
-        else media.estimate_image_cost()
-    )
+    estimate = _estimate(ctx, spec, request)
     what = f"{spec.key} ({model})"
     # a recorded job is re-attached and already paid for: it is not held against the cap again
-    held = estimate if item.job_id is None else 0.0
-    ctx.ledger.check(held, what)
+    # (run_items holds its estimate until its cost lands), and never refused: collecting it costs nothing more
+    paid_for = item.job_id is not None
+    if not paid_for:
+        ctx.ledger.check(estimate, what)
     # an earlier attempt that started but recorded no job may have been created just before a crash
     orphan_since = item.started_at if item.job_id is None and item.status == "pending" else None
     item.provider, item.model = media.name, model
@@ -112,6 +173,7 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
     async def submitted(job_id: str) -> None:
         item.job_id = job_id
         item.status = "submitted"
+        item.job_state = "in_flight"
         ctx.emit("item_submitted", spec.key, key=spec.key, job_id=job_id)
         await ctx.checkpoint()
 
@@ -120,6 +182,8 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
 
     def paid(usd: float) -> None:
         paid_usd.append(usd)
+        if _booked(ctx, item):
+            return  # re-attached to a job already booked (its output failed before): the provider bills it once
         item.cost_usd = round(usd, 6)
         ctx.ledger.add(ctx.record.name, media.name, model, spec.key, usd, job_id=item.job_id)
 
@@ -131,6 +195,16 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
     def unanswered(since: str) -> None:
         item.extra["unanswered_since"] = since
 
+    def settled(state: str) -> None:
+        item.job_state = state  # type: ignore[assignment]
+
+    def canceled(message: str) -> None:
+        item.extra["canceled_by_fbloop"] = utcnow()
+        note = f"{spec.key}: {message}"
+        ctx.record.notes.append(note)
+        ctx.emit("job_canceled", note, key=spec.key, job_id=item.job_id)
+        ctx.emit("notice", note, key=spec.key)
+
     hook = JobHook(
         item.job_id,
         submitted,
@@ -139,9 +213,11 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         retrying=retrying,
         paid=paid,
         unanswered=unanswered,
+        settled=settled,
+        canceled=canceled,
     )
     try:
-        with ctx.ledger.reserve(held, what):
+        with contextlib.nullcontext() if paid_for else ctx.ledger.reserve(estimate, what):
             output = await (
                 media.generate_video(request, hook)  # type: ignore[arg-type]
                 if is_video
@@ -149,6 +225,7 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
             )
             # paid once the provider delivered, whatever the file turns out to be: into the ledger now
             item.job_id = output.job_id or item.job_id
+            item.job_state = "succeeded"
             item.model = output.model
             if not paid_usd:  # backends that do not report payment early (offline) are booked here
                 paid(output.cost_usd)
@@ -160,6 +237,10 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         await asyncio.to_thread(check_video if is_video else check_image, ctx.abs(relative))
     except (BudgetError, StorageError):
         raise  # a full or read-only disk stops the run; the job stays recorded so a resume fetches it again
+    except JobInFlight as exc:
+        _in_flight(ctx, item, exc.message)
+        await ctx.checkpoint()
+        return
     except MediaInvalid as exc:
         _fail(ctx, item, f"provider output is not a valid {spec.kind}: {exc}")
         await ctx.checkpoint()
@@ -185,6 +266,27 @@ def _fail(ctx: StageContext, item: ItemRecord, message: str) -> None:
     ctx.emit("item_failed", f"{item.key}: {message}", key=item.key, error=message)
 
 
+def _in_flight(ctx: StageContext, item: ItemRecord, message: str) -> None:
+    """The job may still finish and be billed: not failed; a resume re-attaches (or, with no id, looks)."""
+    item.status = "submitted" if item.job_id else "pending"
+    item.job_state = "in_flight"
+    item.error = message
+    if item.job_id is None and item.extra.get("unanswered_since"):
+        # the lookup on resume must reach back to the request that went unanswered
+        item.started_at = min(item.started_at or item.extra["unanswered_since"], item.extra["unanswered_since"])
+    ctx.emit("item_in_flight", f"{item.key}: {message}", key=item.key, job_id=item.job_id, error=message)
+
+
+def _fresh_attempt(ctx: StageContext, item: ItemRecord) -> None:
+    note = f"{item.key}: prediction {item.job_id} had ended {item.job_state} at the provider; trying again"
+    ctx.record.notes.append(note)
+    ctx.emit("notice", note, key=item.key)
+    item.status, item.job_state, item.job_id, item.error = "pending", None, None, None
+    item.started_at = item.finished_at = None
+    item.extra.pop("unanswered_since", None)
+    item.extra.pop("scored", None)
+
+
 def _describe(request: ImageRequest | VideoRequest) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in vars(request).items():
@@ -205,40 +307,53 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
             continue
         ctx.emit("item_scoring", f"{item.key}: {name}", key=item.key, scorer=name)
         try:
-            score = scorer.score_with_notes if kind == "image" else scorer.score  # type: ignore[union-attr]
-            raw = await loop.run_in_executor(executor, score, [path], prompt)
+            rows = await loop.run_in_executor(executor, measure, scorer, [path], prompt)
         except ScorerUnavailable as exc:
             _note_once(ctx, f"scorer {name} unavailable: {exc.line()}")
             continue
         except Exception as exc:  # a scorer bug or a model failure: left out, never a made-up value
             _note_once(ctx, f"scorer {name} failed on {item.key}: {type(exc).__name__}: {exc}")
             continue
-        if kind == "image":
-            value = float(raw[0].raw)  # type: ignore[index]
+        finally:
+            _book_scorer_calls(ctx, name, scorer, item.key)
+        for dimension, m in rows[0].items():
             entries.append(
                 ScoreEntry(
-                    scorer=name,
-                    raw=value,
-                    normalized=scorer.normalize(value),  # type: ignore[call-arg]
+                    scorer=dimension,
+                    raw=m.raw,
+                    normalized=m.normalized,
                     model_id=scorer.model_id,
-                    notes=list(raw[0].notes),  # type: ignore[index]
+                    notes=list(m.notes),
                 )
             )
-        else:
-            for dimension, values in raw.items():  # type: ignore[union-attr]
-                value = float(values[0])
-                entries.append(
-                    ScoreEntry(
-                        scorer=dimension,
-                        raw=value,
-                        normalized=scorer.normalize(dimension, value),  # type: ignore[call-arg]
-                        model_id=scorer.model_id,
-                    )
-                )
     item.scores = entries
     item.extra["scored"] = True
     ctx.emit("item_scored", item.key, key=item.key, scores={e.scorer: round(e.normalized, 2) for e in entries})
     await ctx.checkpoint()
+
+
+def _book_scorer_calls(ctx: StageContext, name: str, scorer: object, key: str) -> None:
+    """A scorer that calls a paid API (VQAScore over OpenAI) reports each call's usage: into the ledger."""
+    take = getattr(scorer, "take_usage", None)
+    if take is None:
+        return
+    prices = load_prices(ctx.services.settings.price_file)
+    for usage in take():
+        model = str(usage["model"])
+        tokens = (usage["prompt_tokens"], usage["completion_tokens"], usage.get("cached_tokens", 0))
+        usd = prices.llm_cost(model, *tokens)
+        note = {"cost_note": f"no price known for {model}"} if usd is None else {}
+        ctx.ledger.add(
+            ctx.record.name,
+            "openai",
+            model,
+            f"{name} {key}",
+            usd or 0.0,
+            prompt_tokens=tokens[0],
+            completion_tokens=tokens[1],
+            cached_tokens=tokens[2],
+            **note,
+        )
 
 
 def _note_once(ctx: StageContext, note: str) -> None:

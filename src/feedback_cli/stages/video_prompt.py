@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
+from feedback_cli.agents.calls import ask
 from feedback_cli.agents.loop import refine, save_loop_files
 from feedback_cli.agents.schemas import PlanRequest, VideoPlan
 from feedback_cli.stages.base import Stage, StageContext
@@ -99,19 +100,8 @@ class VideoPromptStage(Stage):
         saved = ctx.record.outputs.get("plan")
         if saved:
             return VideoPlan.model_validate(saved)
-        agents = ctx.services.agents
-        async with ctx.services.agents_limit():
-            reply = await agents.plan_video(PlanRequest(source=source, scenes=scenes, seed=ctx.options.seed))
-        ctx.ledger.add(
-            ctx.record.name,
-            agents.name,
-            reply.model,
-            "video plan",
-            reply.cost_usd,
-            prompt_tokens=reply.usage.prompt_tokens,
-            completion_tokens=reply.usage.completion_tokens,
-            request=reply.request,
-        )
+        request = PlanRequest(source=source, scenes=scenes, seed=ctx.options.seed)
+        reply = await ask(ctx, "video plan", ctx.services.agents.plan_video(request))
         ctx.record.artifacts = [a for a in ctx.record.artifacts if not a.path.endswith("video_plan.json")]
         ctx.record.artifacts.append(
             ctx.folder.write_json(ctx.rel("video_plan.json"), reply.value.model_dump(mode="json"))

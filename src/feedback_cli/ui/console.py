@@ -337,6 +337,10 @@ class EventRenderer:
             self.done += 1
             self._advance()
             self._line(f"  ! {event.message}")
+        elif kind == "item_in_flight":  # not failed: its job may still finish; a resume collects it
+            self.done += 1
+            self._advance()
+            self._line(f"  ~ {event.message}")
         elif kind == "item_scoring":
             key = str(data.get("key", ""))
             if key not in self.scoring:

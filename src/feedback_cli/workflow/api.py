@@ -10,10 +10,11 @@ from typing import Any
 from feedback_cli.config import Settings
 from feedback_cli.errors import CheckpointError, UsageError
 from feedback_cli.providers.registry import BACKENDS
-from feedback_cli.scoring.registry import OFFLINE_IMAGE_SET, OFFLINE_VIDEO_SET
-from feedback_cli.scoring.select import resolve as resolve_scorers
+from feedback_cli.scoring.registry import names_of
+from feedback_cli.scoring.scorer_sets import resolve as resolve_scorers
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.events import EventBus
+from feedback_cli.workflow.ledger import CostLedger
 from feedback_cli.workflow.lock import RunLock
 from feedback_cli.workflow.models import ResumeRecord, RunOptions, RunState
 from feedback_cli.workflow.orchestrator import Orchestrator, create_run
@@ -25,7 +26,7 @@ from feedback_cli.workflow.services import Services
 PINNED_SETTINGS = (
     "writer_model",
     "critic_model",
-    "judge_model",
+    "planner_model",
     "vision_model",
     "image_model",
     "video_model",
@@ -45,7 +46,7 @@ PINNED_SETTINGS = (
 MODEL_SETTINGS = (
     "writer_model",
     "critic_model",
-    "judge_model",
+    "planner_model",
     "vision_model",
     "image_model",
     "video_model",
@@ -103,6 +104,7 @@ def prepare_run(
     prepare: Callable[[RunFolder, RunState], None] | None = None,
     providers: dict[str, str] | None = None,
     runs_root: Path | None = None,
+    run_dir: Path | None = None,
 ) -> PreparedRun:
     """`providers`: role -> provider, each role chosen on its own (`providers.registry.resolve_backend`);
     without it, the pair of `options.backend`."""
@@ -126,8 +128,8 @@ def prepare_run(
             images = [n for n in images if n != name]
             videos = [n for n in videos if n != name]
         for media_kind, names, fallback in (
-            ("image", images, OFFLINE_IMAGE_SET),
-            ("video", videos, OFFLINE_VIDEO_SET),
+            ("image", images, names_of("image", "offline")),
+            ("video", videos, names_of("video", "offline")),
         ):
             if not names:
                 names.extend(fallback)
@@ -145,6 +147,7 @@ def prepare_run(
         scorers={"image": images, "video": videos},
         prepare=prepare,
         runs_root=runs_root,
+        run_dir=run_dir,
     )
     state.notices.extend(notices)
     return PreparedRun(folder, state, services_for(state, settings))
@@ -190,6 +193,8 @@ def load_for_resume(
         resume.options = {k: {"from": getattr(state.options, k), "to": v} for k, v in changed.items()}
         state.options = state.options.model_copy(update=changed)
     pinned: dict[str, Any] = {k: state.settings[k] for k in PINNED_SETTINGS if k in state.settings}
+    if "planner_model" not in state.settings and "writer_model" in state.settings and not use_current_settings:
+        pinned["planner_model"] = state.settings["writer_model"]  # runs from before the planner had its own
     settings = settings.model_copy(update=pinned)
     folder = RunFolder(run_dir, settings.secrets())
     prepared = PreparedRun(folder, state, services_for(state, settings), resumed=True, break_lock=break_lock)
@@ -198,7 +203,14 @@ def load_for_resume(
 
 
 def retry_failed_items(state: RunState) -> int:
-    """Make items that errored (provider faults, not low scores) pending again; finished items stay.
+    """Make items that errored (provider faults, not low scores) go again; finished items stay.
+
+    An item whose job may still be running or may have delivered is re-attached first, never replaced: a job
+    in flight, and a failed item whose job's end is not on record (a checkpoint from before `job_state`, or one
+    edited by hand). Only when the provider shows that job ended failed or canceled, or does not know it, does
+    the item get a new one (`recreate_if_ended`, acted on in stages/items.py). Items whose job ended without an
+    output, or that never got one, start afresh at once (an item whose create went unanswered looks for it
+    first).
 
     A stage that already completed is re-opened only when no later stage has started, so outputs built
     on its pick (storyboard frames, videos) are never silently left inconsistent."""
@@ -206,17 +218,26 @@ def retry_failed_items(state: RunState) -> int:
     started_later = False
     for record in reversed(state.stages):
         failed = [item for item in record.items if item.status == "failed"]
+        in_flight = [i for i in record.items if i.status in ("pending", "submitted") and i.job_state == "in_flight"]
         reopen = record.status != "completed" or not started_later
-        if failed and reopen:
+        if (failed or in_flight) and reopen:
             for item in failed:
-                item.status, item.error, item.job_id, item.finished_at = "pending", None, None, None
+                item.error, item.finished_at = None, None
+                item.extra.pop("scored", None)
+                if item.job_id and item.job_state in (None, "in_flight"):
+                    item.status = "submitted"  # its fate is unknown: re-attach before paying again
+                    item.extra["recreate_if_ended"] = True
+                    continue
+                item.status, item.job_id, item.job_state = "pending", None, None
                 # a fresh attempt; but a create that got no answer may have made a job: look for it first
                 item.started_at = item.extra.pop("unanswered_since", None)
-                item.extra.pop("scored", None)
+            for item in in_flight:
+                item.extra["recreate_if_ended"] = True
             reset += len(failed)
+            if failed and record.status in ("completed", "failed"):
+                record.notes.append(f"--retry-failed: {len(failed)} failed item(s) tried again")
             if record.status in ("completed", "failed"):
                 record.status = "pending"
-                record.notes.append(f"--retry-failed: {len(failed)} failed item(s) tried again")
         if record.status not in ("pending", "skipped"):
             started_later = True
     if reset and state.status == "completed":
@@ -224,8 +245,11 @@ def retry_failed_items(state: RunState) -> int:
     return reset
 
 
-async def execute(prepared: PreparedRun, events: EventBus, reviewer: Reviewer | None = None) -> RunState:
-    """Run (or continue) the prepared run while holding its lock."""
+async def execute(
+    prepared: PreparedRun, events: EventBus, reviewer: Reviewer | None = None, *, ledger: CostLedger | None = None
+) -> RunState:
+    """Run (or continue) the prepared run while holding its lock. `ledger`: one that also answers to a shared
+    budget (a batch); by default the run's own."""
     if prepared.resumed and prepared.state.status == "completed":
         raise UsageError("internal: a completed run is not executed again")
     with prepared.lock or RunLock(prepared.folder.root, break_lock=prepared.break_lock):
@@ -237,4 +261,6 @@ async def execute(prepared: PreparedRun, events: EventBus, reviewer: Reviewer | 
         if prepared.resume is not None:
             prepared.state.resumes.append(prepared.resume)
         orchestrator = Orchestrator(prepared.folder, prepared.state, prepared.services, events, reviewer)
+        if ledger is not None:
+            orchestrator.ledger = ledger
         return await orchestrator.run(resumed=prepared.resumed)

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from feedback_cli.errors import CheckpointError, InputError
+from feedback_cli.workflow.bounds import clip_count_problem, problem
 from feedback_cli.workflow.files import (
     atomic_write_bytes,
     canonical_json,
@@ -95,11 +96,20 @@ def _parse(run_dir: Path, path: Path, raw: bytes, verify_artifacts: bool) -> Run
     if not isinstance(body, dict) or envelope.get("checksum") != sha256_bytes(canonical_json(body)):
         raise CheckpointError(f"checkpoint {path} failed its checksum (edited or corrupted)")
     try:
+        # a valid checksum only proves nobody edited the file without re-sealing it: the options are held to
+        # the same bounds as the flags (RunOptions), so a re-sealed checkpoint cannot ask for more
         state = RunState.model_validate(body)
     except ValidationError as exc:
+        bound = problem(exc, {}, under=("options",))
+        if bound is not None:
+            raise CheckpointError(f"checkpoint {path}: option {bound}") from None
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise CheckpointError(f"checkpoint {path} is invalid at {where}: {first['msg']}") from None
+    for key in ("clips", "clip_prompts"):  # clips given from files (`fbloop stage`), under the --clips bound
+        given = state.given.get(key)
+        if isinstance(given, list) and (too_many := clip_count_problem(len(given), f"the number of given {key}")):
+            raise CheckpointError(f"checkpoint {path}: {too_many}")
     for record in state.stages:
         inside(run_dir, record.folder)
     for artifact in state.all_artifacts():

@@ -112,7 +112,11 @@ def dry_run(
             describe = 1 if options.workflow.value == "video-only" and not starts_from_image else 0
             plan.agent_calls_min = 1 + describe + 2 * loops
             plan.agent_calls_max = 1 + describe + 2 * loops * options.max_iterations_video
-            plan.models = agent_models
+            plan.models = (
+                agent_models
+                if providers["agents"] == "offline"  # the agents role, whatever the media do
+                else sorted({*agent_models, settings.planner_model})
+            )
         elif name == "video_generation":
             with_end = clips > 0
             plan.media_calls = options.num_video_attempts * max(clips, 1)

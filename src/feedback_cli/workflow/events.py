@@ -26,6 +26,9 @@ EventKind = Literal[
     "item_failed",
     "item_scoring",
     "item_scored",
+    "item_in_flight",
+    "job_canceled",
+    "agent_call_error",  # a provider's whole error text (the person's line has it shortened)
     "final_video",
     "review",
     "run_finished",

@@ -1,13 +1,22 @@
-"""The cost ledger: every priced call lands here, and the budget cap is checked here before a call."""
+"""The cost ledger: every priced call lands here, and the budget cap is checked here before a call.
+
+Agent (LLM) requests are booked one by one as their responses arrive, through a `LedgerMeter`: a reply
+that then fails validation, its repair request, a refusal and a cut-off reply are all paid for and all
+booked. A request is recorded in the state before it goes out; one still open when the process died is
+booked at its estimate, marked `estimated`, when the run is resumed (`settle_calls_in_flight`).
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from feedback_cli.errors import BudgetError
-from feedback_cli.workflow.models import CostEntry, RunState
+from feedback_cli.providers.base import BilledResponse
+from feedback_cli.workflow.models import CallInFlight, CostEntry, RunState
+from feedback_cli.workflow.text import shorten
 
 
 class CostLedger:
@@ -38,16 +47,25 @@ class CostLedger:
                 hint="resume with a higher --max-cost",
             )
 
+    def hold(self, amount: float) -> None:
+        """Count an estimate against the cap until `release`: a call in flight, a re-attached prediction not yet
+        booked. The one way an estimate is held, so a ledger that answers to a wider budget (a batch) holds it
+        there too."""
+        self.reserved += amount
+
+    def release(self, amount: float) -> None:
+        self.reserved -= amount
+
     @contextlib.contextmanager
     def reserve(self, estimate_usd: float | None, what: str) -> Iterator[None]:
         """Check the cap and hold the estimate while the call is in flight; the real cost lands via add()."""
         self.check(estimate_usd, what)
         held = estimate_usd or 0.0
-        self.reserved += held
+        self.hold(held)
         try:
             yield
         finally:
-            self.reserved -= held
+            self.release(held)
 
     def add(
         self,
@@ -74,3 +92,104 @@ class CostLedger:
             record = self.state.stage(stage)
             record.cost_usd = round(record.cost_usd + entry.usd, 6)
         return entry
+
+    # --- agent requests in flight ---
+    def open_call(self, call: CallInFlight) -> None:
+        self.state.calls_in_flight.append(call)
+        self.hold(call.estimate_usd or 0.0)
+
+    def close_call(self, call_id: str) -> CallInFlight | None:
+        for call in self.state.calls_in_flight:
+            if call.id == call_id:
+                self.state.calls_in_flight.remove(call)
+                self.release(call.estimate_usd or 0.0)
+                return call
+        return None
+
+    def settle_calls_in_flight(self) -> list[str]:
+        """Book every request an earlier process sent and never saw answered, at its estimate: the provider
+        may well have billed it. Returns a line per booking for the person."""
+        lines = []
+        for call in list(self.state.calls_in_flight):
+            self.state.calls_in_flight.remove(call)
+            usd = call.estimate_usd or 0.0
+            self.add(
+                call.stage,
+                call.provider,
+                call.model,
+                call.what,
+                usd,
+                estimated=True,
+                call_id=call.id,
+                note="sent before the process stopped and never answered; booked at its estimate",
+            )
+            lines.append(
+                f"{call.what} ({call.model}) was in flight when the run stopped: booked at its estimate ${usd:.4f}"
+            )
+        return lines
+
+
+class LedgerMeter:
+    """The engine's CallMeter for one agent call of a stage (writer, critic, planner, describer): each HTTP
+    request the backend sends is checked against the cap, recorded while in flight, and booked."""
+
+    def __init__(
+        self,
+        ledger: CostLedger,
+        *,
+        stage: str,
+        provider: str,
+        what: str,
+        save: Callable[[], Awaitable[None]],
+        emit: Callable[..., None],
+    ) -> None:
+        self.ledger = ledger
+        self.stage = stage
+        self.provider = provider
+        self.what = what
+        self.save = save
+        self.emit = emit
+        #: the backend booked through this meter (else the engine books the reply it returns)
+        self.used = False
+
+    async def started(self, model: str, estimate_usd: float | None) -> str:
+        self.used = True
+        self.ledger.check(estimate_usd, f"{self.what} ({model})")
+        call = CallInFlight(
+            id=secrets.token_hex(6),
+            stage=self.stage,
+            provider=self.provider,
+            model=model,
+            what=self.what,
+            estimate_usd=estimate_usd,
+        )
+        self.ledger.open_call(call)
+        try:
+            await self.save()  # on disk before the request goes out
+        except BaseException:  # stopped before sending: nothing to book
+            self.ledger.close_call(call.id)
+            raise
+        return call.id
+
+    def finished(self, call_id: str, billed: BilledResponse | None, error: str | None = None) -> None:
+        call = self.ledger.close_call(call_id)
+        if billed is not None:
+            detail: dict[str, Any] = {
+                "prompt_tokens": billed.prompt_tokens,
+                "completion_tokens": billed.completion_tokens,
+                "cached_tokens": billed.cached_tokens,
+                "request": billed.request,
+            }
+            usd = billed.usd
+            if usd is None:
+                usd = 0.0
+                detail["cost_note"] = f"no price known for {billed.model}"
+            if billed.note:
+                detail["note"] = billed.note
+            if call is not None:
+                detail["call_id"] = call.id
+            self.ledger.add(
+                self.stage, self.provider, billed.model, self.what, usd, estimated=billed.estimated, **detail
+            )
+        if error:  # the whole provider message stays in the trace; the person's line has it shortened
+            self.emit("agent_call_error", shorten(error), what=self.what, error=error, booked=billed is not None)

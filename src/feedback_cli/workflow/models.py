@@ -28,10 +28,12 @@ class RunOptions(BaseModel):
     workflow: Workflow = Workflow.full
     prompt_file: str | None = None
     input_image: str | None = None
-    max_iterations_image: int = Field(default=3, ge=1)
-    max_iterations_video: int = Field(default=3, ge=1)
-    num_image_variations: int = Field(default=8, ge=1)
-    num_video_attempts: int = Field(default=3, ge=1)
+    # These Field bounds are the one rule for what a run may ask for: the CLI flags, `fbloop stage`,
+    # `fbloop resume --max-cost` and a loaded checkpoint are all held to them (workflow/bounds.py).
+    max_iterations_image: int = Field(default=3, ge=1, le=50)
+    max_iterations_video: int = Field(default=3, ge=1, le=50)
+    num_image_variations: int = Field(default=8, ge=1, le=64)
+    num_video_attempts: int = Field(default=3, ge=1, le=16)
     threshold_image: float = Field(default=85.0, ge=0, le=100)
     threshold_video: float = Field(default=85.0, ge=0, le=100)
     interactive: bool = False
@@ -41,7 +43,7 @@ class RunOptions(BaseModel):
     scorers: str = "offline"
     seed: int = 0
     verbose: bool = False
-    max_cost: float | None = Field(default=None, ge=0)
+    max_cost: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 class Artifact(BaseModel):
@@ -62,6 +64,12 @@ class ScoreEntry(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+#: what the provider last said about an item's job. in_flight: created (or maybe created: a create that got no
+#: answer) and not seen to end; a resume re-attaches to it. The rest are how it ended; "gone": the provider does
+#: not know the id. None: no job yet, or a checkpoint from before this field (a job's fate then is unknown).
+JobState = Literal["in_flight", "succeeded", "failed", "canceled", "gone"]
+
+
 class ItemRecord(BaseModel):
     """One paid (or offline) job inside a stage: an image variation, a frame, a video attempt."""
 
@@ -72,6 +80,7 @@ class ItemRecord(BaseModel):
     provider: str = ""
     model: str = ""
     job_id: str | None = None  # e.g. the Replicate prediction id, recorded before waiting
+    job_state: JobState | None = None
     request: dict[str, Any] = Field(default_factory=dict)
     artifact: Artifact | None = None
     scores: list[ScoreEntry] = Field(default_factory=list)
@@ -120,6 +129,20 @@ class CostEntry(BaseModel):
     estimated: bool = False
     detail: dict[str, Any] = Field(default_factory=dict)
     at: str = Field(default_factory=utcnow)
+
+
+class CallInFlight(BaseModel):
+    """A paid request that was sent and has not been answered yet. It is on disk before the request goes
+    out, so if the process dies meanwhile, the resume books it at its estimate (the provider may have
+    billed it)."""
+
+    id: str
+    stage: str
+    provider: str
+    model: str
+    what: str
+    estimate_usd: float | None = None
+    started_at: str = Field(default_factory=utcnow)
 
 
 class ReviewDecision(BaseModel):
@@ -194,6 +217,8 @@ class RunState(BaseModel):
     given: dict[str, Any] = Field(default_factory=dict)
     stages: list[StageRecord] = Field(default_factory=list)
     ledger: list[CostEntry] = Field(default_factory=list)
+    #: agent requests sent but not answered yet (booked as estimates by the next resume)
+    calls_in_flight: list[CallInFlight] = Field(default_factory=list)
     reviews: list[ReviewDecision] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)
     notices: list[str] = Field(default_factory=list)

@@ -32,7 +32,7 @@ from feedback_cli.workflow.models import Artifact, ReviewDecision, RunOptions, R
 from feedback_cli.workflow.plan import stages_for
 from feedback_cli.workflow.report import write_reports
 from feedback_cli.workflow.review import Candidate, Reviewer, ReviewRequest
-from feedback_cli.workflow.runfolder import RunFolder, new_run_dir
+from feedback_cli.workflow.runfolder import RunFolder, new_named_run_dir, new_run_dir
 from feedback_cli.workflow.services import Services
 
 
@@ -78,14 +78,25 @@ def copy_input(folder: RunFolder, source: Path, name: str, kind: str) -> Artifac
 
 
 def create_run(
-    options: RunOptions, settings: Settings, *, output_dir: Path, runs_root: Path | None = None, **inputs: Any
+    options: RunOptions,
+    settings: Settings,
+    *,
+    output_dir: Path,
+    runs_root: Path | None = None,
+    run_dir: Path | None = None,
+    **inputs: Any,
 ) -> tuple[RunFolder, RunState]:
     """Make a new run folder with copies of its inputs and a first checkpoint (see `_fill_new_run`). Its id is
     unique among the runs under `runs_root` (the output folder: workflow runs and `fbloop stage` runs),
-    default `output_dir`."""
-    from feedback_cli.workflow.locate import run_dirs
+    default `output_dir`.
 
-    root = new_run_dir(output_dir, taken={p.name for p in run_dirs(runs_root or output_dir)})
+    `run_dir`: the exact (new) folder to use instead of a timestamped one under output_dir (a batch row)."""
+    if run_dir is not None:
+        root = new_named_run_dir(run_dir)
+    else:
+        from feedback_cli.workflow.locate import run_dirs
+
+        root = new_run_dir(output_dir, taken={p.name for p in run_dirs(runs_root or output_dir)})
     try:
         return _fill_new_run(root, options, settings, **inputs)
     except BaseException:
@@ -162,6 +173,8 @@ class Orchestrator:
         self._stage_clock: tuple[StageRecord, float, float] | None = None
         events.redactor = folder.redactor  # the run's secrets, whoever created the bus
         events.subscribe(self._log)
+        for line in self.ledger.settle_calls_in_flight():  # requests a dead process never saw answered
+            self.emit("notice", line)
 
     def _log(self, event: object) -> None:
         from feedback_cli.workflow.events import Event

@@ -49,6 +49,8 @@ class WorkflowSummary(BaseModel):
     created_at: str
     updated_at: str
     total_cost_usd: float
+    #: the part of total_cost_usd booked at estimates (requests that got no usage back, e.g. in flight at a crash)
+    estimated_cost_usd: float = 0.0
     total_time_s: float
     source_prompt: str
     final_image_prompt: str | None = None
@@ -119,6 +121,7 @@ def summarize(state: RunState, run_dir: str | None = None) -> WorkflowSummary:
         created_at=state.created_at,
         updated_at=state.updated_at,
         total_cost_usd=state.total_cost,
+        estimated_cost_usd=round(sum(e.usd for e in state.ledger if e.estimated), 6),
         total_time_s=round(sum(r.wall_time_s for r in state.stages), 3),
         source_prompt=state.source_prompt,
         final_image_prompt=image_prompt if makes_images else None,

@@ -44,6 +44,18 @@ def new_run_dir(output_dir: Path, now: datetime | None = None, taken: set[str] |
     raise InputError(f"too many runs named {stamp} in {output_dir}")
 
 
+def new_named_run_dir(run_dir: Path) -> Path:
+    """Create exactly `run_dir` (its parents as needed); refuse if it exists: a folder is never reused."""
+    try:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir()
+    except FileExistsError:
+        raise InputError(f"run folder {run_dir} already exists") from None
+    except OSError as exc:
+        raise InputError(f"cannot create run folder {run_dir}: {exc.strerror}") from None
+    return run_dir
+
+
 class RunFolder:
     def __init__(self, root: Path, secrets: list[str] | None = None) -> None:
         self.root = root

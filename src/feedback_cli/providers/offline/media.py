@@ -204,6 +204,19 @@ def render_video(start: Path, end: Path | None, prompt: str, seed: int, seconds:
     return buf.getvalue()
 
 
+async def _settled(job: JobHook, work: Awaitable[bytes]) -> bytes:
+    """An offline job runs here, so its end is known: tell the engine (a remote job's end may not be)."""
+    try:
+        data = await work
+    except Exception:
+        if job.settled is not None:
+            job.settled("failed")
+        raise
+    if job.settled is not None:
+        job.settled("succeeded")
+    return data
+
+
 async def _during(work: Awaitable[bytes], latency: float) -> bytes:
     """Render while the simulated provider latency runs: like a provider, the work happens inside the wait."""
     data, _ = await asyncio.gather(work, asyncio.sleep(latency))
@@ -241,7 +254,7 @@ class OfflineMedia:
         def work() -> bytes:
             return png_bytes(draw_image(request.prompt, request.seed, self.size), request.prompt, request.seed)
 
-        data = await _during(asyncio.to_thread(work), self.image_latency)
+        data = await _settled(job, _during(asyncio.to_thread(work), self.image_latency))
         return MediaOutput(
             data=data,
             extension=".png",
@@ -256,17 +269,20 @@ class OfflineMedia:
         if job.existing_job_id is None:
             await job.submitted(job_id)
         start = time.perf_counter()
-        data = await _during(
-            asyncio.to_thread(
-                render_video,
-                request.start_image,
-                request.end_image,
-                request.prompt,
-                request.seed,
-                self.settings.offline_video_seconds,
-                self.size,
+        data = await _settled(
+            job,
+            _during(
+                asyncio.to_thread(
+                    render_video,
+                    request.start_image,
+                    request.end_image,
+                    request.prompt,
+                    request.seed,
+                    self.settings.offline_video_seconds,
+                    self.size,
+                ),
+                self.video_latency,
             ),
-            self.video_latency,
         )
         return MediaOutput(
             data=data,

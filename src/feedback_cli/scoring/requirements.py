@@ -1,6 +1,8 @@
-"""What each real scorer needs on disk (or installed), and whether it is there. No torch import here.
+"""What a scorer needs on disk (or installed), and whether it is there. No torch import here.
 
-Used by `fbloop models list/download` and by `preflight`. Checkpoints per scorer (docs/scorers.md §I.6 table):
+Each scorer class declares its own requirements (`Scorer.requirements(settings)`, built from `Requirement`,
+`hf` and `url` below); this module checks them. Used by `fbloop models list/download` and by `preflight`.
+The built-ins' checkpoints (docs/scorers.md §I.6 table):
 
 | scorer | needs |
 |---|---|
@@ -27,26 +29,15 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from feedback_cli.scoring import weights
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
+    from feedback_cli.scoring.base import Scorer
 
 Kind = Literal["hf-model", "hf-processor", "url", "python", "api", "official"]
-
-IMAGE_MODEL_SCORERS: tuple[str, ...] = ("pickscore", "clip-score", "aesthetic", "vqascore", "hpsv2")
-VIDEO_MODEL_SCORERS: tuple[str, ...] = (
-    "subject_consistency",
-    "background_consistency",
-    "temporal_flickering",
-    "motion_smoothness",
-    "dynamic_degree",
-    "aesthetic_quality",
-    "imaging_quality",
-)
-ALL_MODEL_SCORERS: tuple[str, ...] = IMAGE_MODEL_SCORERS + VIDEO_MODEL_SCORERS
 
 #: approximate download sizes of the default hub checkpoints
 _HF_SIZES: dict[str, int] = {
@@ -73,9 +64,18 @@ class Requirement:
     url_file: weights.UrlFile | None = None
     #: for kind "python": what to pip install when it is not the module name `ref` (open_clip -> open_clip_torch)
     package: str = ""
+    #: what preflight says when it is missing, and the fix, when the generic line would not tell enough
+    missing: str = ""
+    hint: str = ""
+    #: for kind "url": the local file the user chose instead of the download (None: the download)
+    override: str | None = None
+    #: the variable that chooses it, when it is not FBLOOP_<setting> (a scorer's own option)
+    env: str = ""
 
     @property
     def env_var(self) -> str:
+        if self.env:
+            return self.env
         return f"FBLOOP_{self.setting.upper()}" if self.setting else ""
 
     @property
@@ -101,81 +101,51 @@ def human_size(n: int | None) -> str:
     return f"~{n} B"
 
 
-def _hf(scorer: str, setting: str, label: str, settings: Settings, kind: Kind = "hf-model") -> Requirement:
+def hf(scorer: str, setting: str, label: str, settings: Settings, kind: Kind = "hf-model") -> Requirement:
+    """A Hugging Face hub checkpoint (or local folder) chosen by the Settings field `setting`."""
     ref = str(getattr(settings, setting))
     return Requirement(scorer, kind, label, setting, ref, _HF_SIZES.get(ref))
 
 
-def _url(scorer: str, setting: str, spec: weights.UrlFile, settings: Settings) -> Requirement:
+def url(scorer: str, setting: str, spec: weights.UrlFile, settings: Settings) -> Requirement:
+    """A weight file downloaded from `spec.url`, or the local file the Settings field `setting` names."""
     override = getattr(settings, setting)
-    ref = str(override) if override else spec.filename
-    return Requirement(scorer, "url", spec.label, setting, ref, spec.approx_bytes, spec)
+    chosen = str(override) if override else None
+    ref = chosen or spec.filename
+    return Requirement(scorer, "url", spec.label, setting, ref, spec.approx_bytes, spec, override=chosen)
+
+
+def option_url(scorer: type[Scorer], option: str, spec: weights.UrlFile, settings: Settings) -> Requirement:
+    """A weight file downloaded from `spec.url`, or the local file the scorer's own option `option` names
+    (`FBLOOP_<SCORER>_<OPTION>`, `scoring/base.py::ScorerOptions`)."""
+    from feedback_cli.scoring.base import options_env_prefix
+
+    override = getattr(scorer.options(settings), option)
+    chosen = str(override) if override else None
+    env = options_env_prefix(scorer.name) + option.upper()
+    ref = chosen or spec.filename
+    return Requirement(scorer.name, "url", spec.label, "", ref, spec.approx_bytes, spec, override=chosen, env=env)
 
 
 def requirements(scorer: str, settings: Settings) -> list[Requirement]:
-    """Everything `scorer` needs with these settings (empty for scorers that need nothing)."""
-    if scorer in VIDEO_MODEL_SCORERS and (
-        settings.vbench_backend == "official" or (scorer == "motion_smoothness" and settings.vbench_python)
-    ):
-        env = settings.vbench_python or ""
-        return [Requirement(scorer, "official", "VBench official CLI env", "vbench_python", env)]
-    clip_l = ("clip_model", "CLIP ViT-L/14")
-    match scorer:
-        case "pickscore":
-            return [
-                _hf(scorer, "pickscore_model", "PickScore_v1 (CLIP-H)", settings),
-                _hf(scorer, "pickscore_processor", "CLIP-H processor", settings, "hf-processor"),
-            ]
-        case "clip-score":
-            return [_hf(scorer, *clip_l, settings)]
-        case "aesthetic":
-            return [
-                _hf(scorer, *clip_l, settings),
-                _url(scorer, "aesthetic_head", weights.AESTHETIC_MLP, settings),
-            ]
-        case "vqascore":
-            if settings.vqa_backend == "t2v_metrics":
-                return [Requirement(scorer, "python", "t2v_metrics package", "vqa_backend", "t2v_metrics")]
-            return [
-                Requirement(
-                    scorer,
-                    "api",
-                    f"OpenAI-compatible API ({settings.vqa_model})",
-                    "vqa_model",
-                    settings.vqa_model,
-                )
-            ]
-        case "hpsv2":
-            from feedback_cli.scoring.hpsv2 import CHECKPOINT
+    """Everything `scorer` needs with these settings, as its class declares (empty for an unknown name)."""
+    from feedback_cli.scoring import registry
 
-            return [
-                Requirement(scorer, "python", "open_clip_torch package", "", "open_clip", package="open_clip_torch"),
-                _url(scorer, "hpsv2_checkpoint", CHECKPOINT, settings),
-            ]
-        case "subject_consistency":
-            return [_hf(scorer, "dino_model", "DINO ViT-B/16", settings)]
-        case "background_consistency":
-            return [_hf(scorer, "vbench_clip_b32_model", "CLIP ViT-B/32", settings)]
-        case "aesthetic_quality":
-            return [
-                _hf(scorer, *clip_l, settings),
-                _url(scorer, "vbench_aesthetic_head", weights.VBENCH_AESTHETIC_V1, settings),
-            ]
-        case "imaging_quality":
-            if settings.vbench_python and importlib.util.find_spec("pyiqa") is None:
-                return [
-                    Requirement(scorer, "official", "VBench official CLI env", "vbench_python", settings.vbench_python)
-                ]
-            return [
-                Requirement(scorer, "python", "pyiqa package (MUSIQ)", "", "pyiqa"),
-                _url(scorer, "musiq_weights", weights.MUSIQ_SPAQ, settings),
-            ]
-        case "dynamic_degree":
-            return [_url(scorer, "raft_weights", weights.RAFT_LARGE_C_T_V1, settings)]
-        case "motion_smoothness":
-            return [Requirement(scorer, "official", "VBench official CLI env (AMT-S)", "vbench_python", "")]
-        case _:
-            return []
+    if scorer not in registry.targets():
+        return []
+    return registry.scorer_class(scorer).requirements(settings)
+
+
+def __getattr__(attr: str) -> Any:
+    """IMAGE_MODEL_SCORERS, VIDEO_MODEL_SCORERS, ALL_MODEL_SCORERS: derived from the registry when read."""
+    from feedback_cli.scoring import registry
+
+    kinds: dict[str, Any] = {"IMAGE_MODEL_SCORERS": "image", "VIDEO_MODEL_SCORERS": "video"}
+    if attr in kinds:
+        return registry.model_names(kinds[attr])
+    if attr == "ALL_MODEL_SCORERS":
+        return registry.model_names("image") + registry.model_names("video")
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 # --------------------------------------------------------------------------- status
@@ -242,7 +212,7 @@ def status(req: Requirement, settings: Settings) -> Status:
         return Status(ok, "cached" if ok else "incomplete", str(snap))
     if req.kind == "url":
         assert req.url_file is not None
-        override = getattr(settings, req.setting)
+        override = req.override
         if override:
             path = Path(str(override)).expanduser()
             return Status(path.is_file(), "local" if path.is_file() else "not a file", str(path))

@@ -1,4 +1,6 @@
-"""Which scorers a run uses: from `--scorers` / FBLOOP_SCORERS, or the backend's default."""
+"""Resolves the scorer sets a run uses: from `--scorers` / FBLOOP_SCORERS, or the backend's default.
+
+The default sets are what the scorer classes declare (`Scorer.default_set`), read through the registry."""
 
 from __future__ import annotations
 
@@ -6,16 +8,7 @@ import importlib.util
 from typing import TYPE_CHECKING
 
 from feedback_cli.installation import extra_install_command
-from feedback_cli.scoring.registry import (
-    IMAGE_SCORERS,
-    OFFLINE_IMAGE_SET,
-    OFFLINE_VIDEO_SET,
-    OPTIONAL_IMAGE_SET,
-    REAL_IMAGE_SET,
-    REAL_VIDEO_SET,
-    VIDEO_SCORERS,
-    split_names,
-)
+from feedback_cli.scoring.registry import names_of, split_names
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
@@ -23,15 +16,15 @@ if TYPE_CHECKING:
 
 def everything_here(name: str, settings: Settings) -> bool:
     """Every checkpoint and package `name` needs is already here (nothing would be downloaded)."""
-    from feedback_cli.scoring import checkpoints
+    from feedback_cli.scoring import requirements
 
-    return all(checkpoints.status(req, settings).available for req in checkpoints.requirements(name, settings))
+    return all(requirements.status(req, settings).available for req in requirements.requirements(name, settings))
 
 
 def default_image_scorers(settings: Settings) -> list[str]:
     """The real image scorers a default run uses: the standard set plus optional ones whose weights are here."""
-    optional = [n for n in OPTIONAL_IMAGE_SET if n in IMAGE_SCORERS and everything_here(n, settings)]
-    return [n for n in REAL_IMAGE_SET if n in IMAGE_SCORERS] + optional
+    optional = [n for n in names_of("image", "optional") if everything_here(n, settings)]
+    return [*names_of("image", "standard"), *optional]
 
 
 def scoring_extra_installed() -> bool:
@@ -46,7 +39,7 @@ def default_spec(backend: str, settings: Settings | None = None) -> tuple[str, s
         from feedback_cli.config import load_settings
 
         settings = load_settings()
-    real = [*default_image_scorers(settings), *(n for n in REAL_VIDEO_SET if n in VIDEO_SCORERS)]
+    real = [*default_image_scorers(settings), *names_of("video", "standard")]
     if not real:
         return "offline", "real scorers are not part of this build; scoring with offline statistics"
     if not scoring_extra_installed():
@@ -65,9 +58,9 @@ def resolve(
         spec, notice = default_spec(backend, settings)
     images, videos = split_names(spec)
     if not images:
-        images = list(OFFLINE_IMAGE_SET)
+        images = list(names_of("image", "offline"))
         notice = "no image scorer named; images are scored with offline statistics"
     if not videos:
-        videos = list(OFFLINE_VIDEO_SET)
+        videos = list(names_of("video", "offline"))
         notice = "no video scorer named; videos are scored with offline statistics"
     return spec, images, videos, notice
