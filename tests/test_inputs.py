@@ -181,6 +181,26 @@ def test_a_model_reply_with_escape_sequences_never_reaches_the_terminal(cli, clo
     assert "yppans" in page and not FORBIDDEN.search(page)
 
 
+def test_json_summaries_spell_what_a_terminal_would_obey_as_escapes(cli, cloud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`run --json` and `resume --json` (of a finished run) print the summary with the hostile reply's C1,
+    bidi and zero-width characters as \\u escapes: the same data, nothing a terminal acts on."""
+    cloud.queue_chat_replies(json.dumps({"prompt": HOSTILE, "rationale": "because"}))
+    out = tmp_path / "out"
+    result = cli(
+        "run", EXAMPLE, "--workflow", "prompt-only", "--backend", "cloud", "--max-iterations-image", "1",
+        "--output-dir", out, "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    run = only_run(out)
+    kept = checkpoint_state(run)["stages"][0]["outputs"]["final_prompt"]
+    assert "\u202e" in kept, "the reply is kept as the model sent it (else this test proves nothing)"
+    again = cli("resume", run, "--json")
+    assert again.exit_code == 0, again.stderr
+    for printed in (result, again):
+        assert not FORBIDDEN.search(printed.stdout + printed.stderr), repr(printed.stdout)
+        assert json.loads(printed.stdout)["final_image_prompt"] == kept
+
+
 def test_a_refusal_with_escapes_is_one_clean_error_line(cli, cloud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from tests.fakes.script import ChatReply
 

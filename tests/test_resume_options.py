@@ -17,7 +17,8 @@ from tests.conftest import EXAMPLE, only_run, read_json
 from tests.fakes.script import HttpError
 from tests.test_checkpoint import rewrite_state, snapshot
 
-ALLOWED = {"max_cost", "interactive", "verbose", "break_lock", "use_current_settings", "resume"}
+#: `as_json` (--json) is how the result is printed, not an option of the run
+ALLOWED = {"max_cost", "interactive", "verbose", "break_lock", "use_current_settings", "resume", "as_json"}
 
 #: every option of `fbloop run` a resume cannot change, with a valid value
 REFUSED: list[tuple[str, list[str]]] = [

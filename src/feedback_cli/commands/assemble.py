@@ -16,7 +16,8 @@ from feedback_cli.errors import InputError, UsageError
 CHECKPOINT_NAME = "workflow_checkpoint.json"
 
 
-def assemble(inputs: list[Path], *, output_dir: Path, verbose: bool) -> int:
+def assemble(inputs: list[Path], *, output_dir: Path | None, verbose: bool, as_json: bool = False) -> int:
+    """`output_dir`: the output folder (default: the setting); the run goes in `{output_dir}/assemble/`."""
     from feedback_cli.choices import Backend
     from feedback_cli.config import load_settings
     from feedback_cli.providers.registry import resolve_backend
@@ -28,7 +29,9 @@ def assemble(inputs: list[Path], *, output_dir: Path, verbose: bool) -> int:
 
     clips, source_backend = clips_to_join(inputs)
     settings = load_settings(backend=source_backend)
-    chosen, reason = resolve_backend(settings.backend, settings)
+    # joining calls no provider: the run is labelled as the clips were made (offline clips stay offline)
+    choice = resolve_backend(settings.backend, settings, roles=())
+    chosen, reason = source_backend or choice.backend, choice.reason
     if source_backend:
         reason = f"{chosen}, the backend the clips were made with"
     options = RunOptions(
@@ -47,15 +50,18 @@ def assemble(inputs: list[Path], *, output_dir: Path, verbose: bool) -> int:
             given.append(artifact.path)
         state.given[GIVEN_CLIPS] = given
 
+    root = output_dir or settings.output_dir
     prepared = prepare_run(
         options,
         settings,
-        output_dir=output_dir / "assemble",
+        output_dir=root / "assemble",
         stages=("assemble",),
         kind="stage",
         prepare=prepare,
+        providers=choice.providers,
+        runs_root=root,  # a run id names one run, workflow or stage
     )
-    return drive(prepared, verbose=verbose, announce=reason)
+    return drive(prepared, verbose=verbose, announce=reason, as_json=as_json)
 
 
 def clips_to_join(inputs: list[Path]) -> tuple[list[Path], str | None]:

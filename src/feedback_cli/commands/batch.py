@@ -101,7 +101,9 @@ def batch(
 
     from feedback_cli.providers.registry import resolve_backend
 
-    chosen, reason = resolve_backend(settings.backend, settings)
+    # each provider role on its own, as for `fbloop run`; each row records the providers its workflow uses
+    choice = resolve_backend(settings.backend, settings)
+    chosen, reason = choice.backend, choice.reason
     base = build_options(
         RUN_FLAGS,
         workflow=workflow,

@@ -19,6 +19,11 @@ def require_terminal() -> None:
         raise UsageError("--interactive needs a terminal on stdin (it is refused in CI and in pipes)")
 
 
+def refuse_json_with_review(as_json: bool) -> None:
+    if as_json:
+        raise UsageError("--json and --interactive cannot be used together (the review needs the terminal)")
+
+
 def reviewer_for(interactive: bool):  # type: ignore[no-untyped-def]
     if not interactive:
         return None
@@ -58,16 +63,20 @@ def resume_run(
     retry_failed: bool = False,
     use_current_settings: bool = False,
     break_lock: bool = False,
+    as_json: bool = False,
 ) -> int:
+    """Continue the run `target` (a folder, its checkpoint, or a run id under the output folder)."""
     from feedback_cli.config import load_settings
     from feedback_cli.ui.console import err_console
     from feedback_cli.workflow.api import load_for_resume, lock_run, unlock_run
     from feedback_cli.workflow.bounds import with_max_cost
+    from feedback_cli.workflow.locate import find_run
     from feedback_cli.workflow.models import RunOptions
 
     if max_cost is not None:  # the flag first (the bound a run starts with), before settings say less
         max_cost = with_max_cost(RunOptions(), max_cost).max_cost
     settings = load_settings(max_cost=max_cost)
+    target = find_run(target, settings.output_dir)
     changes: dict[str, Any] = {}
     if max_cost is not None:
         changes["max_cost"] = max_cost
@@ -87,8 +96,15 @@ def resume_run(
     console = err_console()
     if state.status == "completed":
         console.print(f"run {state.run_id} is already complete; nothing to resume.", markup=False)
+        if as_json:
+            from feedback_cli.ui.console import write_json
+            from feedback_cli.workflow.report import summarize
+
+            summary = summarize(state, str(prepared.folder.root.absolute())).model_dump(mode="json")
+            write_json(prepared.folder.redactor.scrub(summary))
         return 0
     if state.options.interactive:
+        refuse_json_with_review(as_json)
         require_terminal()
     try:
         lock_run(prepared)  # a second process is refused here, in one line, before anything is said or run
@@ -99,12 +115,12 @@ def resume_run(
         error_line(f"{exc.line().rstrip('.')}. The last checkpoint stands; resume with: {resume_command(prepared)}")
         return exc.exit_code
     try:
-        return _announce_and_drive(prepared, use_current_settings)
+        return _announce_and_drive(prepared, use_current_settings, as_json)
     finally:
         unlock_run(prepared)
 
 
-def _announce_and_drive(prepared: Any, use_current_settings: bool) -> int:
+def _announce_and_drive(prepared: Any, use_current_settings: bool, as_json: bool = False) -> int:
     from feedback_cli.ui.console import err_console
     from feedback_cli.ui.session import drive
 
@@ -127,4 +143,12 @@ def _announce_and_drive(prepared: Any, use_current_settings: bool) -> int:
         console.print(f"note: unfinished items use the current settings: {switched}", markup=False, soft_wrap=True)
     done = sum(1 for r in state.stages if r.status in ("completed", "skipped"))
     console.print(f"resuming {state.run_id}: {done} of {len(state.stages)} stages done", markup=False)
-    return drive(prepared, verbose=state.options.verbose, reviewer=reviewer_for(state.options.interactive))
+    from feedback_cli.providers.registry import recorded_reason
+
+    return drive(
+        prepared,
+        verbose=state.options.verbose,
+        reviewer=reviewer_for(state.options.interactive),
+        announce=recorded_reason(state.options.backend.value, state.providers),
+        as_json=as_json,
+    )

@@ -60,9 +60,12 @@ def list_models(
 ) -> None:
     """Each checkpoint each scorer needs, its approximate size, and whether it is already here."""
     from feedback_cli.config import load_settings
+    from feedback_cli.installation import extra_install_command, missing_scoring_modules
     from feedback_cli.scoring import requirements as reqs
 
     settings = load_settings()
+    # without torch no model scorer runs, whatever is cached: the status says so, not "missing"
+    no_torch = "torch" in missing_scoring_modules()
     rows: list[dict[str, Any]] = []
     for name in _names(scorers):
         needed = reqs.requirements(name, settings)
@@ -81,6 +84,7 @@ def list_models(
             )
         for req in needed:
             st = reqs.status(req, settings)
+            state = "torch not installed" if no_torch and req.kind in _NEEDS_EXTRA else st.state
             rows.append(
                 {
                     "scorer": name,
@@ -90,7 +94,7 @@ def list_models(
                     "checkpoint": req.ref,
                     "size": reqs.human_size(req.approx_bytes),
                     "available": st.available,
-                    "status": st.state,
+                    "status": state,
                     "where": st.detail,
                 }
             )
@@ -114,10 +118,18 @@ def list_models(
     console = out_console()
     print_table(console, table)
     console.print(Text("Choose a checkpoint (hub id or local path) with: " + ", ".join(settings_used)))
-    fetchable = ("hf-model", "hf-processor", "url")
-    missing = sorted({r["scorer"] for r in rows if not r["available"] and r["kind"] in fetchable})
+    if no_torch:
+        console.print(
+            Text(f"torch is not installed, so the model scorers cannot run: {extra_install_command()}"), soft_wrap=True
+        )
+    missing = sorted({r["scorer"] for r in rows if not r["available"] and r.get("kind") in _NEEDS_EXTRA})
     if missing:
-        console.print(Text(f"Fetch what is missing: fbloop models download {' '.join(missing)}"), soft_wrap=True)
+        then = "Then fetch" if no_torch else "Fetch"
+        console.print(Text(f"{then} what is missing: fbloop models download {' '.join(missing)}"), soft_wrap=True)
+
+
+#: checkpoints fetched with (and run by) the scoring extra: hub repos need huggingface_hub, all need torch
+_NEEDS_EXTRA = ("hf-model", "hf-processor", "url")
 
 
 def download_models(
@@ -133,8 +145,10 @@ def download_models(
     if hub_offline():
         raise UsageError("HF_HUB_OFFLINE=1 forbids downloads", hint="unset HF_HUB_OFFLINE for `fbloop models download`")
     settings = load_settings()
+    names = _names(scorers, optional=False)
+    _require_extra(names, settings)
     seen: set[tuple[str, str]] = set()
-    for name in _names(scorers, optional=False):
+    for name in names:
         for req in reqs.requirements(name, settings):
             key = (req.kind, req.ref)
             if key in seen:
@@ -145,6 +159,23 @@ def download_models(
                 typer.echo(f"{name}: {req.label} already here ({st.state}: {st.detail})", err=True)
                 continue
             _download(name, req, settings)
+
+
+def _require_extra(names: list[str], settings: Settings) -> None:
+    """A download needs the scoring extra (huggingface_hub fetches, torch runs what is fetched): without it,
+    one line with the command that installs it for this installation (pipx, uv or pip), before anything."""
+    from feedback_cli.installation import extra_install_command, missing_scoring_modules
+    from feedback_cli.scoring import requirements as reqs
+
+    missing = missing_scoring_modules()
+    if not missing:
+        return
+    needing = [n for n in names if any(r.kind in _NEEDS_EXTRA for r in reqs.requirements(n, settings))]
+    if needing:
+        raise UsageError(
+            f"downloading the checkpoints of {', '.join(needing)} needs the scoring extra "
+            f"({', '.join(missing)} not installed); install it with: {extra_install_command()}"
+        )
 
 
 def _download(name: str, req: Requirement, settings: Settings) -> None:
@@ -169,8 +200,10 @@ def _download(name: str, req: Requirement, settings: Settings) -> None:
         _fetch_with_progress(req.url_file, dest, settings.request_timeout_s)
         typer.echo(f"{name}: saved {dest}", err=True)
     elif req.kind == "python":
+        from feedback_cli.installation import package_install_command
+
         raise ScorerUnavailable(
-            f"{name}: needs the {req.pip_name} package, not a download", hint=f"pip install {req.pip_name}"
+            f"{name}: needs the {req.pip_name} package, not a download", hint=package_install_command(req.pip_name)
         )
     elif req.kind == "official":
         typer.echo(

@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
 
 
 def resume(
-    target: Path = typer.Argument(..., help="A run folder or its workflow_checkpoint.json."),
+    target: Path = typer.Argument(
+        ..., help="A run folder, its workflow_checkpoint.json, or a run id under the output folder."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every item and score."),
     max_cost: float | None = typer.Option(None, "--max-cost", help="A new USD cap for the rest of the run."),
     retry_failed: bool = typer.Option(
@@ -33,6 +35,7 @@ def resume(
     break_lock: bool = typer.Option(
         False, "--break-lock", help="Take a lock left on a filesystem that cannot lock (no process running)."
     ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout at the end: the run's summary."),
 ) -> None:
     """Validate the checkpoint and continue at the first unfinished stage and item (a batch folder: every row)."""
     from feedback_cli.workflow.batch_state import is_batch_dir
@@ -54,5 +57,6 @@ def resume(
             interactive=interactive,
             use_current_settings=use_current_settings,
             break_lock=break_lock,
+            as_json=as_json,
         )
     )

@@ -24,7 +24,7 @@ def run(
     input_image: Path | None = typer.Option(None, "--input-image", help="Start frame for --workflow video-only."),
     max_iterations_image: int = typer.Option(3, "--max-iterations-image", help="Image prompt iterations."),
     max_iterations_video: int = typer.Option(3, "--max-iterations-video", help="Video prompt iterations."),
-    num_image_variations: int = typer.Option(8, "--num-image-variations", help="Images to generate."),
+    num_image_variations: int = typer.Option(8, "--num-image-variations", "-n", help="Images to generate."),
     num_video_attempts: int = typer.Option(3, "--num-video-attempts", help="Videos to generate (per clip)."),
     threshold_image: float = typer.Option(85.0, "--threshold-image", help="Image prompt score to stop at (0-100)."),
     threshold_video: float = typer.Option(85.0, "--threshold-video", help="Video prompt score to stop at (0-100)."),
@@ -48,6 +48,9 @@ def run(
     target_image: float = typer.Option(85.0, "--target-image", help="Overall image score that ends the rounds."),
     target_video: float = typer.Option(85.0, "--target-video", help="Overall video score that ends the rounds."),
     patience: int = typer.Option(1, "--patience", help="Stop after this many rounds without a better pick."),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON document on stdout at the end (the run's summary, or the dry-run plan)."
+    ),
     break_lock: bool = typer.Option(
         False, "--break-lock", help="With --resume: take a lock left on a filesystem that cannot lock."
     ),
@@ -62,7 +65,7 @@ def run(
         # one rule with `fbloop resume`: what a resume may change is applied (and recorded in the trace),
         # any other option is refused by name
         refuse_run_options_with_resume(
-            ctx, ("max_cost", "interactive", "verbose", "break_lock", "use_current_settings")
+            ctx, ("max_cost", "interactive", "verbose", "break_lock", "use_current_settings", "as_json")
         )
         raise typer.Exit(
             resume_run(
@@ -72,13 +75,14 @@ def run(
                 max_cost=max_cost,
                 use_current_settings=use_current_settings,
                 break_lock=break_lock,
+                as_json=as_json,
             )
         )
     for flag, given in (("--break-lock", break_lock), ("--use-current-settings", use_current_settings)):
         if given:
             raise UsageError(f"{flag} is only used with --resume")
 
-    from feedback_cli.commands.common import require_terminal, reviewer_for
+    from feedback_cli.commands.common import refuse_json_with_review, require_terminal, reviewer_for
     from feedback_cli.config import load_settings
     from feedback_cli.workflow.bounds import RUN_FLAGS, build_options
 
@@ -121,9 +125,17 @@ def run(
     if input_image is not None:
         validate_image(input_image, "--input-image")
     if interactive:
+        refuse_json_with_review(as_json)
         require_terminal()
 
-    chosen, reason = resolve_backend(settings.backend, settings)
+    from feedback_cli.stages.registry import roles_for
+    from feedback_cli.workflow.models import RunOptions
+    from feedback_cli.workflow.plan import stages_for
+
+    # each provider role on its own, and only the roles this workflow's stages use need a key
+    roles = roles_for(stages_for(workflow), RunOptions(workflow=workflow, interactive=interactive))
+    choice = resolve_backend(settings.backend, settings, roles, dry_run=dry_run)
+    chosen, reason = choice.backend, choice.reason
     options = build_options(
         {**RUN_FLAGS, "max_cost": "FBLOOP_MAX_COST"},  # the flag passed above: a bad cap here is the variable's
         workflow=workflow,
@@ -153,8 +165,13 @@ def run(
         from feedback_cli.ui.plan_view import render_plan
         from feedback_cli.workflow.estimate import dry_run as plan_run
 
-        render_plan(plan_run(options, settings, starts_from_image=prompt_image is not None), reason)
-        raise typer.Exit(0)
+        plan = plan_run(options, settings, starts_from_image=prompt_image is not None, providers=choice.providers)
+        if choice.unconfigured:  # a price before signing up
+            keys = " and ".join(
+                "REPLICATE_API_TOKEN" if role == "media" else "OPENAI_API_KEY" for role in choice.unconfigured
+            )
+            plan.notes.append(f"priced without keys; a run needs {keys}")
+        raise typer.Exit(render_plan(plan, reason, as_json=as_json))
 
     from feedback_cli.ui.session import drive
     from feedback_cli.workflow.api import prepare_run
@@ -166,8 +183,11 @@ def run(
         source_prompt=source_prompt,
         prompt_image=prompt_image,
         input_image=input_image,
+        providers=choice.providers,
     )
-    raise typer.Exit(drive(prepared, verbose=verbose, reviewer=reviewer_for(interactive), announce=reason))
+    raise typer.Exit(
+        drive(prepared, verbose=verbose, reviewer=reviewer_for(interactive), announce=reason, as_json=as_json)
+    )
 
 
 def _random_seed() -> int:

@@ -31,7 +31,11 @@ def score(
     files: list[Path] = typer.Argument(..., help="Images (.png .jpg .webp) and/or videos (.mp4 .mov .webm .gif)."),
     prompt: str = typer.Option(..., "--prompt", "-p", help="The prompt the files were generated from."),
     scorer: list[str] | None = typer.Option(
-        None, "--scorer", "-s", help="A scorer name (repeat, or comma-separate). Default: every real scorer."
+        None,
+        "--scorer",
+        "-s",
+        help="A scorer name (repeat, or comma-separate). Default: every real scorer that can run here, "
+        "else the offline statistics.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON only on stdout instead of a table."),
 ) -> None:
@@ -78,9 +82,15 @@ def score(
         video_names = [n for n in video_names if n not in skipped]
         for name, exc in skipped.items():
             sys.stderr.write(f"fbloop: skipping {name}: {_reason(name, exc)}\n")
-        if not image_names and not video_names:
-            first = next(iter(skipped.values()))
-            raise ScorerUnavailable(f"no scorer can run here; {first.message}", hint=first.hint)
+        # the default is what can run here: when no real scorer can, the offline statistics (which always can)
+        if has_images and not image_names:
+            image_names = list(registry.OFFLINE_IMAGE_SET)
+        if has_videos and not video_names:
+            video_names = list(registry.OFFLINE_VIDEO_SET)
+        if skipped and (set(image_names) <= set(registry.OFFLINE_IMAGE_SET)) and (
+            set(video_names) <= set(registry.OFFLINE_VIDEO_SET)
+        ):
+            sys.stderr.write("fbloop: no real scorer can run here; scoring with offline statistics\n")
 
     if any("transformers" in registry.scorer_class(n).needs_modules for n in image_names + video_names):
         _quiet_transformers()

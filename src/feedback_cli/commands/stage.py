@@ -1,4 +1,4 @@
-"""`fbloop stage NAME`: one stage alone, from files, into `output/{stage}/{timestamp}/` with its own
+"""`fbloop stage NAME`: one stage alone, from files, into `{output dir}/{stage}/{timestamp}/` with its own
 trace (the equivalents of enhance_image_prompt.py, generate_images.py, create_storyboard.py,
 enhance_video_prompt.py and generate_videos.py)."""
 
@@ -45,11 +45,15 @@ def stage(
     clips: int = typer.Option(2, "--clips", help="Storyboard clips."),
     backend: Backend | None = typer.Option(None, "--backend", help="auto | offline | cloud"),
     scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
-    seed: int = typer.Option(0, "--seed"),
-    output_dir: Path = typer.Option(
-        "output", "--output-dir", help="Root; the run goes in DIR/{stage}/{timestamp}/.", parser=nonempty_path
+    seed: int | None = typer.Option(None, "--seed", help="Base seed (default: random, recorded)."),
+    output_dir: Path | None = typer.Option(
+        None,
+        "--output-dir",
+        help="Root; the run goes in DIR/{stage}/{timestamp}/ [default: output/feedback_loops/, or FBLOOP_OUTPUT_DIR].",
+        parser=nonempty_path,
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout at the end: the run's summary."),
     max_cost: float | None = typer.Option(None, "--max-cost", help="Stop before a call would pass this USD total."),
     max_rounds_image: int = typer.Option(3, "--max-rounds-image", help="image-generation: rounds."),
     max_rounds_video: int = typer.Option(1, "--max-rounds-video", help="video-generation: rounds."),
@@ -76,7 +80,7 @@ def stage(
         if given:
             raise UsageError(f"fbloop stage assemble takes the clip videos or a run folder, not {given[0]}")
 
-        raise typer.Exit(assemble(clip_videos or [], output_dir=output_dir, verbose=verbose))
+        raise typer.Exit(assemble(clip_videos or [], output_dir=output_dir, verbose=verbose, as_json=as_json))
     if clip_videos:
         raise UsageError(f"fbloop stage {name.value} takes no file arguments (got {clip_videos[0]}); see --help")
     from feedback_cli.config import load_settings
@@ -161,14 +165,20 @@ def stage(
         )
         if path is not None
     }
-    chosen, reason = resolve_backend(settings.backend, settings)
+    from feedback_cli.commands.run import _random_seed
+    from feedback_cli.stages.registry import roles_for
+    from feedback_cli.workflow.models import RunOptions
+
+    # each provider role on its own; only the roles this stage uses need a key
+    choice = resolve_backend(settings.backend, settings, roles_for((stage_key,), RunOptions()))
+    chosen, reason = choice.backend, choice.reason
     options = build_options(
         {**flags, "max_cost": "FBLOOP_MAX_COST"},  # the flag passed above: a bad cap here is the variable's
         **{**numbers, "max_cost": settings.max_cost},  # the flag, else FBLOOP_MAX_COST
         storyboard=name is StageName.storyboard,
         backend=Backend(chosen),
         scorers=settings.scorers or "",
-        seed=seed,
+        seed=seed if seed is not None else _random_seed(),
         verbose=verbose,
         prompt_file=str(prompt_file) if prompt_file else None,
         input_image=str(image) if image else None,
@@ -190,15 +200,17 @@ def stage(
     prepared = prepare_run(
         options,
         settings,
-        output_dir=output_dir / stage_key,
+        output_dir=(output_dir or settings.output_dir) / stage_key,
+        runs_root=output_dir or settings.output_dir,  # a run id names one run, workflow or stage
         source_prompt=text,
         prompt_image=prompt_image,
         input_image=image,
         stages=(stage_key,),
         kind="stage",
         prepare=prepare,
+        providers=choice.providers,
     )
-    raise typer.Exit(drive(prepared, verbose=verbose, announce=reason))
+    raise typer.Exit(drive(prepared, verbose=verbose, announce=reason, as_json=as_json))
 
 
 def _read_json(path: Path, flag: str) -> dict[str, Any]:

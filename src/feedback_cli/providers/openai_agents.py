@@ -119,13 +119,14 @@ class OpenAIAgents:
     name = "openai"
 
     def __init__(self, settings: Settings) -> None:
-        if settings.openai_api_key is None:
-            raise UsageError("the OpenAI agents need OPENAI_API_KEY (any value for a local server)")
+        if settings.openai_api_key is None and not settings.openai_base_url:
+            raise UsageError("the OpenAI agents need OPENAI_API_KEY, or OPENAI_BASE_URL for a local server")
         self.settings = settings
         self.prices = load_prices(settings.price_file)
         # one client per run, reused by every call; the SDK retries 408/409/429/5xx itself
         self.client = openai.AsyncOpenAI(
-            api_key=settings.openai_api_key.get_secret_value(),
+            # an OpenAI-compatible server (Ollama, vLLM, LM Studio) takes any key; the SDK insists on one
+            api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else "no-key",
             base_url=settings.openai_base_url,
             timeout=settings.request_timeout_s,
             max_retries=0,  # fbloop retries itself, so the person sees each retry and its wait

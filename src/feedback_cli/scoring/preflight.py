@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from feedback_cli.errors import ScorerUnavailable
+from feedback_cli.installation import extra_install_command, package_install_command
 from feedback_cli.scoring import registry
 from feedback_cli.scoring import requirements as reqs
 from feedback_cli.scoring.weights import hub_offline
@@ -36,9 +37,8 @@ def check(name: str, settings: Settings) -> ScorerUnavailable | None:
     if cls.offline:
         return None
     missing = [m for m in cls.needs_modules if importlib.util.find_spec(m) is None]
-    if missing:
-        hint = f"pip install 'fbloop[{cls.extra}]'"
-        return ScorerUnavailable(f"{name}: {', '.join(missing)} not installed", hint=hint)
+    if missing:  # the install command for how fbloop was installed (pipx inject / uv tool / pip)
+        return ScorerUnavailable(f"{name}: {', '.join(missing)} not installed", hint=extra_install_command(cls.extra))
     problem = cls.unavailable(settings)
     if problem is not None:
         return problem
@@ -65,7 +65,7 @@ def check(name: str, settings: Settings) -> ScorerUnavailable | None:
                 )
         elif req.kind == "python":
             message = req.missing or f"{name}: the {req.ref} package is not installed"
-            return ScorerUnavailable(message, hint=req.hint or f"pip install {req.pip_name}")
+            return ScorerUnavailable(message, hint=req.hint or package_install_command(req.pip_name))
         elif req.kind == "official":
             from feedback_cli.scoring.vbench_official import vbench_executable
 

@@ -20,6 +20,7 @@ import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from feedback_cli.errors import ScorerUnavailable, UsageError
+from feedback_cli.installation import extra_install_command
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
@@ -106,7 +107,7 @@ def scorer_class(name: str) -> type[Scorer]:
     except ImportError as exc:  # a missing dependency of a third-party scorer
         raise ScorerUnavailable(
             f"scorer {name}: {entry.module} cannot be imported: {exc}",
-            hint="pip install 'fbloop[scoring]'" if target in BUILTIN_SCORERS.values() else "",
+            hint=extra_install_command("scoring") if target in BUILTIN_SCORERS.values() else "",
         ) from exc
     except AttributeError as exc:
         raise ScorerUnavailable(f"scorer {name}: {target} does not exist: {exc}") from exc

@@ -220,7 +220,9 @@ def status(req: Requirement, settings: Settings) -> Status:
         return Status(path.is_file(), "downloaded" if path.is_file() else "missing", str(path))
     if req.kind == "python":
         ok = importlib.util.find_spec(req.ref) is not None
-        return Status(ok, "installed" if ok else "not installed", f"pip install {req.pip_name}")
+        from feedback_cli.installation import package_install_command
+
+        return Status(ok, "installed" if ok else "not installed", package_install_command(req.pip_name))
     if req.kind == "api":
         ok = settings.openai_api_key is not None or bool(settings.openai_base_url)
         return Status(ok, "configured" if ok else "no key", settings.openai_base_url or "api.openai.com")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING
 
+from feedback_cli.installation import extra_install_command
 from feedback_cli.scoring.registry import names_of, split_names
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def default_spec(backend: str, settings: Settings | None = None) -> tuple[str, s
         return "offline", "real scorers are not part of this build; scoring with offline statistics"
     if not scoring_extra_installed():
         return "offline", (
-            "the scoring extra is not installed (pip install 'fbloop[scoring]'); scoring with offline statistics"
+            f"the scoring extra is not installed ({extra_install_command('scoring')}); scoring with offline statistics"
         )
     return ",".join(real), None
 

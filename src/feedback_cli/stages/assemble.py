@@ -13,6 +13,7 @@ from typing import ClassVar
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.registry import register
 from feedback_cli.workflow.assemble import assemble_picks, describe, forget_final_video
+from feedback_cli.workflow.models import RunOptions
 
 #: `state.given` key of the clip files `fbloop stage assemble` copied into the run's input/ (in order)
 GIVEN_CLIPS = "clip_videos"
@@ -39,6 +40,10 @@ class AssembleStage(Stage):
     name: ClassVar[str] = "assemble"
     number: ClassVar[int] = 5
     title: ClassVar[str] = "Final video (join the clips)"
+
+    @classmethod
+    def roles(cls, options: RunOptions) -> frozenset[str]:
+        return frozenset()  # joining files calls no provider
 
     async def run(self, ctx: StageContext) -> None:
         clips = ctx.state.given.get(GIVEN_CLIPS) or []

@@ -62,6 +62,12 @@ class Stage(ABC):
     def folder(cls) -> str:
         return f"stage_{cls.number}_{cls.name}"
 
+    @classmethod
+    def roles(cls, options: RunOptions) -> frozenset[str]:
+        """The provider roles (`agents`, `media`) this stage calls with these options: a run needs a cloud
+        provider's key only for the roles its stages use. A stage that does not say uses both."""
+        return frozenset(("agents", "media"))
+
     def skip_reason(self, state: RunState) -> str | None:
         """Why this stage does not run in this run, or None when it runs."""
         return None

@@ -17,6 +17,7 @@ from feedback_cli.stages.items import ItemSpec, write_scores
 from feedback_cli.stages.picks import pick_scores
 from feedback_cli.stages.registry import register
 from feedback_cli.stages.rounds import RoundRules, rounds_file, run_rounds
+from feedback_cli.workflow.models import RunOptions
 
 
 def image_key(round_no: int, index: int) -> str:
@@ -30,6 +31,11 @@ class ImageGenerationStage(Stage):
     number: ClassVar[int] = 2
     title: ClassVar[str] = "Image generation"
     review = "images"
+
+    @classmethod
+    def roles(cls, options: RunOptions) -> frozenset[str]:
+        # the writer/critic revise the prompt between rounds, and apply a reviewer's feedback
+        return frozenset(("media", "agents") if options.interactive or options.max_rounds_image > 1 else ("media",))
 
     async def run(self, ctx: StageContext) -> None:
         opts = ctx.options

@@ -10,6 +10,7 @@ from feedback_cli.agents.calls import ask
 from feedback_cli.agents.loop import refine, save_loop_files
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.registry import register
+from feedback_cli.workflow.models import RunOptions
 
 
 @register
@@ -17,6 +18,10 @@ class ImagePromptStage(Stage):
     name: ClassVar[str] = "image_prompt"
     number: ClassVar[int] = 1
     title: ClassVar[str] = "Image prompt"
+
+    @classmethod
+    def roles(cls, options: RunOptions) -> frozenset[str]:
+        return frozenset(("agents",))
 
     async def run(self, ctx: StageContext) -> None:
         source = await starting_text(ctx)

@@ -4,8 +4,12 @@ modules are listed once here. Adding a stage: write its module, add it to BUILTI
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from feedback_cli.stages.base import Stage
+
+if TYPE_CHECKING:
+    from feedback_cli.workflow.models import RunOptions
 
 STAGES: dict[str, type[Stage]] = {}
 
@@ -37,3 +41,11 @@ def get(name: str) -> type[Stage]:
 
 def ordered() -> list[type[Stage]]:
     return sorted(load_builtin().values(), key=lambda cls: cls.number)
+
+
+def roles_for(names: tuple[str, ...] | list[str], options: RunOptions) -> tuple[str, ...]:
+    """The provider roles the stages `names` use with `options`, in the registry's order of roles."""
+    from feedback_cli.providers.registry import ROLES
+
+    used = {role for name in names for role in get(name).roles(options)}
+    return tuple(role for role in ROLES if role in used)

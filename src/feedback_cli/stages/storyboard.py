@@ -13,7 +13,7 @@ from feedback_cli.providers.base import ImageRequest
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.items import ItemSpec, run_items
 from feedback_cli.stages.registry import register
-from feedback_cli.workflow.models import RunState
+from feedback_cli.workflow.models import RunOptions, RunState
 
 BEATS = (
     "a moment later, the scene has moved on slightly",
@@ -39,6 +39,10 @@ class StoryboardStage(Stage):
     number: ClassVar[int] = 3
     title: ClassVar[str] = "Storyboard"
     review = "frames"
+
+    @classmethod
+    def roles(cls, options: RunOptions) -> frozenset[str]:
+        return frozenset(("media",))
     accepts_feedback: ClassVar[bool] = True
 
     def skip_reason(self, state: RunState) -> str | None:

@@ -22,7 +22,7 @@ from feedback_cli.stages.picks import pick_scores
 from feedback_cli.stages.registry import register
 from feedback_cli.stages.rounds import RoundRules, ensure_questions, rounds_file, run_rounds
 from feedback_cli.stages.storyboard import start_image
-from feedback_cli.workflow.models import ItemRecord
+from feedback_cli.workflow.models import ItemRecord, RunOptions
 
 
 @register
@@ -31,6 +31,11 @@ class VideoGenerationStage(Stage):
     number: ClassVar[int] = 5
     title: ClassVar[str] = "Video generation"
     review = "videos"
+
+    @classmethod
+    def roles(cls, options: RunOptions) -> frozenset[str]:
+        # the writer/critic revise the prompt between rounds, and apply a reviewer's feedback
+        return frozenset(("media", "agents") if options.interactive or options.max_rounds_video > 1 else ("media",))
 
     async def run(self, ctx: StageContext) -> None:
         opts = ctx.options

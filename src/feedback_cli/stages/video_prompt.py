@@ -13,6 +13,7 @@ from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.image_prompt import starting_text
 from feedback_cli.stages.registry import register
 from feedback_cli.stages.storyboard import image_prompt
+from feedback_cli.workflow.models import RunOptions
 
 
 def plan_context(plan: VideoPlan, scene_index: int) -> str:
@@ -25,6 +26,10 @@ class VideoPromptStage(Stage):
     name: ClassVar[str] = "video_prompt"
     number: ClassVar[int] = 4
     title: ClassVar[str] = "Video prompt"
+
+    @classmethod
+    def roles(cls, options: RunOptions) -> frozenset[str]:
+        return frozenset(("agents",))
 
     async def run(self, ctx: StageContext) -> None:
         opts = ctx.options

@@ -15,6 +15,7 @@ characters."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 from collections.abc import Iterable
@@ -38,7 +39,7 @@ from rich.text import Text
 
 from feedback_cli.redaction import redact_known
 from feedback_cli.workflow.events import Event
-from feedback_cli.workflow.safe_text import printable
+from feedback_cli.workflow.safe_text import json_safe, printable
 
 
 class SafeConsole(Console):
@@ -211,6 +212,13 @@ def _styled(console: Console, value: RenderableType, style: str) -> Text:
     text = _cell_text(console, value).copy()
     text.stylize(style)
     return text
+
+
+def write_json(data: Any) -> None:
+    """One JSON document on stdout (`--json`): JSON escapes only C0, so the characters a terminal could obey
+    (C1, bidi, zero-width) are written as \\uXXXX too: the same data, nothing a terminal acts on."""
+    sys.stdout.write(json_safe(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
+    sys.stdout.flush()
 
 
 def error_line(message: str) -> None:

@@ -70,9 +70,9 @@ def _table(*, title: str, **options: Any) -> Table:
 
 
 def _candidate_dirs(root: Path) -> list[Path]:
-    if not root.is_dir():
-        return []
-    return [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    from feedback_cli.workflow.locate import run_dirs  # workflow runs and `fbloop stage` runs (DIR/{stage}/)
+
+    return run_dirs(root)
 
 
 def _mtime_iso(path: Path) -> str | None:
@@ -172,11 +172,12 @@ def render_run_list(console: Console, root: Path, runs: list[RunListing]) -> Non
 
 
 def resolve_run(target: Path, output_dir: Path | None = None) -> Path:
-    """A run folder, its checkpoint, or a run id under the output dir."""
-    if target.exists() or output_dir is None:
+    """A run folder, its checkpoint, or a run id under the output dir (workflow or stage run)."""
+    if output_dir is None:
         return target
-    candidate = output_dir / target
-    return candidate if candidate.exists() else target
+    from feedback_cli.workflow.locate import find_run
+
+    return find_run(target, output_dir)
 
 
 def load_state(target: Path) -> tuple[Path, RunState]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -16,7 +17,7 @@ from feedback_cli.errors import (
     RunLocked,
     StorageError,
 )
-from feedback_cli.ui.console import EventRenderer, err_console, error_line, out_console, print_line
+from feedback_cli.ui.console import EventRenderer, err_console, error_line, out_console, print_line, write_json
 from feedback_cli.ui.summary import next_stage_command, render_summary
 from feedback_cli.workflow.api import PreparedRun, execute
 from feedback_cli.workflow.events import EventBus
@@ -77,8 +78,15 @@ def _interrupted_code(received: list[int]) -> int:
 
 
 def drive(
-    prepared: PreparedRun, *, verbose: bool = False, reviewer: Reviewer | None = None, announce: str | None = None
+    prepared: PreparedRun,
+    *,
+    verbose: bool = False,
+    reviewer: Reviewer | None = None,
+    announce: str | None = None,
+    as_json: bool = False,
 ) -> int:
+    """Run it; progress and the `backend:` line on stderr, then the summary on stdout: a table, or with
+    `as_json` one JSON document (the schema of workflow_summary.json), whatever the outcome."""
     console = err_console()
     redact = prepared.folder.redact  # the engine redacts its events; error_line redacts itself; the rest here
     if announce:
@@ -91,7 +99,9 @@ def drive(
     code = 0
     received: list[int] = []
     try:
-        asyncio.run(_with_stop_signals(execute(prepared, bus, reviewer), received))
+        # with --json stdout holds the one document: anything a library prints meanwhile goes to stderr
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            asyncio.run(_with_stop_signals(execute(prepared, bus, reviewer), received))
     except Interrupted:
         renderer.close()
         with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
@@ -125,10 +135,15 @@ def drive(
         code = exc.exit_code
     finally:
         renderer.close()
-    summary = WorkflowSummary.model_validate(prepared.folder.redactor.scrub(summarize(prepared.state).model_dump()))
+    summary = WorkflowSummary.model_validate(
+        prepared.folder.redactor.scrub(summarize(prepared.state, str(prepared.folder.root.absolute())).model_dump())
+    )
     with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
-        render_summary(out_console(), summary, prepared.folder.root)
-        follow_on = next_stage_command(prepared.state, prepared.folder.root)
-        if follow_on:  # last, so it is the line to copy
-            print_line(out_console(), f"next stage:   {follow_on}")
+        if as_json:
+            write_json(summary.model_dump(mode="json"))
+        else:
+            render_summary(out_console(), summary, prepared.folder.root)
+            follow_on = next_stage_command(prepared.state, prepared.folder.root)
+            if follow_on:  # last, so it is the line to copy
+                print_line(out_console(), f"next stage:   {follow_on}")
     return code

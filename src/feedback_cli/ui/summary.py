@@ -39,8 +39,8 @@ def _scores(scores: dict[str, float | None]) -> str:
 def render_summary(console: Console, summary: WorkflowSummary, run_dir: Path) -> None:
     """Path lines are soft-wrapped (the terminal folds them, Rich does not cut them) so they copy whole; the
     table is stacked on a terminal too narrow for it."""
-    if summary.offline:
-        console.print(f"[bold yellow]{summary.label}[/]")
+    if summary.label:  # offline, or partly offline (real agents, offline media)
+        console.print(summary.label, style="bold yellow", markup=False)
     table = Table(title=f"fbloop run {summary.run_id} ({summary.workflow}, {summary.backend}): {summary.status}")
     for column in ("Stage", "Status", "Time (s)", "Cost (USD)", "Scores"):
         table.add_column(column, justify="right" if column in ("Time (s)", "Cost (USD)") else "left")

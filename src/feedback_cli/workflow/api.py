@@ -87,6 +87,7 @@ def services_for(state: RunState, settings: Settings) -> Services:
         backend=state.options.backend.value,
         image_scorer_names=state.scorers.get("image", []),
         video_scorer_names=state.scorers.get("video", []),
+        providers={role: name.partition(":")[0] for role, name in state.providers.items()},
     )
 
 
@@ -101,10 +102,18 @@ def prepare_run(
     stages: tuple[str, ...] | None = None,
     kind: str = "workflow",
     prepare: Callable[[RunFolder, RunState], None] | None = None,
+    providers: dict[str, str] | None = None,
+    runs_root: Path | None = None,
     run_dir: Path | None = None,
 ) -> PreparedRun:
+    """`providers`: role -> provider, each role chosen on its own (`providers.registry.resolve_backend`);
+    without it, the pair of `options.backend`."""
     chosen_by_user = bool(options.scorers)
-    spec, images, videos, notice = resolve_scorers(options.scorers, options.backend.value)
+    agents, media = BACKENDS[options.backend.value]
+    if providers is not None:
+        agents, media = providers.get("agents", agents), providers.get("media", media)
+    # the real scorers are the default when the media are real: offline placeholders are scored offline
+    spec, images, videos, notice = resolve_scorers(options.scorers, "offline" if media == "offline" else "cloud")
     options = options.model_copy(update={"scorers": spec})
     notices = [notice] if notice else []
     # Before any paid call (and before the run folder exists): scorers the user named must be able to run;
@@ -125,7 +134,6 @@ def prepare_run(
             if not names:
                 names.extend(fallback)
                 notices.append(f"no {media_kind} scorer can run here; {media_kind}s use offline statistics")
-    agents, media = BACKENDS[options.backend.value]
     folder, state = create_run(
         options,
         settings,
@@ -138,6 +146,7 @@ def prepare_run(
         providers={"agents": agents, "media": media},
         scorers={"image": images, "video": videos},
         prepare=prepare,
+        runs_root=runs_root,
         run_dir=run_dir,
     )
     state.notices.extend(notices)

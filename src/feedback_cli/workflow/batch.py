@@ -79,17 +79,22 @@ def run_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"max_cost": None})
 
 
-def row_options(base: RunOptions, row: BatchRow, settings: Settings) -> RunOptions:
+def row_options(base: RunOptions, row: BatchRow, settings: Settings) -> tuple[RunOptions, dict[str, str]]:
+    """The row's run options and its providers (role -> provider): each role chosen on its own, as for
+    `fbloop run`, from the row's backend (else the batch's) and only for the roles its workflow uses."""
     from feedback_cli.providers.registry import resolve_backend
+    from feedback_cli.stages.registry import roles_for
+    from feedback_cli.workflow.plan import stages_for
 
     update: dict[str, Any] = dict(row.options)
     if "workflow" in update:
         update["workflow"] = Workflow(update["workflow"])
-    if "backend" in update:
-        update["backend"] = Backend(resolve_backend(update["backend"], settings)[0])
     if row.input_image is not None:
         update["input_image"] = row.input_image
-    return RunOptions.model_validate({**base.model_dump(), **update})
+    options = RunOptions.model_validate({**base.model_dump(), **update, "backend": base.backend})
+    requested = str(update.get("backend", settings.backend))
+    choice = resolve_backend(requested, settings, roles_for(stages_for(options.workflow), options))
+    return options.model_copy(update={"backend": Backend(choice.backend)}), choice.providers
 
 
 def create_batch(
@@ -123,11 +128,13 @@ def create_batch(
                 id=row.id,
                 line=row.line,
                 prompt=row.prompt,
-                options=row_options(base, row, settings),
+                options=options,
+                providers=providers,
                 input_image=row.input_image or base.input_image,
                 run_dir=f"runs/{row.id}",
             )
             for row in rows
+            for options, providers in (row_options(base, row, settings),)
         ],
     )
     save_batch(root, state, settings.secrets())
@@ -238,6 +245,7 @@ async def run_row(
             settings,
             output_dir=run_dir.parent,
             run_dir=run_dir,
+            providers=row.providers or None,  # a batch from before providers per role: the backend's pair
             source_prompt=row.prompt,
             input_image=Path(row.input_image) if row.input_image else None,
         )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from feedback_cli.errors import BudgetError, ScorerUnavailable
-from feedback_cli.providers.registry import BACKENDS, load_agents, load_media
+from feedback_cli.providers.registry import load_agents, load_media
 from feedback_cli.scoring.registry import image_scorer, video_scorer
 from feedback_cli.workflow.events import Event
 from feedback_cli.workflow.ledger import CostLedger
@@ -192,18 +192,19 @@ class ServicePool:
         until = time.monotonic() + seconds
         self.cooldown[role] = max(self.cooldown.get(role, 0.0), until)
 
-    def agents(self, backend: str) -> Agents:
-        if backend not in self._agents:
-            agents = load_agents(BACKENDS[backend][0], self.settings)
+    def agents(self, provider: str) -> Agents:
+        """The one agents client of `provider` (e.g. "openai", "offline"): each role is chosen on its own."""
+        if provider not in self._agents:
+            agents = load_agents(provider, self.settings)
             if hasattr(agents, "notify"):
                 agents.notify = _notice_to_current_run  # type: ignore[union-attr]
-            self._agents[backend] = agents
-        return self._agents[backend]
+            self._agents[provider] = agents
+        return self._agents[provider]
 
-    def media(self, backend: str) -> Media:
-        if backend not in self._media:
-            self._media[backend] = load_media(BACKENDS[backend][1], self.settings)
-        return self._media[backend]
+    def media(self, provider: str) -> Media:
+        if provider not in self._media:
+            self._media[provider] = load_media(provider, self.settings)
+        return self._media[provider]
 
     def limit(self, role: str, provider: str) -> Any:
         """The async context manager every run's calls to this provider share."""
@@ -240,6 +241,7 @@ class ServicePool:
             backend=state.options.backend.value,
             image_scorer_names=state.scorers.get("image", []),
             video_scorer_names=state.scorers.get("video", []),
+            providers={role: name.partition(":")[0] for role, name in state.providers.items()},
             pool=self,
         )
 
@@ -263,12 +265,12 @@ class PooledServices(Services):
     @property
     def agents(self) -> Agents:
         assert self.pool is not None
-        return self.pool.agents(self.backend)
+        return self.pool.agents(self.provider("agents"))
 
     @property
     def media(self) -> Media:
         assert self.pool is not None
-        return self.pool.media(self.backend)
+        return self.pool.media(self.provider("media"))
 
     @property
     def scoring_executor(self) -> ThreadPoolExecutor:

@@ -46,6 +46,9 @@ class BatchRowState(BaseModel):
     line: int
     prompt: str
     options: RunOptions
+    #: role -> provider, each chosen on its own (`providers.registry.resolve_backend`); empty: the pair of
+    #: options.backend
+    providers: dict[str, str] = Field(default_factory=dict)
     input_image: str | None = None  # absolute path of the row's start frame (video-only)
     run_dir: str  # relative to the batch folder: runs/{id}
     status: RowStatus = "pending"

@@ -7,7 +7,9 @@ numbers the budget cap uses.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
 
 from feedback_cli.config import Settings
 from feedback_cli.providers.prices import load_prices
@@ -40,15 +42,40 @@ class DryRunPlan(BaseModel):
     schema_version: int = 1
     workflow: str
     backend: str
+    #: role -> provider, each chosen on its own
+    providers: dict[str, str] = Field(default_factory=dict)
     stages: list[StagePlan]
     cost_min_usd: float
     cost_max_usd: float
+    #: `--max-cost`, and whether the estimate fits under it: "yes" (even the high end), "maybe" (the low end
+    #: does, the high end does not), "no" (not even the low end); None without a cap
+    max_cost_usd: float | None = None
+    fits_max_cost: Literal["yes", "maybe", "no"] | None = None
     notes: list[str] = Field(default_factory=list)
 
 
-def dry_run(options: RunOptions, settings: Settings, *, starts_from_image: bool) -> DryRunPlan:
-    agents = load_agents(BACKENDS[options.backend.value][0], settings)
-    media = load_media(BACKENDS[options.backend.value][1], settings)
+#: what a dry run prices with when a cloud role has no key yet: the providers' constructors want one, but a dry
+#: run calls nothing, so the price before signing up needs none
+_PRICING_PLACEHOLDER = {
+    "openai_api_key": SecretStr("dry-run-no-key"),
+    "replicate_api_token": SecretStr("dry-run-no-key"),
+}
+
+
+def dry_run(
+    options: RunOptions,
+    settings: Settings,
+    *,
+    starts_from_image: bool,
+    providers: dict[str, str] | None = None,
+) -> DryRunPlan:
+    pair = BACKENDS[options.backend.value]
+    providers = {"agents": pair[0], "media": pair[1], **(providers or {})}
+    pricing = settings.model_copy(
+        update={k: v for k, v in _PRICING_PLACEHOLDER.items() if getattr(settings, k) is None}
+    )
+    agents = load_agents(providers["agents"], pricing)
+    media = load_media(providers["media"], pricing)
     unknown: list[str] = []
 
     def price(value: float | None, what: str) -> float:
@@ -60,7 +87,7 @@ def dry_run(options: RunOptions, settings: Settings, *, starts_from_image: bool)
     per_call = price(agents.estimate_call_cost(), "agent calls")
     agent_models = (
         ["offline-rubric"]
-        if options.backend.value == "offline"
+        if providers["agents"] == "offline"
         else sorted({settings.writer_model, settings.critic_model})
     )
     notes: list[str] = []
@@ -113,7 +140,7 @@ def dry_run(options: RunOptions, settings: Settings, *, starts_from_image: bool)
             plan.agent_calls_max = 1 + describe + 2 * loops * options.max_iterations_video
             plan.models = (
                 agent_models
-                if options.backend.value == "offline"
+                if providers["agents"] == "offline"  # the agents role, whatever the media do
                 else sorted({*agent_models, settings.planner_model})
             )
         elif name == "video_generation":
@@ -127,13 +154,21 @@ def dry_run(options: RunOptions, settings: Settings, *, starts_from_image: bool)
         plans.append(plan)
     if options.backend.value == "offline":
         notes.append("offline backend: nothing is paid")
+    cost_min = round(sum(p.cost_min_usd for p in plans), 4)
+    cost_max = round(sum(p.cost_max_usd for p in plans), 4)
+    fits: Literal["yes", "maybe", "no"] | None = None
+    if options.max_cost is not None:
+        fits = "yes" if cost_max <= options.max_cost else "maybe" if cost_min <= options.max_cost else "no"
     if unknown:
         notes.append(f"no known price for {', '.join(sorted(set(unknown)))}: not in the range")
     return DryRunPlan(
         workflow=options.workflow.value,
         backend=options.backend.value,
+        providers=providers,
         stages=plans,
-        cost_min_usd=round(sum(p.cost_min_usd for p in plans), 4),
-        cost_max_usd=round(sum(p.cost_max_usd for p in plans), 4),
+        cost_min_usd=cost_min,
+        cost_max_usd=cost_max,
+        max_cost_usd=options.max_cost,
+        fits_max_cost=fits,
         notes=notes,
     )

@@ -78,12 +78,25 @@ def copy_input(folder: RunFolder, source: Path, name: str, kind: str) -> Artifac
 
 
 def create_run(
-    options: RunOptions, settings: Settings, *, output_dir: Path, run_dir: Path | None = None, **inputs: Any
+    options: RunOptions,
+    settings: Settings,
+    *,
+    output_dir: Path,
+    runs_root: Path | None = None,
+    run_dir: Path | None = None,
+    **inputs: Any,
 ) -> tuple[RunFolder, RunState]:
-    """Make a new run folder with copies of its inputs and a first checkpoint (see `_fill_new_run`).
+    """Make a new run folder with copies of its inputs and a first checkpoint (see `_fill_new_run`). Its id is
+    unique among the runs under `runs_root` (the output folder: workflow runs and `fbloop stage` runs),
+    default `output_dir`.
 
     `run_dir`: the exact (new) folder to use instead of a timestamped one under output_dir (a batch row)."""
-    root = new_run_dir(output_dir) if run_dir is None else new_named_run_dir(run_dir)
+    if run_dir is not None:
+        root = new_named_run_dir(run_dir)
+    else:
+        from feedback_cli.workflow.locate import run_dirs
+
+        root = new_run_dir(output_dir, taken={p.name for p in run_dirs(runs_root or output_dir)})
     try:
         return _fill_new_run(root, options, settings, **inputs)
     except BaseException:

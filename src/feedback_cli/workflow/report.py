@@ -15,6 +15,9 @@ SUMMARY_NAME = "workflow_summary.json"
 SUMMARY_SCHEMA_VERSION = 1
 TRACE_SCHEMA_VERSION = 1
 OFFLINE_LABEL = "OFFLINE: made by fbloop's offline backend, not by a real model; nothing was paid"
+#: a run whose agents or media (not both) are offline; {what} names them
+PARTLY_OFFLINE_LABEL = "PARTLY OFFLINE: the {what} were made by fbloop's offline backend, not by a real model"
+_ROLE_WORDS = {"agents": "prompts", "media": "images and videos"}
 
 
 class StageSummary(BaseModel):
@@ -38,6 +41,10 @@ class WorkflowSummary(BaseModel):
     backend: str
     offline: bool
     label: str | None = None
+    #: role -> provider, each chosen on its own: {"agents": "openai", "media": "offline"}
+    providers: dict[str, str] = Field(default_factory=dict)
+    #: the run folder (absolute when the run was made)
+    run_dir: str | None = None
     status: str
     created_at: str
     updated_at: str
@@ -61,7 +68,20 @@ class WorkflowSummary(BaseModel):
     error: str | None = None
 
 
-def summarize(state: RunState) -> WorkflowSummary:
+def _label(state: RunState) -> str | None:
+    if state.options.backend.value == "offline":
+        return OFFLINE_LABEL
+    from feedback_cli.stages.registry import roles_for
+
+    try:
+        used = roles_for([r.name for r in state.stages], state.options)
+    except KeyError:  # a stage this version does not know: say nothing rather than guess
+        return None
+    offline = [_ROLE_WORDS[role] for role in used if state.providers.get(role, "").partition(":")[0] == "offline"]
+    return PARTLY_OFFLINE_LABEL.format(what=" and ".join(offline)) if offline else None
+
+
+def summarize(state: RunState, run_dir: str | None = None) -> WorkflowSummary:
     stages = []
     for record in state.stages:
         files = sorted(
@@ -94,7 +114,9 @@ def summarize(state: RunState) -> WorkflowSummary:
         workflow=state.options.workflow.value if state.kind == "workflow" else f"stage {state.stages[0].name}",
         backend=state.options.backend.value,
         offline=offline,
-        label=OFFLINE_LABEL if offline else None,
+        label=_label(state),
+        providers={role: name.partition(":")[0] for role, name in state.providers.items()},
+        run_dir=run_dir,
         status=state.status,
         created_at=state.created_at,
         updated_at=state.updated_at,
@@ -120,9 +142,10 @@ def write_reports(folder: RunFolder, state: RunState) -> None:
     trace = {
         "trace_schema_version": TRACE_SCHEMA_VERSION,
         "format": "fbloop-trace",
-        "label": OFFLINE_LABEL if state.options.backend.value == "offline" else None,
+        "label": _label(state),
         **state.model_dump(mode="json"),
     }
     # both are rebuilt from the checkpoint on every stage, so they need no fsync of their own
     folder.write_json(TRACE_NAME, trace, durable=False)
-    folder.write_json(SUMMARY_NAME, summarize(state).model_dump(mode="json"), durable=False)
+    summary = summarize(state, str(folder.root.absolute()))
+    folder.write_json(SUMMARY_NAME, summary.model_dump(mode="json"), durable=False)

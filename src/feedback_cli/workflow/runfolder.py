@@ -18,8 +18,9 @@ from feedback_cli.workflow.files import atomic_write_bytes, inside, sha256_bytes
 from feedback_cli.workflow.models import Artifact
 
 
-def new_run_dir(output_dir: Path, now: datetime | None = None) -> Path:
-    """Create `{YYYYMMDD_HHMMSS}` under output_dir, adding `_2`, `_3`... if the name exists."""
+def new_run_dir(output_dir: Path, now: datetime | None = None, taken: set[str] | frozenset[str] = frozenset()) -> Path:
+    """Create `{YYYYMMDD_HHMMSS}` under output_dir, adding `_2`, `_3`... if the name exists or is in `taken`
+    (the run ids elsewhere under the same output folder, so that an id names one run)."""
     if output_dir.exists() and not output_dir.is_dir():
         raise InputError(f"output dir {output_dir} exists and is not a directory")
     try:
@@ -31,6 +32,8 @@ def new_run_dir(output_dir: Path, now: datetime | None = None) -> Path:
     stamp = (now or datetime.now()).strftime("%Y%m%d_%H%M%S")
     for n in range(1, 1000):
         candidate = output_dir / (stamp if n == 1 else f"{stamp}_{n}")
+        if candidate.name in taken:
+            continue
         try:
             candidate.mkdir()  # exclusive: two runs started in the same second get different folders
         except FileExistsError:

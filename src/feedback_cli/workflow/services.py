@@ -28,6 +28,8 @@ class Services:
     backend: str
     image_scorer_names: list[str]
     video_scorer_names: list[str]
+    #: role -> provider name, as the run recorded it (each role is chosen on its own); else the backend's pair
+    providers: dict[str, str] = field(default_factory=dict)
     _agents: Agents | None = None
     _media: Media | None = None
     _image_scorers: dict[str, ImageScorer | ScorerUnavailable] = field(default_factory=dict)
@@ -40,10 +42,15 @@ class Services:
     @property
     def agents(self) -> Agents:
         if self._agents is None:
-            self._agents = load_agents(BACKENDS[self.backend][0], self.settings)
+            self._agents = load_agents(self.provider("agents"), self.settings)
             if hasattr(self._agents, "notify"):
                 self._agents.notify = self.notice  # type: ignore[union-attr]
         return self._agents
+
+    def provider(self, role: str) -> str:
+        if role in self.providers:
+            return self.providers[role]
+        return BACKENDS[self.backend][0 if role == "agents" else 1]
 
     def notice(self, message: str) -> None:
         if self.notice_sink is not None:
@@ -52,7 +59,7 @@ class Services:
     @property
     def media(self) -> Media:
         if self._media is None:
-            self._media = load_media(BACKENDS[self.backend][1], self.settings)
+            self._media = load_media(self.provider("media"), self.settings)
         return self._media
 
     def agents_limit(self) -> asyncio.Semaphore:
