@@ -402,14 +402,26 @@ def test_a_mixed_run_resumes_with_its_recorded_providers(cli, openai_only, tmp_p
 
 
 def test_a_media_stage_on_cloud_needs_only_the_replicate_token(cli, replicate_only, tmp_path: Path) -> None:
+    # one round: best of N, no revision, so no agent is needed (rounds revise with the writer and the critic)
     result = cli(
-        "stage", "image-generation", "--prompt-file", EXAMPLE, "-n", "2", "--backend", "cloud", "--json",
-        "--output-dir", tmp_path,
+        "stage", "image-generation", "--prompt-file", EXAMPLE, "-n", "2", "--max-rounds-image", "1",
+        "--backend", "cloud", "--json", "--output-dir", tmp_path,
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     data = only_json(result.stdout)
     assert data["providers"]["media"] == "replicate" and data["backend"] == "cloud"
     assert replicate_only.predictions_created == 2 and not replicate_only.chat_completions
+
+
+def test_media_stage_rounds_on_cloud_name_the_agents_key(cli, replicate_only, tmp_path: Path) -> None:
+    # more than one round revises the prompt with the writer and the critic: those need their key too
+    result = cli(
+        "stage", "image-generation", "--prompt-file", EXAMPLE, "-n", "2", "--max-rounds-image", "2",
+        "--backend", "cloud", "--output-dir", tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "OPENAI_API_KEY" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert replicate_only.predictions_created == 0
 
 
 @pytest.mark.parametrize(

@@ -170,7 +170,9 @@ def stage(
     from feedback_cli.workflow.models import RunOptions
 
     # each provider role on its own; only the roles this stage uses need a key
-    choice = resolve_backend(settings.backend, settings, roles_for((stage_key,), RunOptions()))
+    # (with this stage's own numbers: more than one round revises with the agents; bounds are checked below)
+    asked = RunOptions.model_construct(**{k: v for k, v in numbers.items() if k in RunOptions.model_fields})
+    choice = resolve_backend(settings.backend, settings, roles_for((stage_key,), asked))
     chosen, reason = choice.backend, choice.reason
     options = build_options(
         {**flags, "max_cost": "FBLOOP_MAX_COST"},  # the flag passed above: a bad cap here is the variable's

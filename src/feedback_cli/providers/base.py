@@ -63,6 +63,20 @@ class CallMeter(Protocol):
 CALL_METER: ContextVar[CallMeter | None] = ContextVar("fbloop_call_meter", default=None)
 
 
+class SyncCallMeter(Protocol):
+    """A CallMeter for code that calls a paid API from a worker thread (a scorer asking a VLM): the same
+    promise, blocking. `started` returns once the call is held to the cap and recorded in the checkpoint."""
+
+    def started(self, model: str, estimate_usd: float | None) -> str: ...
+
+    def finished(self, call_id: str, billed: BilledResponse | None, error: str | None = None) -> None: ...
+
+
+#: the meter of the scoring call being made in this thread (the engine sets it around each scorer it runs
+#: in its worker thread); a scorer that finds none (`fbloop score`, no run) books nothing
+SCORER_CALL_METER: ContextVar[SyncCallMeter | None] = ContextVar("fbloop_scorer_call_meter", default=None)
+
+
 class Agents(Protocol):
     name: str  # "offline", "openai"
 

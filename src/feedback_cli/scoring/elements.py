@@ -173,10 +173,6 @@ class _VQAAsker:
             raise ScorerUnavailable("elements: the element check asks questions through FBLOOP_VQA_BACKEND=openai")
         self.vqa = VQAScoreScorer(settings)  # raises ScorerUnavailable when it cannot run
 
-    @property
-    def usage(self) -> list[dict[str, Any]]:
-        return self.vqa.usage
-
     def answers(self, path: Path, kind: str, work: Path) -> Callable[[Question], tuple[float | None, str]]:
         image = path
         prefix = ""
@@ -195,14 +191,15 @@ class _VQAAsker:
 
 
 def default_answerer(settings: Settings) -> Answerer:
-    """`vqa` when the run's backend is the cloud one, else `offline`."""
+    """`vqa` when the agents (an OpenAI-compatible server, which also answers VQAScore) are real, else
+    `offline`; a run binds its own choice (`bind`), this is for `fbloop score` and direct use."""
     from feedback_cli.providers.registry import resolve_backend
 
     try:
-        backend, _ = resolve_backend(settings.backend, settings)
+        choice = resolve_backend(settings.backend, settings, roles=("agents",))
     except Exception:  # a cloud backend without its keys: the VQA check cannot run either
         return "offline"
-    return "vqa" if backend == "cloud" else "offline"
+    return "vqa" if choice.providers.get("agents", "offline") != "offline" else "offline"
 
 
 class _ElementsBase:
@@ -231,30 +228,13 @@ class _ElementsBase:
             return f"elements:vqascore:{self.settings.vqa_model}"
         return "elements:offline-pixels"
 
-    @property
-    def usage(self) -> list[dict[str, Any]]:
-        return self._asker.usage if self._asker is not None else []
-
     def call_estimate(self) -> float | None:
         """USD the check of one file may cost (every question asked), for the budget check before it runs."""
         if self._asker is None:
             return 0.0
-        from feedback_cli.providers.prices import load_prices
-        from feedback_cli.stages.rounds import VQA_PROMPT_TOKENS
-
-        price = load_prices(self.settings.price_file).llm_cost(self.settings.vqa_model, VQA_PROMPT_TOKENS, 1)
+        price = self._asker.vqa.call_estimate()
         questions = len(self.questions.questions) if self.questions is not None else 0
         return None if price is None else price * questions
-
-    def take_usage(self) -> list[dict[str, Any]]:
-        """The element check's VQA calls since the last take, for the engine to book in the ledger."""
-        if self._asker is None:
-            return []
-        take = getattr(self._asker.vqa, "take_usage", None)
-        if take is not None:
-            return list(take())
-        taken, self._asker.vqa.usage = self._asker.vqa.usage, []
-        return [{"model": self.settings.vqa_model, **u} for u in taken]
 
     def questions_for(self, prompt: str) -> QuestionSet:
         if self.questions is not None:

@@ -21,20 +21,25 @@ Raw value: a probability in 0..1. 0-100: 100 x P (§I.4 "Range and normalisation
 from __future__ import annotations
 
 import base64
+import contextvars
 import math
 import re
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from feedback_cli.errors import InputError, ScorerUnavailable
+from feedback_cli.providers.base import SCORER_CALL_METER, BilledResponse, SyncCallMeter
 from feedback_cli.scoring.base import DefaultSet, ImageScorer, NotedValue
 from feedback_cli.scoring.requirements import Requirement
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
 
+#: prompt tokens of one VQA question with an image, for the budget estimate of a call
+VQA_PROMPT_TOKENS = 800
 QUESTION = 'Does this figure show "{prompt}"? Please answer yes or no.'
 _REASONING = re.compile(r"^(o1|o3|o4)(-|$)|^gpt-5", re.IGNORECASE)
 _MIME = {
@@ -155,18 +160,16 @@ class VQAScoreScorer(ImageScorer):
         self.settings = settings
         check(settings)
         self._client: Any = None
-        #: token usage of every API call made, for the cost ledger: {"model", "prompt_tokens", "completion_tokens",
-        #: "cached_tokens"}; the engine takes them after each score() (`take_usage`), failed ones included
-        self.usage: list[dict[str, Any]] = []
 
     @property
     def model_id(self) -> str:
         return f"{self.settings.vqa_backend}:{self.settings.vqa_model}"
 
-    def take_usage(self) -> list[dict[str, Any]]:
-        """The usage of the API calls made since the last take: each one is billed, whatever its answer."""
-        taken, self.usage = self.usage, []
-        return taken
+    def call_estimate(self) -> float | None:
+        """USD one question with an image may cost (the cap check before each request); None if unknown."""
+        from feedback_cli.providers.prices import load_prices
+
+        return load_prices(self.settings.price_file).llm_cost(self.settings.vqa_model, VQA_PROMPT_TOKENS, 1)
 
     def normalize(self, raw: float) -> float:
         if math.isnan(raw):
@@ -184,8 +187,9 @@ class VQAScoreScorer(ImageScorer):
         workers = max(1, min(self.settings.llm_concurrency, len(images)))
         if workers == 1:
             return [self._score_one(Path(p), prompt) for p in images]
+        outer = contextvars.copy_context()  # the engine's meter reaches the pool's threads too
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(lambda p: self._score_one(Path(p), prompt), images))
+            return list(pool.map(lambda p: outer.copy().run(self._score_one, Path(p), prompt), images))
 
     # ------------------------------------------------------------------ openai
 
@@ -199,42 +203,17 @@ class VQAScoreScorer(ImageScorer):
                 base_url=s.openai_base_url,
                 api_key=key,
                 timeout=s.request_timeout_s,
-                max_retries=s.llm_retries,
+                max_retries=0,  # retried in `_ask`, so that every request sent is metered
             )
         return self._client
 
     def _score_one(self, path: Path, prompt: str, text: str | None = None) -> NotedValue:
-        import openai
-
         s = self.settings
         content = [
             {"type": "text", "text": text or question(prompt)},  # `text`: a DSG question as asked (elements)
             {"type": "image_url", "image_url": {"url": image_data_url(path)}},
         ]
-        try:
-            resp = self.client().chat.completions.create(
-                model=s.vqa_model,
-                messages=[{"role": "user", "content": content}],
-                max_tokens=1,
-                temperature=0,
-                logprobs=True,
-                top_logprobs=s.vqa_top_logprobs,
-            )
-        except openai.OpenAIError as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else repr(exc)
-            # the server's error text may echo the key it was sent
-            raise ScorerUnavailable(f"vqascore: the {s.vqa_model} call failed: {s.redactor()(detail)}") from None
-        usage = getattr(resp, "usage", None)
-        if usage is not None:
-            details = getattr(usage, "prompt_tokens_details", None)
-            self.usage.append(
-                {
-                    "model": s.vqa_model,
-                    "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
-                    "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
-                    "cached_tokens": int(getattr(details, "cached_tokens", 0) or 0) if details else 0,
-                }
-            )
+        resp = self._ask(content)
         choice = resp.choices[0] if resp.choices else None
         content_lp = getattr(getattr(choice, "logprobs", None), "content", None) if choice else None
         if not content_lp:
@@ -247,6 +226,76 @@ class VQAScoreScorer(ImageScorer):
         if not pairs:
             pairs = [(first.token, first.logprob)]
         return yes_probability(pairs)
+
+    def _ask(self, content: list[dict[str, Any]]) -> Any:
+        """One chat completion, retried on 429/5xx/connection faults. Under a run, every request is held to the
+        cap and recorded in the checkpoint before it is sent, and booked as its response arrives, whatever
+        the reply then is (the engine's meter, `SCORER_CALL_METER`); under `fbloop score` nothing is booked."""
+        import openai
+
+        s = self.settings
+        meter = SCORER_CALL_METER.get()
+        estimate = self.call_estimate() if meter is not None else None
+        redact = s.redactor()
+        attempt = 0
+        while True:
+            call_id = meter.started(s.vqa_model, estimate) if meter is not None else ""
+            try:
+                resp = self.client().chat.completions.create(
+                    model=s.vqa_model,
+                    messages=[{"role": "user", "content": content}],
+                    max_tokens=1,
+                    temperature=0,
+                    logprobs=True,
+                    top_logprobs=s.vqa_top_logprobs,
+                )
+                break
+            except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
+                detail = redact(_first_line(exc))  # the server's error text may echo the key it was sent
+                if isinstance(exc, openai.APITimeoutError):  # it may have run to the end: priced at the estimate
+                    _finish(meter, call_id, self._at_estimate(estimate, "no answer in time"), detail)
+                else:
+                    _finish(meter, call_id, None, detail)  # an error answer: not billed
+                if getattr(exc, "code", None) == "insufficient_quota" or attempt >= s.llm_retries:
+                    raise ScorerUnavailable(f"vqascore: the {s.vqa_model} call failed: {detail}") from None
+                time.sleep(min(8.0, 0.5 * 2**attempt))
+                attempt += 1
+            except openai.OpenAIError as exc:
+                detail = redact(_first_line(exc))
+                _finish(meter, call_id, None, detail)
+                raise ScorerUnavailable(f"vqascore: the {s.vqa_model} call failed: {detail}") from None
+            except BaseException:  # stopped while the request was out: the provider may bill it
+                _finish(meter, call_id, self._at_estimate(estimate, "stopped before the answer came"))
+                raise
+        # billed: booked now, before anything below can reject the reply
+        _finish(meter, call_id, self._priced(resp, estimate))
+        return resp
+
+    def _at_estimate(self, estimate: float | None, why: str) -> BilledResponse:
+        note = f"{why}; booked at the call's estimate"
+        return BilledResponse(self.settings.vqa_model, estimate, estimated=True, note=note)
+
+    def _priced(self, resp: Any, estimate: float | None) -> BilledResponse:
+        from feedback_cli.providers.prices import load_prices
+
+        model = self.settings.vqa_model
+        usage = getattr(resp, "usage", None)
+        if usage is None:  # local servers may omit it
+            if estimate is None:
+                return BilledResponse(model, None, note="the server reported no token usage")
+            return self._at_estimate(estimate, "the server reported no token usage")
+        details = getattr(usage, "prompt_tokens_details", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        cached_tokens = int(getattr(details, "cached_tokens", 0) or 0) if details else 0
+        return BilledResponse(
+            model,
+            load_prices(self.settings.price_file).llm_cost(model, prompt_tokens, completion_tokens, cached_tokens),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cached_tokens=cached_tokens,
+            request={"purpose": "vqa"},
+        )
 
     # ------------------------------------------------------------------ t2v_metrics
 
@@ -267,3 +316,12 @@ class VQAScoreScorer(ImageScorer):
             raise ScorerUnavailable(f"vqascore: t2v_metrics cannot be imported: {exc}") from exc
         out = model(images=[str(p) for p in images], texts=[prompt])
         return [float(v) for v in out.reshape(len(images), -1)[:, 0].tolist()]
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else repr(exc)
+
+
+def _finish(meter: SyncCallMeter | None, call_id: str, billed: BilledResponse | None, error: str | None = None) -> None:
+    if meter is not None:
+        meter.finished(call_id, billed, error)

@@ -33,6 +33,7 @@ from feedback_cli.errors import BudgetError, ScorerUnavailable
 from feedback_cli.stages.base import StageContext
 from feedback_cli.stages.items import ItemSpec, run_items, select
 from feedback_cli.stages.picks import earlier_rounds
+from feedback_cli.scoring.vqascore import VQA_PROMPT_TOKENS
 from feedback_cli.workflow.models import ItemRecord
 
 ROUNDS_SCHEMA_VERSION = 1
@@ -41,8 +42,6 @@ ELEMENTS = "elements"
 VIDEO_ELEMENTS = "video_elements"
 #: best candidates the critic looks at
 CRITIC_CANDIDATES = 2
-#: prompt tokens of one VQA question with an image, for the budget estimate of the element check
-VQA_PROMPT_TOKENS = 800
 
 Kind = Literal["image", "video"]
 
@@ -167,8 +166,14 @@ async def run_rounds(ctx: StageContext, rules: RoundRules, base_prompt: str, sou
     questions = await ensure_questions(ctx, rules.kind, source)
     # no question, no element check: the stage is best of N (the trace says so), scored as before rounds
     scorer = elements_scorer(ctx, rules.kind) if questions.questions else None
+    real_agents = ctx.services.provider("agents") != "offline"
+    if scorer is not None and not real_agents and ctx.services.provider("media") != "offline":
+        # the offline answerer reads the offline renderer's own drawings; on a real model's images it would
+        # answer nonsense, so without a vision model the check is left out rather than made up
+        ctx.emit("notice", "the element check needs an OpenAI-compatible vision model for real images: left out")
+        scorer = None
     if scorer is not None:
-        scorer.bind(questions, answerer="offline" if ctx.services.backend == "offline" else "vqa")
+        scorer.bind(questions, answerer="vqa" if real_agents else "offline")
     elif questions.questions:
         ctx.emit("notice", "the element check cannot run: rounds revise without failed questions")
     rounds = _rounds(ctx, rules.scope)

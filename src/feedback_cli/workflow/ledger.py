@@ -8,6 +8,8 @@ booked at its estimate, marked `estimated`, when the run is resumed (`settle_cal
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
@@ -193,3 +195,29 @@ class LedgerMeter:
             )
         if error:  # the whole provider message stays in the trace; the person's line has it shortened
             self.emit("agent_call_error", shorten(error), what=self.what, error=error, booked=billed is not None)
+
+
+class ThreadedMeter:
+    """A LedgerMeter for a scorer that runs in a worker thread: `started` runs on the engine's event loop
+    and the thread waits until the call is recorded in the checkpoint (or refused by the cap) before it
+    sends the request; `finished` is handed to the loop, which books it before it sees the scorer return."""
+
+    def __init__(self, meter: LedgerMeter, loop: asyncio.AbstractEventLoop) -> None:
+        self.meter = meter
+        self.loop = loop
+
+    def started(self, model: str, estimate_usd: float | None) -> str:
+        future = asyncio.run_coroutine_threadsafe(self.meter.started(model, estimate_usd), self.loop)
+        while True:
+            try:
+                return future.result(timeout=1.0)
+            except concurrent.futures.TimeoutError:
+                if self.loop.is_closed() or not self.loop.is_running():  # the engine stopped: never send
+                    future.cancel()
+                    raise RuntimeError("the run stopped before the request could be recorded") from None
+
+    def finished(self, call_id: str, billed: BilledResponse | None, error: str | None = None) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.meter.finished, call_id, billed, error)
+        except RuntimeError:  # the loop is gone: the call stays in flight in the checkpoint, booked on resume
+            pass
