@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,11 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from feedback_cli.errors import BudgetError, FbloopError, ScorerUnavailable, StageFailed, StorageError
-from feedback_cli.providers.base import ImageRequest, JobHook, JobInFlight, VideoRequest
-from feedback_cli.providers.prices import load_prices
+from feedback_cli.providers.base import SCORER_CALL_METER, ImageRequest, JobHook, JobInFlight, VideoRequest
 from feedback_cli.scoring.base import measure
 from feedback_cli.scoring.combine import pick_best
 from feedback_cli.stages.base import StageContext
+from feedback_cli.workflow.ledger import LedgerMeter, ThreadedMeter
 from feedback_cli.workflow.media_checks import MediaInvalid, check_image, check_video
 from feedback_cli.workflow.models import ItemRecord, ScoreEntry, utcnow
 
@@ -306,25 +307,33 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
             _note_once(ctx, f"scorer {name} unavailable: {scorer.line()}")
             continue
         ctx.emit("item_scoring", f"{item.key}: {name}", key=item.key, scorer=name)
-        # a scorer that pays per file (the element check) holds its estimate under the cap while it runs
+        # a scorer that pays per file (the element check) is not started when the whole check would pass the
+        # cap; each of its requests is then held to the cap, recorded in flight and booked on its own (meter)
         estimate = getattr(scorer, "call_estimate", None)
-        held = contextlib.nullcontext() if estimate is None else ctx.ledger.reserve(estimate(), f"{name} {item.key}")
         try:
-            held.__enter__()
+            if estimate is not None:
+                ctx.ledger.check(estimate(), f"{name} {item.key}")
         except BudgetError as exc:
             _note_once(ctx, f"scorer {name} left out of {item.key}: {exc.message}")
             continue
+        what = f"{name} {item.key}"
+        ledger_meter = LedgerMeter(
+            ctx.ledger, stage=ctx.record.name, provider="openai", what=what, save=ctx.checkpoint, emit=ctx.emit
+        )
+        meter = ThreadedMeter(ledger_meter, loop)
+        metered = contextvars.copy_context()  # the worker thread runs the scorer under this meter
+        metered.run(SCORER_CALL_METER.set, meter)
         try:
-            rows = await loop.run_in_executor(executor, measure, scorer, [path], prompt)
+            rows = await loop.run_in_executor(executor, metered.run, measure, scorer, [path], prompt)
+        except BudgetError as exc:
+            _note_once(ctx, f"scorer {name} left out of {item.key}: {exc.message}")
+            continue
         except ScorerUnavailable as exc:
             _note_once(ctx, f"scorer {name} unavailable: {exc.line()}")
             continue
         except Exception as exc:  # a scorer bug or a model failure: left out, never a made-up value
             _note_once(ctx, f"scorer {name} failed on {item.key}: {type(exc).__name__}: {exc}")
             continue
-        finally:
-            _book_scorer_calls(ctx, name, scorer, item.key)
-            held.__exit__(None, None, None)
         for dimension, m in rows[0].items():
             entries.append(
                 ScoreEntry(
@@ -344,30 +353,6 @@ async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) ->
     item.extra["scored"] = True
     ctx.emit("item_scored", item.key, key=item.key, scores={e.scorer: round(e.normalized, 2) for e in entries})
     await ctx.checkpoint()
-
-
-def _book_scorer_calls(ctx: StageContext, name: str, scorer: object, key: str) -> None:
-    """A scorer that calls a paid API (VQAScore over OpenAI) reports each call's usage: into the ledger."""
-    take = getattr(scorer, "take_usage", None)
-    if take is None:
-        return
-    prices = load_prices(ctx.services.settings.price_file)
-    for usage in take():
-        model = str(usage["model"])
-        tokens = (usage["prompt_tokens"], usage["completion_tokens"], usage.get("cached_tokens", 0))
-        usd = prices.llm_cost(model, *tokens)
-        note = {"cost_note": f"no price known for {model}"} if usd is None else {}
-        ctx.ledger.add(
-            ctx.record.name,
-            "openai",
-            model,
-            f"{name} {key}",
-            usd or 0.0,
-            prompt_tokens=tokens[0],
-            completion_tokens=tokens[1],
-            cached_tokens=tokens[2],
-            **note,
-        )
 
 
 def _note_once(ctx: StageContext, note: str) -> None:

@@ -217,7 +217,6 @@ class ThreadedMeter:
                     raise RuntimeError("the run stopped before the request could be recorded") from None
 
     def finished(self, call_id: str, billed: BilledResponse | None, error: str | None = None) -> None:
-        try:
+        # a loop already gone leaves the call in flight in the checkpoint: booked at its estimate on resume
+        with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self.meter.finished, call_id, billed, error)
-        except RuntimeError:  # the loop is gone: the call stays in flight in the checkpoint, booked on resume
-            pass
