@@ -37,6 +37,18 @@ def ray_cluster() -> Iterator[str]:
         ray.shutdown()
 
 
+#: what a run measures rather than decides: differs between any two runs, whatever the executor
+TIMES = frozenset({"wall_s", "latency_s", "time_s", "started_at", "finished_at", "at"})
+
+
+def _without_times(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if k not in TIMES}
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
+
+
 def comparable(batch: Path) -> dict[str, Any]:
     """What must not depend on the executor: every generated file's hash, the picks and every score (the
     stage reports also record latencies, which no two runs share)."""
@@ -51,7 +63,9 @@ def comparable(batch: Path) -> dict[str, Any]:
                 if item["artifact"]
             ),
             "scores": [stage["scores"] for stage in state["stages"]],
-            "outputs": [{k: v for k, v in stage["outputs"].items() if k != "plan"} for stage in state["stages"]],
+            "outputs": [
+                _without_times({k: v for k, v in stage["outputs"].items() if k != "plan"}) for stage in state["stages"]
+            ],
         }
     results = [
         {k: v for k, v in json.loads(line).items() if k != "time_s"}

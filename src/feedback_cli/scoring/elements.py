@@ -206,6 +206,9 @@ class _ElementsBase:
     """What the image and video scorers share: the bound questions, the answerer, the kept checks."""
 
     kind: ClassVar[str] = "image"
+    #: scored where the stage runs, never on a shared scorer actor (`fbloop batch --executor ray`): it holds
+    #: the stage's bound questions, and it has no model to share (pixels offline, an API call otherwise)
+    local_only: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

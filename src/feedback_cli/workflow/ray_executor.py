@@ -239,11 +239,15 @@ class RayPool(ServicePool):
 
     def image_scorer(self, name: str) -> Any:
         inner = super().image_scorer(name)
-        return inner if isinstance(inner, ScorerUnavailable) else RemoteScorer(inner, self.scorer_actor, "image", name)
+        if isinstance(inner, ScorerUnavailable) or getattr(inner, "local_only", False):
+            return inner
+        return RemoteScorer(inner, self.scorer_actor, "image", name)
 
     def video_scorer(self, name: str) -> Any:
         inner = super().video_scorer(name)
-        return inner if isinstance(inner, ScorerUnavailable) else RemoteScorer(inner, self.scorer_actor, "video", name)
+        if isinstance(inner, ScorerUnavailable) or getattr(inner, "local_only", False):
+            return inner
+        return RemoteScorer(inner, self.scorer_actor, "video", name)
 
 
 @ray.remote
