@@ -599,9 +599,10 @@ def test_live_view_updates_in_place_on_a_terminal(tmp_path: Path) -> None:
     prompts = write(tmp_path / "p.txt", "a red fox\na blue kite\nan owl\n")
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env.update({"FBLOOP_OFFLINE_LATENCY": "0.2", "TERM": "xterm", "COLUMNS": "120"})
+    # one row at a time: the rows cannot all finish within one refresh, so a frame with an ETA is always drawn
     args = ["-m", "feedback_cli", "batch", str(prompts), *IMAGE_ONLY, "--num-image-variations", "2",
-            "--max-cost", "3", "--output-dir", str(tmp_path / "b")]  # fmt: skip
-    child = pexpect.spawn(sys.executable, args, env=env, encoding="utf-8", timeout=60, dimensions=(40, 120))
+            "--concurrency", "1", "--max-cost", "3", "--output-dir", str(tmp_path / "b")]  # fmt: skip
+    child = pexpect.spawn(sys.executable, args, env=env, encoding="utf-8", timeout=180, dimensions=(40, 120))
     gap = r"(?:\x1b\[[0-9;]*m|\s)+"  # spaces and Rich's style codes between a label and its value
     child.expect(rf"rows{gap}\d/3 done, \d running, 0 failed")
     child.expect(rf"spend{gap}\$0\.0000 of \$3\.0000")

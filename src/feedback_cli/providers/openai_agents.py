@@ -296,6 +296,9 @@ class OpenAIAgents:
                 if isinstance(exc, openai.APITimeoutError):  # it may have run to the end: priced at the estimate
                     timed_out = f"no answer within {self.settings.request_timeout_s:g}s"
                     _finish(meter, call_id, _at_estimate(model, estimate, timed_out), whole)
+                elif may_have_run(exc):
+                    lost = "the connection was lost after the request went out"
+                    _finish(meter, call_id, _at_estimate(model, estimate, lost), whole)
                 elif isinstance(exc, openai.InternalServerError) and structured and _reply_failed_schema(exc):
                     ran = f"HTTP {status} after the model replied: its reply failed the schema"
                     _finish(meter, call_id, _at_estimate(model, estimate, ran), whole)
@@ -417,6 +420,18 @@ class OpenAIAgents:
 def _finish(meter: CallMeter | None, call_id: str, billed: BilledResponse | None, error: str | None = None) -> None:
     if meter is not None:
         meter.finished(call_id, billed, error)
+
+
+def may_have_run(exc: BaseException) -> bool:
+    """Whether the server may have run (and billed) a request that ended in this error: a timeout, or a
+    connection lost after the request went out. Only a connection never made is surely unbilled."""
+    import httpx
+
+    if isinstance(exc, openai.APITimeoutError):
+        return True
+    if isinstance(exc, openai.APIConnectionError):
+        return not isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
+    return False
 
 
 def _at_estimate(model: str, estimate: float | None, why: str, request: dict[str, Any] | None = None) -> BilledResponse:

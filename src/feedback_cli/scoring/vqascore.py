@@ -233,6 +233,8 @@ class VQAScoreScorer(ImageScorer):
         the reply then is (the engine's meter, `SCORER_CALL_METER`); under `fbloop score` nothing is booked."""
         import openai
 
+        from feedback_cli.providers.openai_agents import may_have_run
+
         s = self.settings
         meter = SCORER_CALL_METER.get()
         estimate = self.call_estimate() if meter is not None else None
@@ -254,6 +256,8 @@ class VQAScoreScorer(ImageScorer):
                 detail = redact(_first_line(exc))  # the server's error text may echo the key it was sent
                 if isinstance(exc, openai.APITimeoutError):  # it may have run to the end: priced at the estimate
                     _finish(meter, call_id, self._at_estimate(estimate, "no answer in time"), detail)
+                elif may_have_run(exc):  # the connection was lost after the request went out
+                    _finish(meter, call_id, self._at_estimate(estimate, "connection lost after sending"), detail)
                 else:
                     _finish(meter, call_id, None, detail)  # an error answer: not billed
                 if getattr(exc, "code", None) == "insufficient_quota" or attempt >= s.llm_retries:
