@@ -523,3 +523,26 @@ def test_a_bad_cap_in_the_environment_is_one_line_naming_it(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("cause", "billable"),
+    [
+        ("ConnectError", False),  # never reached the server: surely not billed
+        ("ConnectTimeout", False),
+        ("ReadError", True),  # the request went out, the answer was lost: the model may have run
+        ("RemoteProtocolError", True),
+        ("WriteError", True),
+    ],
+)
+def test_a_lost_connection_after_sending_is_booked_at_its_estimate(cause: str, billable: bool) -> None:
+    import httpx
+    import openai
+
+    from feedback_cli.providers.openai_agents import may_have_run
+
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    error = openai.APIConnectionError(request=request)
+    error.__cause__ = getattr(httpx, cause)("lost", request=request)
+    assert may_have_run(error) is billable
+    assert may_have_run(openai.APITimeoutError(request=request)) is True
