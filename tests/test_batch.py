@@ -635,3 +635,32 @@ def test_resume_of_a_batch_with_one_broken_run_finishes_the_others(cli: Any, tmp
     assert folder_digests(batch / "runs" / "row_001") == kept
     refused = cli("resume", batch, "--interactive")
     assert refused.exit_code == 2 and "a batch runs unattended" in refused.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "deep"])
+def test_a_batch_checkpoint_that_is_a_fifo_or_nested_too_deep_is_one_line(cli: Any, tmp_path: Path, kind: str) -> None:
+    prompts = write(tmp_path / "p.txt", "a red fox\n")
+    out = tmp_path / "batches"
+    assert cli("batch", prompts, *IMAGE_ONLY, "--num-image-variations", "1", "--output-dir", out).exit_code == 0
+    checkpoint = only_batch(out) / "batch_checkpoint.json"
+    checkpoint.unlink()
+    if kind == "fifo":
+        os.mkfifo(checkpoint)  # must be refused, not waited on
+    else:
+        checkpoint.write_text("[" * 200_000 + "]" * 200_000)
+    result = cli("resume", only_batch(out))
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "batch checkpoint" in lines[0] and "internal error" not in lines[0], lines
+
+
+def test_a_key_inside_a_row_prompt_is_saved_redacted_not_refused(cli: Any, tmp_path: Path) -> None:
+    key = "sk-test-0123456789abcdefghij"
+    prompts = write(tmp_path / "p.txt", f"a red fox holding a sign that says {key}\n")
+    out = tmp_path / "batches"
+    result = cli("batch", prompts, *IMAGE_ONLY, "--num-image-variations", "1", "--output-dir", out,
+                 env={"OPENAI_API_KEY": key, "FBLOOP_BACKEND": "offline"})  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    text = (only_batch(out) / "batch_checkpoint.json").read_text()
+    assert key not in text
+    assert cli("inspect", only_batch(out)).exit_code == 0
