@@ -55,7 +55,15 @@ def tiny_hps(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture
 def hps_settings(tiny_settings, tiny_models: TinyModels, tiny_hps):
     config, checkpoint = tiny_hps
-    return make_settings(tiny_models, hpsv2_checkpoint=str(checkpoint), hpsv2_architecture=str(config))
+    return make_settings(
+        tiny_models, scorer_options={"hpsv2": {"checkpoint": str(checkpoint), "architecture": str(config)}}
+    )
+
+
+def with_hps(settings, **options: object):
+    """`settings` with HPSv2's own options changed (they live in `scorer_options`, not in Settings)."""
+    merged = {**settings.scorer_options.get("hpsv2", {}), **options}
+    return settings.model_copy(update={"scorer_options": {**settings.scorer_options, "hpsv2": merged}})
 
 
 @pytest.fixture(scope="module")
@@ -135,11 +143,11 @@ def test_hpsv2_normalize(hps_settings) -> None:
 
 
 def test_hpsv2_wrong_or_missing_checkpoint_is_unavailable(hps_settings, tiny_models, images, tmp_path) -> None:
-    missing = hps_settings.model_copy(update={"hpsv2_checkpoint": str(tmp_path / "nope.pt")})
+    missing = with_hps(hps_settings, checkpoint=str(tmp_path / "nope.pt"))
     with pytest.raises(ScorerUnavailable, match=r"FBLOOP_HPSV2_CHECKPOINT points at .*nope\.pt, which is not a file"):
         registry.image_scorer("hpsv2", missing).score(images[:1], PROMPT)
     assert "FBLOOP_HPSV2_CHECKPOINT" in preflight.check("hpsv2", missing).line()  # type: ignore[union-attr]
-    wrong = hps_settings.model_copy(update={"hpsv2_checkpoint": str(tiny_models.aesthetic_head)})
+    wrong = with_hps(hps_settings, checkpoint=str(tiny_models.aesthetic_head))
     with pytest.raises(ScorerUnavailable, match=r"is not an HPSv2 .* state dict"):
         registry.image_scorer("hpsv2", wrong).score(images[:1], PROMPT)
 
@@ -148,7 +156,7 @@ def test_hpsv2_joins_the_default_set_only_when_its_weights_are_here(hps_settings
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert select.default_image_scorers(hps_settings)[-1] == "hpsv2"
     assert preflight.check("hpsv2", hps_settings) is None
-    absent = hps_settings.model_copy(update={"hpsv2_checkpoint": None, "weights_dir": tmp_path / "empty"})
+    absent = with_hps(hps_settings, checkpoint=None).model_copy(update={"weights_dir": tmp_path / "empty"})
     assert "hpsv2" not in select.default_image_scorers(absent)
     assert select.default_image_scorers(absent) == list(registry.REAL_IMAGE_SET)
     reqs = checkpoints.requirements("hpsv2", absent)
@@ -167,8 +175,8 @@ def test_hpsv2_cli(tiny_models, hps_settings, images, monkeypatch, tmp_path) -> 
 
     for key, value in tiny_models.env().items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("FBLOOP_HPSV2_CHECKPOINT", hps_settings.hpsv2_checkpoint)
-    monkeypatch.setenv("FBLOOP_HPSV2_ARCHITECTURE", hps_settings.hpsv2_architecture)
+    monkeypatch.setenv("FBLOOP_HPSV2_CHECKPOINT", hps_settings.scorer_options["hpsv2"]["checkpoint"])
+    monkeypatch.setenv("FBLOOP_HPSV2_ARCHITECTURE", hps_settings.scorer_options["hpsv2"]["architecture"])
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))

@@ -79,10 +79,6 @@ class Settings(BaseSettings):
     pickscore_model: str = "yuvalkirstain/PickScore_v1"
     pickscore_processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
     aesthetic_head: str | None = None
-    #: HPSv2.1 (optional scorer): a local HPS_v2.1_compressed.pt, and the open_clip architecture it fine-tunes.
-    #: Kept for code that sets them on Settings; HPSv2 reads them through its own options (scoring/hpsv2.py).
-    hpsv2_checkpoint: str | None = None
-    hpsv2_architecture: str = "ViT-H-14"
     vqa_backend: Literal["openai", "t2v_metrics"] = "openai"
     vqa_model: str = "gpt-4.1-mini"
     dino_model: str = "facebook/dino-vitb16"

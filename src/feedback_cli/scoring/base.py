@@ -86,11 +86,7 @@ class Scorer(ABC):
         if cls.Options is None:
             raise TypeError(f"scorer {cls.name} declares no Options")
         prefix = options_env_prefix(cls.name)
-        # a Settings field `<name>_<option>` set explicitly (HPSv2's from before scorers had options) still counts
-        key = cls.name.replace("-", "_")
-        chosen = getattr(settings, "model_fields_set", set())
-        legacy = {f: getattr(settings, f"{key}_{f}") for f in cls.Options.model_fields if f"{key}_{f}" in chosen}
-        overrides = {**legacy, **getattr(settings, "scorer_options", {}).get(cls.name, {})}
+        overrides = getattr(settings, "scorer_options", {}).get(cls.name, {})
         try:
             return cls.Options(_env_prefix=prefix, **overrides)  # type: ignore[call-arg]
         except ValidationError as exc:

@@ -10,7 +10,7 @@ The built-ins' checkpoints (docs/scorers.md §I.6 table):
 | clip-score | `clip_model` (openai/clip-vit-large-patch14, ~1.7 GB) |
 | aesthetic | `clip_model` + `aesthetic_head` (LAION improved MLP, 3.7 MB, sha256-checked) |
 | vqascore | an OpenAI-compatible API (openai backend) or the t2v_metrics package |
-| hpsv2 | the open_clip_torch package + `hpsv2_checkpoint` (HPS_v2.1_compressed.pt, ~2 GB) |
+| hpsv2 | the open_clip_torch package + `FBLOOP_HPSV2_CHECKPOINT` (HPS_v2.1_compressed.pt, ~2 GB) |
 | subject_consistency | `dino_model` (facebook/dino-vitb16, ~0.35 GB) |
 | background_consistency | `vbench_clip_b32_model` (openai/clip-vit-base-patch32, ~0.6 GB) |
 | aesthetic_quality | `clip_model` + `vbench_aesthetic_head` (LAION V1 linear head, ~4 KB) |
