@@ -222,3 +222,15 @@ def test_the_report_module_imports_no_terminal_library() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_batch_is_sorted_by_the_latest_stages_pick_score_unless_told() -> None:
+    from feedback_cli.workflow.batch_leaderboard import default_sort_key
+
+    prompts = ["image_prompt.prompt_score", "video_prompt.prompt_score"]
+    picks = ["image_generation.best_overall", "image_generation.best_sharpness", "video_generation.best_overall"]
+    assert default_sort_key(sorted(prompts + picks)) == "video_generation.best_overall"
+    assert default_sort_key(sorted(prompts + picks[:2])) == "image_generation.best_overall"
+    assert default_sort_key(sorted(prompts)) == "video_prompt.prompt_score"
+    assert default_sort_key(["my_stage.best_overall", "image_prompt.prompt_score"]) == "my_stage.best_overall"
+    assert default_sort_key(["b.x", "c.y"]) == "b.x" and default_sort_key([]) is None

@@ -95,10 +95,11 @@ def inspect(
 def _inspect_batch(target: Path, *, sort: str | None, as_json: bool, html: Path | None, compare: Path | None) -> None:
     from feedback_cli.ui import batch_inspect
     from feedback_cli.ui.console import err_console, out_console
+    from feedback_cli.workflow.batch_leaderboard import inspect_batch
 
     if compare is not None:
         raise UsageError("--compare compares two runs; a batch folder shows its leaderboard")
-    data = batch_inspect.inspect_batch(target, sort=sort)
+    data = inspect_batch(target, sort=sort)
     if html is not None:
         try:
             written = batch_inspect.write_batch_html(data, html)
@@ -106,7 +107,7 @@ def _inspect_batch(target: Path, *, sort: str | None, as_json: bool, html: Path 
             raise InputError(f"cannot write the HTML report to {html}: {exc.strerror or exc}") from None
         err_console().print(f"wrote {written}", markup=False)
     if as_json:
-        _print_json(data)
+        _print_json(data.json_data())
     elif html is None:
         batch_inspect.render_batch(out_console(), data)
 
