@@ -42,6 +42,7 @@ def inspect(
     """Show what runs did: stages, prompts, candidates and every score, picks, costs and times."""
     from feedback_cli.ui import inspect_view as view
     from feedback_cli.ui.console import err_console, out_console, print_line
+    from feedback_cli.workflow import inspect_report as report
 
     root = output_dir
     if root is None and (run is None or compare is not None or not run.exists()):
@@ -52,14 +53,14 @@ def inspect(
         if compare is not None or html is not None:
             raise UsageError("--compare and --html need a RUN")
         assert root is not None
-        runs = view.list_runs(root)
+        runs = report.list_runs(root)
         if as_json:
             _print_json([r.model_dump(mode="json") for r in runs])
         else:
             view.render_run_list(out_console(), root, runs)
         return
 
-    target = view.resolve_run(run, root)
+    target = report.resolve_run(run, root)
     from feedback_cli.workflow.batch_state import is_batch_dir
 
     if is_batch_dir(target):  # a batch folder: its leaderboard
@@ -68,9 +69,11 @@ def inspect(
     if sort is not None:
         raise UsageError("--sort orders a batch's leaderboard; RUN is a single run")
     if compare is not None:
-        data = view.compare_runs(target, view.resolve_run(compare, root))
+        data: report.InspectReport | report.CompareReport = report.compare_runs(
+            target, report.resolve_run(compare, root)
+        )
     else:
-        data = view.inspect_run(target)
+        data = report.inspect_run(target)
     if html is not None:
         from feedback_cli.ui.html_report import write_html
 
@@ -82,8 +85,8 @@ def inspect(
             raise InputError(f"the HTML report: {exc.message}") from None
         print_line(err_console(), f"wrote {written}")
     if as_json:
-        _print_json(data)
-    elif html is None and compare is not None:
+        _print_json(data.json_data())
+    elif html is None and isinstance(data, report.CompareReport):
         view.render_compare(out_console(), data)
     elif html is None:
         view.render_run(out_console(), data)
@@ -92,10 +95,11 @@ def inspect(
 def _inspect_batch(target: Path, *, sort: str | None, as_json: bool, html: Path | None, compare: Path | None) -> None:
     from feedback_cli.ui import batch_inspect
     from feedback_cli.ui.console import err_console, out_console
+    from feedback_cli.workflow.batch_leaderboard import inspect_batch
 
     if compare is not None:
         raise UsageError("--compare compares two runs; a batch folder shows its leaderboard")
-    data = batch_inspect.inspect_batch(target, sort=sort)
+    data = inspect_batch(target, sort=sort)
     if html is not None:
         try:
             written = batch_inspect.write_batch_html(data, html)
@@ -103,7 +107,7 @@ def _inspect_batch(target: Path, *, sort: str | None, as_json: bool, html: Path 
             raise InputError(f"cannot write the HTML report to {html}: {exc.strerror or exc}") from None
         err_console().print(f"wrote {written}", markup=False)
     if as_json:
-        _print_json(data)
+        _print_json(data.json_data())
     elif html is None:
         batch_inspect.render_batch(out_console(), data)
 

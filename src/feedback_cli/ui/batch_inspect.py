@@ -1,8 +1,8 @@
-"""`fbloop inspect BATCH_DIR`: a leaderboard of the batch's prompts (one row each, sortable by any score),
-the best and worst prompts, `--json`, and an HTML grid of each prompt's picked image and video.
+"""`fbloop inspect BATCH_DIR`: the batch's leaderboard (one row per prompt, sortable by any score) and its
+best and worst prompts as a table, and an HTML grid of each prompt's picked image and video.
 
-Read-only: the rows are brought up to date from their runs' checkpoints in memory, nothing is written
-except the HTML file asked for.
+Only rendering: the data is the typed `BatchInspectReport` built by `workflow/batch_leaderboard.py`, the same
+report `--json` prints. Nothing is written except the HTML file asked for.
 """
 
 from __future__ import annotations
@@ -14,95 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from feedback_cli.errors import CheckpointError, InputError
-from feedback_cli.workflow.batch import reconcile, result_row
-from feedback_cli.workflow.batch_state import load_batch
+from feedback_cli.workflow.batch_leaderboard import BatchInspectReport
 from feedback_cli.workflow.files import atomic_write_bytes
-
-BATCH_INSPECT_FORMAT = "fbloop-batch-inspection"
-BATCH_INSPECT_SCHEMA_VERSION = 1
-#: sort keys that are not scores; lower is better for them
-ASCENDING_KEYS = ("cost_usd", "time_s")
-#: how many best and worst prompts the view names
-EXTREMES = 3
-DEFAULT_SORT_PREFERENCE = (
-    "video_generation.best_overall",
-    "image_generation.best_overall",
-    "video_prompt.prompt_score",
-    "image_prompt.prompt_score",
-)
-
-
-def resolve_sort_key(requested: str | None, columns: list[str]) -> str | None:
-    """A full column (`image_generation.best_overall`), a unique ending (`best_pickscore`), cost_usd or time_s."""
-    if requested is None:
-        return next((k for k in DEFAULT_SORT_PREFERENCE if k in columns), columns[0] if columns else None)
-    if requested in ASCENDING_KEYS or requested in columns:
-        return requested
-    matches = [c for c in columns if c.endswith("." + requested) or c.split(".", 1)[-1] == requested]
-    if len(matches) == 1:
-        return matches[0]
-    known = ", ".join([*columns, *ASCENDING_KEYS])
-    if matches:
-        raise InputError(f"--sort {requested} matches several scores: {', '.join(matches)}; name one in full")
-    raise InputError(f"--sort {requested} is not a score of this batch; choose one of: {known}")
-
-
-def _value(row: dict[str, Any], key: str | None) -> float | None:
-    if key is None:
-        return None
-    value = row.get(key) if key in ASCENDING_KEYS else row["scores"].get(key)
-    return float(value) if isinstance(value, int | float) else None
-
-
-def inspect_batch(target: Path, sort: str | None = None) -> dict[str, Any]:
-    root, state = load_batch(target)
-    try:
-        reconcile(root, state)  # in memory only: the runs may have moved on since the driver last wrote
-    except CheckpointError as exc:
-        state.notices.append(f"a run could not be read: {exc.line()}")
-    rows = [result_row(r) for r in state.rows]
-    columns = sorted({k for r in rows for k in r["scores"]})
-    key = resolve_sort_key(sort, columns)
-    ascending = key in ASCENDING_KEYS
-
-    def order(row: dict[str, Any]) -> tuple[bool, float, str]:
-        value = _value(row, key)
-        if value is None:
-            return (True, 0.0, row["id"])
-        return (False, value if ascending else -value, row["id"])
-
-    ranked = sorted(rows, key=order)
-    for rank, row in enumerate(ranked, start=1):
-        row["rank"] = rank if _value(row, key) is not None else None
-        row["sort_value"] = _value(row, key)
-    valued = [r for r in ranked if r["sort_value"] is not None]
-    extremes = min(EXTREMES, len(valued) // 2)  # best and worst never name the same prompt
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-    return {
-        "format": BATCH_INSPECT_FORMAT,
-        "schema_version": BATCH_INSPECT_SCHEMA_VERSION,
-        "batch_id": state.batch_id,
-        "batch_dir": str(root),
-        "status": state.status,
-        "executor": state.executor,
-        "prompts_file": state.prompts_file,
-        "rows_total": len(rows),
-        "counts": counts,
-        "not_finished": sum(1 for r in rows if r["status"] != "completed"),
-        "total_cost_usd": round(sum(r["cost_usd"] for r in rows), 6),
-        "max_cost": state.max_cost,
-        "wall_time_s": state.wall_time_s,
-        "score_columns": columns,
-        "sort_key": key,
-        "sort_ascending": ascending,
-        "leaderboard": ranked,
-        "best": [r["id"] for r in valued[:extremes]],
-        "worst": [r["id"] for r in reversed(valued[len(valued) - extremes :])],
-        "notices": state.notices,
-    }
 
 
 def _fmt(value: Any) -> str:
@@ -131,18 +44,18 @@ def short_header(column: str) -> str:
     return f"{STAGE_SHORT.get(stage, stage)} {name}"
 
 
-def render_batch(console: Console, data: dict[str, Any]) -> None:
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(data["counts"].items()))
-    cap = f" of ${data['max_cost']:.4f}" if data["max_cost"] is not None else ""
+def render_batch(console: Console, data: BatchInspectReport) -> None:
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(data.counts.items()))
+    cap = f" of ${data.max_cost:.4f}" if data.max_cost is not None else ""
     console.print(
-        f"batch {data['batch_id']} ({data['executor']}): {data['rows_total']} prompts, {counts}; "
-        f"${data['total_cost_usd']:.4f}{cap}, {data['wall_time_s']:.1f}s",
+        f"batch {data.batch_id} ({data.executor}): {data.rows_total} prompts, {counts}; "
+        f"${data.total_cost_usd:.4f}{cap}, {data.wall_time_s:.1f}s",
         markup=False,
         highlight=False,
         soft_wrap=True,
     )
-    key = data["sort_key"]
-    others = [c for c in data["score_columns"] if c != key and c.endswith("overall")][:2]
+    key = data.sort_key
+    others = [c for c in data.score_columns if c != key and c.endswith("overall")][:2]
     table = Table(title=f"leaderboard by {key or '(no scores yet)'}", title_justify="left")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("id", no_wrap=True)
@@ -154,20 +67,20 @@ def render_batch(console: Console, data: dict[str, Any]) -> None:
     table.add_column("cost $", justify="right", no_wrap=True)
     table.add_column("time s", justify="right", no_wrap=True)
     table.add_column("prompt", no_wrap=True, overflow="ellipsis", min_width=12)
-    for row in data["leaderboard"]:
-        cells = [str(row["rank"] or "-"), row["id"], row["status"]]
+    for row in data.leaderboard:
+        cells = [str(row.rank or "-"), row.id, row.status]
         if key:
-            cells.append(_fmt(row["sort_value"]))
-        cells.extend(_fmt(row["scores"].get(c)) for c in others)
-        cells.extend([f"{row['cost_usd']:.4f}", f"{row['time_s']:.1f}", _excerpt(row["prompt"])])
+            cells.append(_fmt(row.sort_value))
+        cells.extend(_fmt(row.scores.get(c)) for c in others)
+        cells.extend([f"{row.cost_usd:.4f}", f"{row.time_s:.1f}", _excerpt(row.prompt)])
         table.add_row(*cells)
     console.print(table)
-    by_id = {r["id"]: r for r in data["leaderboard"]}
-    for label in ("best", "worst"):
-        if data[label]:
-            names = ", ".join(f"{i} ({_fmt(by_id[i]['sort_value'])})" for i in data[label])
+    by_id = {r.id: r for r in data.leaderboard}
+    for label, ids in (("best", data.best), ("worst", data.worst)):
+        if ids:
+            names = ", ".join(f"{i} ({_fmt(by_id[i].sort_value)})" for i in ids)
             console.print(f"{label}: {names}", markup=False, highlight=False, soft_wrap=True)
-    for notice in data["notices"]:
+    for notice in data.notices:
         console.print(f"note: {notice}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -189,26 +102,24 @@ def _media_cell(root: Path, relative: str | None, report_dir: Path) -> str:
     return f'<a href="{link}"><img alt="{label}" src="{thumb}"></a>'
 
 
-def render_batch_html(data: dict[str, Any], report_dir: Path) -> str:
-    root = Path(data["batch_dir"])
-    key = data["sort_key"]
+def render_batch_html(data: BatchInspectReport, report_dir: Path) -> str:
+    root = Path(data.batch_dir)
+    key = data.sort_key
     cards = []
-    for row in data["leaderboard"]:
-        scores = "".join(
-            f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in sorted(row["scores"].items())
-        )
+    for row in data.leaderboard:
+        scores = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in sorted(row.scores.items()))
         cards.append(
-            f'<div class="card {html.escape(row["status"])}">'
-            f"<h3>#{row['rank'] or '-'} {html.escape(row['id'])} <small>{html.escape(row['status'])}</small></h3>"
-            f'<p class="prompt">{html.escape(row["prompt"])}</p>'
-            f'<div class="media">{_media_cell(root, row["best_image"], report_dir)}'
-            f"{_media_cell(root, row['best_video'], report_dir)}</div>"
-            f"<p>{html.escape(key or '')}: <b>{_fmt(row['sort_value'])}</b> · ${row['cost_usd']:.4f} · "
-            f"{row['time_s']:.1f}s</p><details><summary>scores</summary><table>{scores}</table></details>"
-            + (f'<p class="error">{html.escape(row["error"])}</p>' if row.get("error") else "")
+            f'<div class="card {html.escape(row.status)}">'
+            f"<h3>#{row.rank or '-'} {html.escape(row.id)} <small>{html.escape(row.status)}</small></h3>"
+            f'<p class="prompt">{html.escape(row.prompt)}</p>'
+            f'<div class="media">{_media_cell(root, row.best_image, report_dir)}'
+            f"{_media_cell(root, row.best_video, report_dir)}</div>"
+            f"<p>{html.escape(key or '')}: <b>{_fmt(row.sort_value)}</b> · ${row.cost_usd:.4f} · "
+            f"{row.time_s:.1f}s</p><details><summary>scores</summary><table>{scores}</table></details>"
+            + (f'<p class="error">{html.escape(row.error)}</p>' if row.error else "")
             + "</div>"
         )
-    counts = ", ".join(f"{n} {html.escape(s)}" for s, n in sorted(data["counts"].items()))
+    counts = ", ".join(f"{n} {html.escape(s)}" for s, n in sorted(data.counts.items()))
     style = (
         "body{font-family:system-ui,sans-serif;margin:1.5em}.grid{display:grid;"
         "grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:1em}.card{border:1px solid #ccc;"
@@ -218,17 +129,17 @@ def render_batch_html(data: dict[str, Any], report_dir: Path) -> str:
     )
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>fbloop batch {html.escape(data['batch_id'])}</title><style>{style}</style></head><body>"
-        f"<h1>Batch {html.escape(data['batch_id'])}</h1><p>{data['rows_total']} prompts: {counts}; "
-        f"${data['total_cost_usd']:.4f}; sorted by {html.escape(key or '-')}</p>"
+        f"<title>fbloop batch {html.escape(data.batch_id)}</title><style>{style}</style></head><body>"
+        f"<h1>Batch {html.escape(data.batch_id)}</h1><p>{data.rows_total} prompts: {counts}; "
+        f"${data.total_cost_usd:.4f}; sorted by {html.escape(key or '-')}</p>"
         f'<div class="grid">{"".join(cards)}</div></body></html>\n'
     )
 
 
-def write_batch_html(data: dict[str, Any], target: Path) -> Path:
+def write_batch_html(data: BatchInspectReport, target: Path) -> Path:
     target = target.expanduser()
     if target.is_dir():
-        target = target / f"fbloop_batch_{data['batch_id']}.html"
+        target = target / f"fbloop_batch_{data.batch_id}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, render_batch_html(data, target.resolve().parent).encode("utf-8"))
     return target
