@@ -25,18 +25,21 @@ BATCH_INSPECT_SCHEMA_VERSION = 1
 ASCENDING_KEYS = ("cost_usd", "time_s")
 #: how many best and worst prompts the view names
 EXTREMES = 3
-DEFAULT_SORT_PREFERENCE = (
-    "video_generation.best_overall",
-    "image_generation.best_overall",
-    "video_prompt.prompt_score",
-    "image_prompt.prompt_score",
-)
+#: the summary scores the leaderboard sorts by when none is asked for, in order of preference: the pick's
+#: overall score of the latest stage that has one, else the latest stage's prompt score
+DEFAULT_SORT_SCORES = ("best_overall", "prompt_score")
+
+
+def _default_sort_preference() -> list[str]:
+    from feedback_cli.stages.registry import ordered
+
+    return [f"{cls.name}.{score}" for score in DEFAULT_SORT_SCORES for cls in reversed(ordered())]
 
 
 def resolve_sort_key(requested: str | None, columns: list[str]) -> str | None:
     """A full column (`image_generation.best_overall`), a unique ending (`best_pickscore`), cost_usd or time_s."""
     if requested is None:
-        return next((k for k in DEFAULT_SORT_PREFERENCE if k in columns), columns[0] if columns else None)
+        return next((k for k in _default_sort_preference() if k in columns), columns[0] if columns else None)
     if requested in ASCENDING_KEYS or requested in columns:
         return requested
     matches = [c for c in columns if c.endswith("." + requested) or c.split(".", 1)[-1] == requested]
@@ -113,22 +116,19 @@ def _excerpt(text: str, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-STAGE_SHORT = {
-    "image_prompt": "img prompt",
-    "image_generation": "image",
-    "storyboard": "storyboard",
-    "video_prompt": "vid prompt",
-    "video_generation": "video",
-}
-
-
 def short_header(column: str) -> str:
     """`image_generation.best_overall` -> `image overall`: the table must fit a terminal."""
     stage, _, name = column.partition(".")
     if not name:
         return column
     name = name.removeprefix("best_").removeprefix("prompt_")
-    return f"{STAGE_SHORT.get(stage, stage)} {name}"
+    from feedback_cli.stages.registry import get as get_stage
+
+    try:
+        label = get_stage(stage).label()
+    except KeyError:  # a stage this version does not know: its own name
+        label = stage
+    return f"{label} {name}"
 
 
 def render_batch(console: Console, data: dict[str, Any]) -> None:
