@@ -129,6 +129,24 @@ def test_fbloop_stage_runs_the_new_stage(cli: Any, tmp_path: Path, caption_stage
     assert "<image-prompt|image-generation|caption|storyboard|" in help_text  # listed in its place
 
 
+def test_dry_run_with_an_unpriced_stage_fails_loudly(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caption module with its estimate left out: the dry run stops with a line naming it, no $0 plan."""
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    start = CAPTION_MODULE.index("    @classmethod\n    def estimate")
+    end = CAPTION_MODULE.index("    async def run")
+    (plugin / "fbloop_unpriced_stage.py").write_text(CAPTION_MODULE[:start] + CAPTION_MODULE[end:])
+    monkeypatch.syspath_prepend(str(plugin))
+    monkeypatch.setattr(registry, "STAGES", dict(registry.load_builtin()))
+    monkeypatch.setattr(registry, "BUILTIN_MODULES", (*registry.BUILTIN_MODULES, "fbloop_unpriced_stage"))
+    try:
+        r = cli("run", EXAMPLE, "--backend", "cloud", "--dry-run", "--json")
+    finally:
+        sys.modules.pop("fbloop_unpriced_stage", None)
+    assert r.exit_code != 0 and r.stdout == ""
+    assert "stage CaptionStage does not declare estimate" in r.stderr, r.stderr
+
+
 def _options(**values: Any) -> RunOptions:
     return RunOptions(backend=Backend.cloud, workflow=Workflow.image_only, **values)
 
@@ -160,6 +178,24 @@ def test_a_stage_without_an_estimate_is_refused_at_registration(monkeypatch: pyt
             return StageEstimate(agent_calls_min=1, agent_calls_max=1)
 
     assert registry.register(Priced) is Priced  # declaring it is all it takes
+
+
+def test_a_stage_in_an_unknown_workflow_is_refused() -> None:
+    class Misplaced(Stage):
+        name: ClassVar[str] = "misplaced"
+        number: ClassVar[int] = 9
+        title: ClassVar[str] = "Misplaced"
+        workflows: ClassVar[tuple[str, ...]] = ("image_only",)  # the value is "image-only": it would never run
+
+        @classmethod
+        def estimate(cls, options: RunOptions, pricing: Pricing) -> StageEstimate:
+            return StageEstimate()
+
+        async def run(self, ctx: StageContext) -> None:
+            return None
+
+    with pytest.raises(registry.StageDeclarationError, match="a known workflow \\(not 'image_only'\\)"):
+        registry.register(Misplaced)
 
 
 def test_a_picking_stage_must_say_how_a_pick_applies() -> None:

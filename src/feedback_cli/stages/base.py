@@ -156,6 +156,10 @@ class Stage(ABC):
             for attribute in ("name", "number", "title")
             if not isinstance(getattr(cls, attribute, None), str | int)
         ]
+        from feedback_cli.choices import Workflow
+
+        known = {w.value for w in Workflow}
+        missing.extend(f"a known workflow (not {w!r})" for w in cls.workflows if w not in known)
         if _own(cls, "estimate") is _own(Stage, "estimate"):
             missing.append("estimate")
         if cls.can_pick and _own(cls, "apply_pick") is _own(Stage, "apply_pick"):
