@@ -55,8 +55,8 @@ ReviewKind = Literal["images", "frames", "videos"]
 class Stage(ABC):
     """A stage of the workflow. Besides `run`, a stage declares every fact the rest of fbloop needs about it
     (which workflows run it, what `fbloop stage` needs, its dry-run estimate, its review, its summary), so the
-    engine and the commands read declarations and never name a stage. Adding a stage is its module plus one
-    `register` line (stages/registry.py)."""
+    engine and the commands read declarations and never name a stage. Adding a stage is its module (the class
+    decorated with `@register`) plus one line: the module's name in `BUILTIN_MODULES` (stages/registry.py)."""
 
     name: ClassVar[str]
     number: ClassVar[int]

@@ -68,14 +68,14 @@ def dry_run(
 ) -> DryRunPlan:
     pair = BACKENDS[options.backend.value]
     providers = {"agents": pair[0], "media": pair[1], **(providers or {})}
-    pricing = settings.model_copy(
+    keyed = settings.model_copy(
         update={k: v for k, v in _PRICING_PLACEHOLDER.items() if getattr(settings, k) is None}
     )
     prices = Pricing(
         options=options,
         settings=settings,
-        agents=load_agents(providers["agents"], pricing),
-        media=load_media(providers["media"], pricing),
+        agents=load_agents(providers["agents"], keyed),
+        media=load_media(providers["media"], keyed),
         providers=providers,
         starts_from_image=starts_from_image,
     )
