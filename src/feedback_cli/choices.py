@@ -18,11 +18,3 @@ class Backend(StrEnum):
     offline = "offline"
     cloud = "cloud"
 
-
-class StageName(StrEnum):
-    image_prompt = "image-prompt"
-    image_generation = "image-generation"
-    storyboard = "storyboard"
-    video_prompt = "video-prompt"
-    video_generation = "video-generation"
-    assemble = "assemble"

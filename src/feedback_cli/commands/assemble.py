@@ -3,7 +3,8 @@
 The inputs are the clip files in order (e.g. a storyboard run's clips with another candidate swapped in),
 or a storyboard run folder, whose current picks are used. The result is a new stage run folder,
 `DIR/assemble/{timestamp}/stage_5_assemble/final.mp4`, with its own checkpoint, trace and summary:
-a finished run's `final.mp4` is never overwritten. Registered by `commands/stage.py`, not by the app."""
+a finished run's `final.mp4` is never overwritten. Not registered by the app: the assemble stage declares
+it as the command of `fbloop stage assemble` (`StageInputs.command`)."""
 
 from __future__ import annotations
 

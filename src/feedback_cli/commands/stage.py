@@ -8,19 +8,61 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperCommand
 
-from feedback_cli.choices import Backend, StageName
+from feedback_cli.choices import Backend
 from feedback_cli.errors import InputError, UsageError
 from feedback_cli.workflow.inputs import nonempty_path
 
 
 def register(app: typer.Typer) -> None:
-    app.command("stage")(stage)
+    app.command("stage", cls=StageCommand)(stage)
+
+
+def _stage_names() -> list[str]:
+    """The `fbloop stage` names, from the stage registry: loaded only when a stage is named or its help
+    shown, so `fbloop --help` imports no stage."""
+    from feedback_cli.stages.registry import command_names
+
+    return command_names()
+
+
+def _stage_of(value: str) -> str:
+    """Parser of the NAME argument: a registered stage's command name."""
+    if value in _stage_names():
+        return value
+    from pydantic_core import PydanticCustomError  # Typer validates arguments with pydantic: no "Value error, "
+
+    choices = ", ".join(repr(n) for n in _stage_names())
+    raise PydanticCustomError(
+        "stage_name", "{value} is not one of {choices}.", {"value": repr(value), "choices": choices}
+    )
+
+
+def _complete_stage(incomplete: str) -> list[str]:
+    return [n for n in _stage_names() if n.startswith(incomplete)]
+
+
+class StageCommand(TyperCommand):
+    """`fbloop stage --help` lists the registered stages, read when the help is shown."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        names = _stage_names()
+        for param in self.params:
+            if param.name == "name":
+                param.help = " | ".join(names)
+                # shown as a choice, like an enum's values: `name <image-prompt|...>`
+                param.display_type_rich = lambda ctx, shown=f"<{'|'.join(names)}>": shown  # type: ignore[method-assign]
+        super().format_help(ctx, formatter)
 
 
 def stage(
-    name: StageName = typer.Argument(
-        ..., help="image-prompt | image-generation | storyboard | video-prompt | video-generation | assemble"
+    name: str = typer.Argument(
+        ...,
+        help="a stage (fbloop stage --help lists them)",
+        parser=_stage_of,
+        autocompletion=_complete_stage,
+        show_default=False,
     ),
     clip_videos: list[Path] | None = typer.Argument(
         None,
@@ -62,8 +104,13 @@ def stage(
     patience: int = typer.Option(1, "--patience", help="Stop after this many rounds without a better pick."),
 ) -> None:
     """Run one stage on its own from files."""
-    if name is StageName.assemble:
-        from feedback_cli.commands.assemble import assemble
+    from feedback_cli.stages.registry import by_command_name
+
+    chosen_stage = by_command_name(name)
+    assert chosen_stage is not None  # the argument's parser accepts registered stages only
+    declared = chosen_stage.inputs
+    if declared.command is not None:
+        import importlib
 
         given = [
             flag
@@ -78,11 +125,12 @@ def stage(
             if value is not None
         ]
         if given:
-            raise UsageError(f"fbloop stage assemble takes the clip videos or a run folder, not {given[0]}")
-
-        raise typer.Exit(assemble(clip_videos or [], output_dir=output_dir, verbose=verbose, as_json=as_json))
+            raise UsageError(f"fbloop stage {name} takes {declared.files}, not {given[0]}")
+        module, _, function = declared.command.partition(":")
+        command = getattr(importlib.import_module(module), function)
+        raise typer.Exit(command(clip_videos or [], output_dir=output_dir, verbose=verbose, as_json=as_json))
     if clip_videos:
-        raise UsageError(f"fbloop stage {name.value} takes no file arguments (got {clip_videos[0]}); see --help")
+        raise UsageError(f"fbloop stage {name} takes no file arguments (got {clip_videos[0]}); see --help")
     from feedback_cli.config import load_settings
     from feedback_cli.providers.registry import resolve_backend
     from feedback_cli.ui.session import drive
@@ -92,10 +140,7 @@ def stage(
 
     # `--num` is the image count of image-generation and the videos per clip of video-generation: each is
     # held to the bound `fbloop run` has for it (64 images, 16 videos per clip)
-    counted = {
-        StageName.image_generation: "num_image_variations",
-        StageName.video_generation: "num_video_attempts",
-    }.get(name)
+    counted = declared.count_option
     flags = {
         "max_iterations_image": "--max-iterations",
         "max_iterations_video": "--max-iterations",
@@ -122,47 +167,32 @@ def stage(
     }
     build_options(flags, **numbers)  # every number checked before anything is read or created
     settings = load_settings(scorers=scorers, backend=backend.value if backend else None, max_cost=max_cost)
-    stage_key = name.value.replace("-", "_")
+    stage_key = chosen_stage.name
     text, prompt_image = "", None
     if prompt_file is not None:
         text, prompt_image = read_prompt(prompt_file)
-    needs_prompt = name in (StageName.image_prompt, StageName.image_generation)
-    if needs_prompt and prompt_file is None:
-        raise UsageError(f"fbloop stage {name.value} needs --prompt-file")
-    if name is StageName.image_generation and prompt_image is not None:
-        raise InputError("image-generation needs a text prompt file, not an image")
-    if name is StageName.storyboard and image is None:
-        raise UsageError("fbloop stage storyboard needs --image (the best image)")
-    if name is StageName.video_generation and image is None and motion_prompts is None:
-        raise UsageError("fbloop stage video-generation needs --image or --motion-prompts")
-    if name is StageName.video_prompt and prompt_file is None and storyboard_file is None:
-        raise UsageError("fbloop stage video-prompt needs --prompt-file or --storyboard")
+    given_flags = {"--prompt-file": prompt_file, "--image": image, "--storyboard": storyboard_file}
+    given_flags["--motion-prompts"] = motion_prompts
+    if declared.needs and all(given_flags[flag] is None for flag in declared.needs):
+        hint = f" {declared.needs_hint}" if declared.needs_hint else ""
+        raise UsageError(f"fbloop stage {name} needs {' or '.join(declared.needs)}{hint}")
+    if declared.text_prompt_only and prompt_image is not None:
+        raise InputError(f"{name} needs a text prompt file, not an image")
     if image is not None:
         validate_image(image, "--image")
-    given_json = {
-        key: _read_json(path, flag)
-        for key, path, flag in (
-            ("storyboard", storyboard_file, "--storyboard"),
-            ("motion_prompts", motion_prompts, "--motion-prompts"),
-        )
-        if path is not None
-    }
-    for key, path, flag in (
-        ("storyboard", storyboard_file, "--storyboard"),
-        ("motion_prompts", motion_prompts, "--motion-prompts"),
-    ):
+    # the JSON files a stage may start from: a storyboard (its clips) and motion prompts (each clip's prompt)
+    clip_files = (("--storyboard", storyboard_file), ("--motion-prompts", motion_prompts))
+    given_json = {flag: _read_json(path, flag) for flag, path in clip_files if path is not None}
+    for flag, path in clip_files:
         # a file's clips are held to the --clips bound: N clips make N x --num videos
-        if key in given_json and (
-            too_many := clip_count_problem(len(given_json[key]["clips"]), f"the number of clips in {flag} {path}")
+        if flag in given_json and (
+            too_many := clip_count_problem(len(given_json[flag]["clips"]), f"the number of clips in {flag} {path}")
         ):
             raise InputError(too_many)
     # every clip and frame is checked here, before the run folder exists: bad input writes nothing
     given_clips = {
-        key: validate_clips(given_json[key], path, flag, needs_motion_prompt=key == "motion_prompts")
-        for key, path, flag in (
-            ("storyboard", storyboard_file, "--storyboard"),
-            ("motion_prompts", motion_prompts, "--motion-prompts"),
-        )
+        flag: validate_clips(given_json[flag], path, flag, needs_motion_prompt=flag == "--motion-prompts")
+        for flag, path in clip_files
         if path is not None
     }
     from feedback_cli.commands.run import _random_seed
@@ -177,7 +207,7 @@ def stage(
     options = build_options(
         {**flags, "max_cost": "FBLOOP_MAX_COST"},  # the flag passed above: a bad cap here is the variable's
         **{**numbers, "max_cost": settings.max_cost},  # the flag, else FBLOOP_MAX_COST
-        storyboard=name is StageName.storyboard,
+        **declared.options,
         backend=Backend(chosen),
         scorers=settings.scorers or "",
         seed=seed if seed is not None else _random_seed(),
@@ -187,17 +217,16 @@ def stage(
     )
 
     def prepare(folder: Any, state: Any) -> None:
-        if text and stage_key != "image_prompt":
-            key = "video_prompt" if stage_key == "video_generation" else "final_prompt"
-            state.given[key] = text
-        if "storyboard" in given_json:
-            story_prompt = given_json["storyboard"].get("prompt")
+        if text and declared.prompt_given_as is not None:
+            state.given[declared.prompt_given_as] = text
+        if "--storyboard" in given_json:
+            story_prompt = given_json["--storyboard"].get("prompt")
             if not text and isinstance(story_prompt, str) and story_prompt:
                 state.given["final_prompt"] = story_prompt
                 state.source_prompt = story_prompt
-            state.given["clips"] = _copy_clips(folder, state, given_clips["storyboard"])
-        if "motion_prompts" in given_json:
-            state.given["clip_prompts"] = _copy_clips(folder, state, given_clips["motion_prompts"])
+            state.given["clips"] = _copy_clips(folder, state, given_clips["--storyboard"])
+        if "--motion-prompts" in given_json:
+            state.given["clip_prompts"] = _copy_clips(folder, state, given_clips["--motion-prompts"])
 
     prepared = prepare_run(
         options,

@@ -11,6 +11,7 @@ import asyncio
 from typing import ClassVar
 
 from feedback_cli.stages.base import Stage, StageContext
+from feedback_cli.stages.facts import Pricing, StageEstimate, StageInputs
 from feedback_cli.stages.registry import register
 from feedback_cli.workflow.assemble import assemble_picks, describe, forget_final_video
 from feedback_cli.workflow.models import RunOptions
@@ -40,6 +41,15 @@ class AssembleStage(Stage):
     name: ClassVar[str] = "assemble"
     number: ClassVar[int] = 5
     title: ClassVar[str] = "Final video (join the clips)"
+    position: ClassVar[float | None] = 5.5  # stage 5's last step, listed after it
+    # its own command: the clip files (or a storyboard run folder) as arguments; in no workflow, where stage 5
+    # joins its clips itself
+    inputs = StageInputs(command="feedback_cli.commands.assemble:assemble", files="the clip videos or a run folder")
+    summary_outputs: ClassVar[dict[str, str]] = {"best_videos": "best_videos", "final_video": "final_video"}
+
+    @classmethod
+    def estimate(cls, options: RunOptions, pricing: Pricing) -> StageEstimate:
+        return StageEstimate()  # joining files calls no provider
 
     @classmethod
     def roles(cls, options: RunOptions) -> frozenset[str]:

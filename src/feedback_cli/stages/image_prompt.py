@@ -9,8 +9,9 @@ from typing import ClassVar
 from feedback_cli.agents.calls import ask
 from feedback_cli.agents.loop import refine, save_loop_files
 from feedback_cli.stages.base import Stage, StageContext
+from feedback_cli.stages.facts import PathQuoter, Pricing, StageEstimate, StageInputs
 from feedback_cli.stages.registry import register
-from feedback_cli.workflow.models import RunOptions
+from feedback_cli.workflow.models import RunOptions, RunState, StageRecord
 
 
 @register
@@ -18,10 +19,28 @@ class ImagePromptStage(Stage):
     name: ClassVar[str] = "image_prompt"
     number: ClassVar[int] = 1
     title: ClassVar[str] = "Image prompt"
+    workflows = ("full", "image-only", "prompt-only")
+    short_label = "img prompt"
+    # the prompt file (text, or an image that is described first) is the run's own starting idea
+    inputs = StageInputs(needs=("--prompt-file",), prompt_given_as=None)
+    summary_outputs: ClassVar[dict[str, str]] = {"final_image_prompt": "final_prompt"}
 
     @classmethod
     def roles(cls, options: RunOptions) -> frozenset[str]:
         return frozenset(("agents",))
+
+    @classmethod
+    def estimate(cls, options: RunOptions, pricing: Pricing) -> StageEstimate:
+        describe = 1 if pricing.starts_from_image else 0
+        return StageEstimate(
+            agent_calls_min=describe + 2,
+            agent_calls_max=describe + 2 * options.max_iterations_image,
+            models=pricing.agent_models,
+        )
+
+    @classmethod
+    def follow_on(cls, record: StageRecord, state: RunState, path: PathQuoter) -> str | None:
+        return f"fbloop stage image-generation --prompt-file {path(record.folder + '/final_prompt.txt')}"
 
     async def run(self, ctx: StageContext) -> None:
         source = await starting_text(ctx)

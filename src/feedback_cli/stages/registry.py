@@ -1,5 +1,9 @@
-"""The one registry of stages. A stage module registers its class with `@register`; built-in stage
-modules are listed once here. Adding a stage: write its module, add it to BUILTIN_MODULES."""
+"""The one registry of stages. A stage module registers its class with `@register`, which refuses a stage
+that does not declare what the engine needs (its estimate, ...); built-in stage modules are listed once here.
+
+Adding a stage: write its module (a `Stage` subclass declaring its facts, decorated with `@register`) and add
+the module to BUILTIN_MODULES, the one registration line. Nothing else names it: the workflows, `--dry-run`,
+`fbloop stage`, the review and the summary read its declarations."""
 
 from __future__ import annotations
 
@@ -23,7 +27,20 @@ BUILTIN_MODULES = (
 )
 
 
+class StageDeclarationError(TypeError):
+    """A stage class that cannot be registered: it leaves out a fact the engine needs."""
+
+
 def register(cls: type[Stage]) -> type[Stage]:
+    missing = cls.undeclared()
+    if missing:
+        # loud, at import: a stage without an estimate would otherwise price at $0 in every dry run
+        raise StageDeclarationError(f"stage {cls.__name__} does not declare {', '.join(missing)}")
+    taken = {other.command_name(): other for other in STAGES.values() if other.name != cls.name}
+    if cls.command_name() in taken:
+        raise StageDeclarationError(
+            f"stage {cls.name}: `fbloop stage {cls.command_name()}` is already stage {taken[cls.command_name()].name}"
+        )
     STAGES[cls.name] = cls
     return cls
 
@@ -40,7 +57,21 @@ def get(name: str) -> type[Stage]:
 
 
 def ordered() -> list[type[Stage]]:
-    return sorted(load_builtin().values(), key=lambda cls: cls.number)
+    return sorted(load_builtin().values(), key=lambda cls: (cls.order(), cls.number))  # then in order of registration
+
+
+def for_workflow(workflow: str) -> tuple[str, ...]:
+    """The stages a workflow (its `Workflow` value) runs, in order: those that declare it."""
+    return tuple(cls.name for cls in ordered() if workflow in cls.workflows)
+
+
+def by_command_name(name: str) -> type[Stage] | None:
+    """The stage `fbloop stage NAME` names, or None."""
+    return next((cls for cls in ordered() if cls.command_name() == name), None)
+
+
+def command_names() -> list[str]:
+    return [cls.command_name() for cls in ordered()]
 
 
 def roles_for(names: tuple[str, ...] | list[str], options: RunOptions) -> tuple[str, ...]:

@@ -11,9 +11,10 @@ from typing import ClassVar
 from feedback_cli.errors import StageFailed
 from feedback_cli.providers.base import ImageRequest
 from feedback_cli.stages.base import Stage, StageContext
+from feedback_cli.stages.facts import PathQuoter, Pricing, StageEstimate, StageInputs
 from feedback_cli.stages.items import ItemSpec, run_items
 from feedback_cli.stages.registry import register
-from feedback_cli.workflow.models import RunOptions, RunState
+from feedback_cli.workflow.models import RunOptions, RunState, StageRecord
 
 BEATS = (
     "a moment later, the scene has moved on slightly",
@@ -39,16 +40,35 @@ class StoryboardStage(Stage):
     number: ClassVar[int] = 3
     title: ClassVar[str] = "Storyboard"
     review = "frames"
+    # a person's feedback makes a new round of keyframes; the frames are not picked one by one
+    accepts_feedback: ClassVar[bool] = True
+    workflows = ("full", "video-only")
+    inputs = StageInputs(needs=("--image",), needs_hint="(the best image)", options={"storyboard": True})
 
     @classmethod
     def roles(cls, options: RunOptions) -> frozenset[str]:
         return frozenset(("media",))
-    accepts_feedback: ClassVar[bool] = True
 
-    def skip_reason(self, state: RunState) -> str | None:
-        if not state.options.storyboard:
+    @classmethod
+    def planned_skip(cls, options: RunOptions) -> str | None:
+        if not options.storyboard:
             return "storyboard not requested (run with --storyboard)"
         return None
+
+    @classmethod
+    def estimate(cls, options: RunOptions, pricing: Pricing) -> StageEstimate:
+        media = pricing.media
+        part = StageEstimate(media_calls=options.clips, models=[media.image_model()])
+        part.cost_min_usd = part.cost_max_usd = part.media_calls * pricing.price(
+            media.estimate_image_cost(), media.image_model()
+        )
+        return part
+
+    @classmethod
+    def follow_on(cls, record: StageRecord, state: RunState, path: PathQuoter) -> str | None:
+        if not record.outputs.get("storyboard"):
+            return None
+        return f"fbloop stage video-prompt --storyboard {path(record.outputs['storyboard'])}"
 
     async def run(self, ctx: StageContext) -> None:
         opts = ctx.options

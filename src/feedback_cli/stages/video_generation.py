@@ -17,12 +17,13 @@ from feedback_cli.errors import BudgetError
 from feedback_cli.providers.base import VideoRequest
 from feedback_cli.stages.assemble import join_final_video
 from feedback_cli.stages.base import Stage, StageContext
+from feedback_cli.stages.facts import PathQuoter, Pricing, StageEstimate, StageInputs
 from feedback_cli.stages.items import ItemSpec, write_scores
 from feedback_cli.stages.picks import pick_scores
 from feedback_cli.stages.registry import register
 from feedback_cli.stages.rounds import RoundRules, ensure_questions, rounds_file, run_rounds
 from feedback_cli.stages.storyboard import start_image
-from feedback_cli.workflow.models import ItemRecord, RunOptions
+from feedback_cli.workflow.models import ItemRecord, RunOptions, RunState, StageRecord
 
 
 @register
@@ -31,6 +32,71 @@ class VideoGenerationStage(Stage):
     number: ClassVar[int] = 5
     title: ClassVar[str] = "Video generation"
     review = "videos"
+    can_pick = True
+    accepts_feedback = True
+    workflows = ("full", "video-only")
+    short_label = "video"
+    inputs = StageInputs(
+        needs=("--image", "--motion-prompts"), count_option="num_video_attempts", prompt_given_as="video_prompt"
+    )
+    summary_outputs: ClassVar[dict[str, str]] = {
+        "final_video_prompt": "video_prompt",
+        "motion_prompts": "clip_prompts",
+        "best_video": "best_video",
+        "best_videos": "best_videos",
+        "final_video": "final_video",
+    }
+
+    @classmethod
+    def estimate(cls, options: RunOptions, pricing: Pricing) -> StageEstimate:
+        media = pricing.media
+        clips = options.clips if options.storyboard else 0
+        with_end = clips > 0
+        part = StageEstimate(
+            media_calls=options.num_video_attempts * max(clips, 1), models=[media.video_model(with_end_frame=with_end)]
+        )
+        per_video = pricing.price(
+            media.estimate_video_cost(with_end, float(pricing.settings.video_duration_s)), part.models[0]
+        )
+        part.cost_min_usd = part.cost_max_usd = part.media_calls * per_video
+        return part
+
+    @classmethod
+    def picked_keys(cls, record: StageRecord) -> list[str]:
+        chosen: list[str] = []
+        for key in ("best_video", "best_videos"):
+            value = record.outputs.get(key)
+            for path in [value] if isinstance(value, str) else value or []:
+                chosen.extend(i.key for i in record.items if i.artifact and i.artifact.path == path)
+        return chosen
+
+    @classmethod
+    def apply_pick(cls, record: StageRecord, item: ItemRecord) -> None:
+        assert item.artifact is not None
+        path = item.artifact.path
+        if "best_videos" in record.outputs:
+            # one pick per clip: replace the pick of this item's clip only, by the group the old pick
+            # belongs to (not by file name, which every round of the clip shares)
+            group = str(item.extra.get("group", ""))
+            group_of = {i.artifact.path: str(i.extra.get("group", "")) for i in record.items if i.artifact}
+            record.outputs["best_videos"] = [
+                path if group_of.get(p) == group else p for p in record.outputs["best_videos"]
+            ]
+        else:
+            record.outputs["best_video"] = path
+        # the summary scores stay those of the current picks, in clip order
+        by_path = {i.artifact.path: i for i in record.items if i.artifact is not None}
+        paths = record.outputs.get("best_videos") or [record.outputs.get("best_video")]
+        picked = [by_path[p] for p in paths if p in by_path]
+        if picked:
+            record.scores = pick_scores(picked)
+
+    @classmethod
+    def follow_on(cls, record: StageRecord, state: RunState, path: PathQuoter) -> str | None:
+        if not record.outputs.get("best_videos"):
+            return None
+        # the clips are already joined; this re-joins them, with any clip file swapped for another take
+        return "fbloop stage assemble " + " ".join(path(p) for p in record.outputs["best_videos"])
 
     @classmethod
     def roles(cls, options: RunOptions) -> frozenset[str]:

@@ -10,10 +10,11 @@ from feedback_cli.agents.calls import ask
 from feedback_cli.agents.loop import refine, save_loop_files
 from feedback_cli.agents.schemas import PlanRequest, VideoPlan
 from feedback_cli.stages.base import Stage, StageContext
+from feedback_cli.stages.facts import PathQuoter, Pricing, StageEstimate, StageInputs
 from feedback_cli.stages.image_prompt import starting_text
 from feedback_cli.stages.registry import register
 from feedback_cli.stages.storyboard import image_prompt
-from feedback_cli.workflow.models import RunOptions
+from feedback_cli.workflow.models import RunOptions, RunState, StageRecord
 
 
 def plan_context(plan: VideoPlan, scene_index: int) -> str:
@@ -26,6 +27,34 @@ class VideoPromptStage(Stage):
     name: ClassVar[str] = "video_prompt"
     number: ClassVar[int] = 4
     title: ClassVar[str] = "Video prompt"
+    workflows = ("full", "video-only")
+    short_label = "vid prompt"
+    inputs = StageInputs(needs=("--prompt-file", "--storyboard"))
+    summary_outputs: ClassVar[dict[str, str]] = {"final_video_prompt": "video_prompt", "motion_prompts": "clip_prompts"}
+
+    @classmethod
+    def estimate(cls, options: RunOptions, pricing: Pricing) -> StageEstimate:
+        clips = options.clips if options.storyboard else 0
+        loops = max(clips, 1)
+        describe = 1 if options.workflow.value == "video-only" and not pricing.starts_from_image else 0
+        agent_models = pricing.agent_models
+        return StageEstimate(
+            agent_calls_min=1 + describe + 2 * loops,
+            agent_calls_max=1 + describe + 2 * loops * options.max_iterations_video,
+            models=(
+                agent_models
+                if pricing.agents_offline  # the agents role, whatever the media do
+                else sorted({*agent_models, pricing.settings.planner_model})
+            ),
+        )
+
+    @classmethod
+    def follow_on(cls, record: StageRecord, state: RunState, path: PathQuoter) -> str | None:
+        if record.outputs.get("clip_prompts"):
+            motion = record.folder + "/storyboard_enhanced_motion_prompts.json"
+            return f"fbloop stage video-generation --motion-prompts {path(motion)}"
+        image = f"--image {path(state.input_image)}" if state.input_image else "--image START_FRAME.png"
+        return f"fbloop stage video-generation {image} --prompt-file {path(record.folder + '/final_prompt.txt')}"
 
     @classmethod
     def roles(cls, options: RunOptions) -> frozenset[str]:

@@ -26,22 +26,19 @@ def _excerpt(text: str, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-STAGE_SHORT = {
-    "image_prompt": "img prompt",
-    "image_generation": "image",
-    "storyboard": "storyboard",
-    "video_prompt": "vid prompt",
-    "video_generation": "video",
-}
-
-
 def short_header(column: str) -> str:
     """`image_generation.best_overall` -> `image overall`: the table must fit a terminal."""
     stage, _, name = column.partition(".")
     if not name:
         return column
     name = name.removeprefix("best_").removeprefix("prompt_")
-    return f"{STAGE_SHORT.get(stage, stage)} {name}"
+    from feedback_cli.stages.registry import get as get_stage
+
+    try:
+        label = get_stage(stage).label()
+    except KeyError:  # a stage this version does not know: its own name
+        label = stage
+    return f"{label} {name}"
 
 
 def render_batch(console: Console, data: BatchInspectReport) -> None:

@@ -82,26 +82,14 @@ def next_stage_command(state: RunState, run_dir: Path) -> str | None:
     if state.kind != "stage" or state.status != "completed" or not state.stages:
         return None
     record = state.stages[0]
+    from feedback_cli.stages.registry import get as get_stage
+
+    try:
+        stage = get_stage(record.name)
+    except KeyError:  # a stage this version does not know
+        return None
 
     def path(relative: str) -> str:
         return shlex.quote(str(run_dir / relative))
 
-    prompt_file = "input/prompt.txt" if (run_dir / "input" / "prompt.txt").is_file() else None
-    with_prompt = f" --prompt-file {path(prompt_file)}" if prompt_file else ""
-    outputs = record.outputs
-    if record.name == "image_prompt":
-        return f"fbloop stage image-generation --prompt-file {path(record.folder + '/final_prompt.txt')}"
-    if record.name == "image_generation" and outputs.get("best_image"):
-        return f"fbloop stage storyboard --image {path(outputs['best_image'])}{with_prompt}"
-    if record.name == "storyboard" and outputs.get("storyboard"):
-        return f"fbloop stage video-prompt --storyboard {path(outputs['storyboard'])}"
-    if record.name == "video_prompt":
-        if outputs.get("clip_prompts"):
-            motion = record.folder + "/storyboard_enhanced_motion_prompts.json"
-            return f"fbloop stage video-generation --motion-prompts {path(motion)}"
-        image = f"--image {path(state.input_image)}" if state.input_image else "--image START_FRAME.png"
-        return f"fbloop stage video-generation {image} --prompt-file {path(record.folder + '/final_prompt.txt')}"
-    if record.name == "video_generation" and outputs.get("best_videos"):
-        # the clips are already joined; this re-joins them, with any clip file swapped for another take
-        return "fbloop stage assemble " + " ".join(path(p) for p in outputs["best_videos"])
-    return None
+    return stage.follow_on(record, state, path)

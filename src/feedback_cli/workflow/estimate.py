@@ -7,20 +7,17 @@ numbers the budget cap uses.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
 from feedback_cli.config import Settings
-from feedback_cli.providers.prices import load_prices
 from feedback_cli.providers.registry import BACKENDS, load_agents, load_media
+from feedback_cli.stages.facts import Pricing
 from feedback_cli.stages.registry import get as get_stage
-from feedback_cli.stages.rounds import VQA_PROMPT_TOKENS
 from feedback_cli.workflow.models import RunOptions
 from feedback_cli.workflow.plan import stages_for
-
-#: element questions per prompt assumed by the estimate (DSG prompts have 5-15; they are made at run time)
-TYPICAL_QUESTIONS = 8
 
 
 class StagePlan(BaseModel):
@@ -71,87 +68,34 @@ def dry_run(
 ) -> DryRunPlan:
     pair = BACKENDS[options.backend.value]
     providers = {"agents": pair[0], "media": pair[1], **(providers or {})}
-    pricing = settings.model_copy(
+    keyed = settings.model_copy(
         update={k: v for k, v in _PRICING_PLACEHOLDER.items() if getattr(settings, k) is None}
     )
-    agents = load_agents(providers["agents"], pricing)
-    media = load_media(providers["media"], pricing)
-    unknown: list[str] = []
-
-    def price(value: float | None, what: str) -> float:
-        if value is None:
-            unknown.append(what)
-            return 0.0
-        return value
-
-    per_call = price(agents.estimate_call_cost(), "agent calls")
-    agent_models = (
-        ["offline-rubric"]
-        if providers["agents"] == "offline"
-        else sorted({settings.writer_model, settings.critic_model})
+    prices = Pricing(
+        options=options,
+        settings=settings,
+        agents=load_agents(providers["agents"], keyed),
+        media=load_media(providers["media"], keyed),
+        providers=providers,
+        starts_from_image=starts_from_image,
     )
-    notes: list[str] = []
-    clips = options.clips if options.storyboard else 0
+    per_call = prices.price(prices.agents.estimate_call_cost(), "agent calls")
     plans: list[StagePlan] = []
     for name in stages_for(options.workflow):
         cls = get_stage(name)
         plan = StagePlan(number=cls.number, name=name, runs=True)
-        if name == "storyboard" and not options.storyboard:
-            plan.runs, plan.skip_reason = False, "storyboard not requested (run with --storyboard)"
-        elif name == "image_prompt":
-            describe = 1 if starts_from_image else 0
-            plan.agent_calls_min = describe + 2
-            plan.agent_calls_max = describe + 2 * options.max_iterations_image
-            plan.models = agent_models
-        elif name == "image_generation":
-            # rounds (issue 13): one round at the least, every round at the most; the element questions are
-            # made once (one agent call) and each revision is a critic and a writer call
-            rounds = options.max_rounds_image
-            plan.media_calls = options.num_image_variations * rounds
-            plan.media_calls_min = options.num_image_variations
-            plan.models = [media.image_model()]
-            per_image = price(media.estimate_image_cost(), media.image_model())
-            plan.cost_min_usd = options.num_image_variations * per_image
-            plan.cost_max_usd = plan.media_calls * per_image
-            plan.agent_calls_min = 1
-            plan.agent_calls_max = 1 + 2 * (rounds - 1)
-            if options.backend.value != "offline":
-                vqa = price(
-                    load_prices(settings.price_file).llm_cost(settings.vqa_model, VQA_PROMPT_TOKENS, 1),
-                    settings.vqa_model,
-                )
-                plan.cost_min_usd += options.num_image_variations * TYPICAL_QUESTIONS * vqa
-                plan.cost_max_usd += plan.media_calls * TYPICAL_QUESTIONS * vqa
-            notes.append(
-                f"image generation: 1 to {rounds} round(s) of {options.num_image_variations} images "
-                f"(stops at --target-image {options.target_image:g}, --patience {options.patience}); the element "
-                f"check is counted at {TYPICAL_QUESTIONS} questions per image"
-            )
-        elif name == "storyboard":
-            plan.media_calls = options.clips
-            plan.models = [media.image_model()]
-            plan.cost_min_usd = plan.cost_max_usd = plan.media_calls * price(
-                media.estimate_image_cost(), media.image_model()
-            )
-        elif name == "video_prompt":
-            loops = max(clips, 1)
-            describe = 1 if options.workflow.value == "video-only" and not starts_from_image else 0
-            plan.agent_calls_min = 1 + describe + 2 * loops
-            plan.agent_calls_max = 1 + describe + 2 * loops * options.max_iterations_video
-            plan.models = (
-                agent_models
-                if providers["agents"] == "offline"  # the agents role, whatever the media do
-                else sorted({*agent_models, settings.planner_model})
-            )
-        elif name == "video_generation":
-            with_end = clips > 0
-            plan.media_calls = options.num_video_attempts * max(clips, 1)
-            plan.models = [media.video_model(with_end_frame=with_end)]
-            per_video = price(media.estimate_video_cost(with_end, float(settings.video_duration_s)), plan.models[0])
-            plan.cost_min_usd = plan.cost_max_usd = plan.media_calls * per_video
+        reason = cls.planned_skip(options)
+        if reason is not None:
+            plan.runs, plan.skip_reason = False, reason
+        else:
+            # every registered stage declares its estimate (`register` refuses one that does not), so a stage
+            # is never priced at $0 by being forgotten here
+            part = cls.estimate(options, prices)
+            plan = plan.model_copy(update=dataclasses.asdict(part))
         plan.cost_min_usd += plan.agent_calls_min * per_call
         plan.cost_max_usd += plan.agent_calls_max * per_call
         plans.append(plan)
+    notes, unknown = prices.notes, prices.unknown
     if options.backend.value == "offline":
         notes.append("offline backend: nothing is paid")
     cost_min = round(sum(p.cost_min_usd for p in plans), 4)

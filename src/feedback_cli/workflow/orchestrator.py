@@ -21,7 +21,6 @@ from feedback_cli import __version__
 from feedback_cli.config import Settings
 from feedback_cli.errors import BudgetError, FbloopError, Interrupted, StageFailed
 from feedback_cli.stages.base import StageContext
-from feedback_cli.stages.picks import pick_scores
 from feedback_cli.stages.registry import get as get_stage
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.assemble import assemble_picks, describe, forget_final_video
@@ -362,12 +361,7 @@ class Orchestrator:
         )
         # picks are keyed by the candidates' own group ("" for images, "all" or "clip_NN" for videos)
         picks: dict[str, str] = {}
-        best_key = record.outputs.get("best_key") if record.name == "image_generation" else None
-        chosen = [best_key] if best_key else []
-        for key in ("best_video", "best_videos"):
-            value = record.outputs.get(key)
-            for path in [value] if isinstance(value, str) else value or []:
-                chosen.extend(i.key for i in items if i.artifact and i.artifact.path == path)
+        chosen = stage.picked_keys(record)
         for item in items:
             if item.key in chosen:
                 picks[str(item.extra.get("group", ""))] = item.key
@@ -378,15 +372,11 @@ class Orchestrator:
             kind=stage.review or "",
             candidates=candidates,
             picks=picks,
-            prompt=str(
-                record.outputs.get("image_prompt")
-                or next((i.extra["prompt"] for i in latest if i.extra.get("prompt")), "")
-                or next((i.request["prompt"] for i in latest if i.request.get("prompt")), "")
-            ),
-            can_pick=record.name != "storyboard",
-            # regenerating must make something new from the feedback; the storyboard stage does not use
-            # `human_feedback` yet (it would re-run to the same frames), so it opts in with `accepts_feedback`
-            can_regenerate=bool(getattr(stage, "accepts_feedback", record.name != "storyboard")),
+            prompt=stage.review_prompt(record, latest),
+            can_pick=stage.can_pick,
+            # regenerating must make something new from the feedback: only a stage that uses `human_feedback`
+            # offers it
+            can_regenerate=stage.accepts_feedback,
             extra={
                 "round": latest_round,
                 "selection": self.services.settings.selection,
@@ -446,31 +436,6 @@ class Orchestrator:
         item = next((i for i in record.items if i.key == key and i.artifact is not None), None)
         if item is None or item.artifact is None:
             return
-        path = item.artifact.path
-        if record.name == "image_generation":
-            record.outputs.update(best_image=path, best_key=key)
-        elif "best_videos" in record.outputs:
-            # one pick per clip: replace the pick of this item's clip only, by the group the old pick
-            # belongs to (not by file name, which every round of the clip shares)
-            group = str(item.extra.get("group", ""))
-            group_of = {i.artifact.path: str(i.extra.get("group", "")) for i in record.items if i.artifact}
-            record.outputs["best_videos"] = [
-                path if group_of.get(p) == group else p for p in record.outputs["best_videos"]
-            ]
-        else:
-            record.outputs["best_video"] = path
+        # the stage records the pick in its outputs and keeps its summary scores those of its picks
+        get_stage(record.name).apply_pick(record, item)
         record.notes.append(f"human pick: {key}")
-        self._rescore_picks(record)
-
-    @staticmethod
-    def _rescore_picks(record: StageRecord) -> None:
-        """Keep the stage's summary scores those of the current pick(s), also after a human pick."""
-        by_path = {i.artifact.path: i for i in record.items if i.artifact is not None}
-        if record.name == "image_generation":
-            picked = [i for i in record.items if i.key == record.outputs.get("best_key")]
-        else:
-            paths = record.outputs.get("best_videos") or [record.outputs.get("best_video")]
-            picked = [by_path[p] for p in paths if p in by_path]  # in clip order
-        if not picked:
-            return
-        record.scores = pick_scores(picked, prefix="best" if record.name == "image_generation" else None)

@@ -81,6 +81,28 @@ def _label(state: RunState) -> str | None:
     return PARTLY_OFFLINE_LABEL.format(what=" and ".join(offline)) if offline else None
 
 
+def _results(state: RunState) -> dict[str, Any]:
+    """The run's results by summary field, as the stages declare them (`Stage.summary_outputs`): a field is
+    reported by a run with a stage that declares it (an image prompt is a result of runs that write it or make
+    images from it; a video-prompt stage run is handed one as its input and reports its own prompts instead),
+    read from the output keys every known stage declares for it, a later stage's key first, each the latest
+    finished stage's value else the one handed to a `fbloop stage` run."""
+    from feedback_cli.stages.registry import get, ordered
+
+    declared: set[str] = set()
+    for record in state.stages:
+        try:
+            declared.update(get(record.name).summary_outputs)
+        except KeyError:  # a stage this version does not know declares nothing
+            continue
+    results: dict[str, Any] = {}
+    for cls in reversed(ordered()):
+        for summary_field, key in cls.summary_outputs.items():
+            if summary_field in declared and not results.get(summary_field):
+                results[summary_field] = state.output(key)
+    return results
+
+
 def summarize(state: RunState, run_dir: str | None = None) -> WorkflowSummary:
     stages = []
     for record in state.stages:
@@ -103,11 +125,8 @@ def summarize(state: RunState, run_dir: str | None = None) -> WorkflowSummary:
             )
         )
     offline = state.options.backend.value == "offline"
-    best_videos = state.output("best_videos") or []
-    # the image prompt is a result only of runs that write it or make images from it; a video-prompt or
-    # storyboard stage run is handed one as its input and reports its own prompts instead
-    makes_images = any(r.name in ("image_prompt", "image_generation") for r in state.stages)
-    image_prompt = state.output("image_prompt") or state.output("final_prompt")
+    results = _results(state)
+    best_videos = results.get("best_videos") or []
     return WorkflowSummary(
         run_id=state.run_id,
         kind=state.kind,
@@ -124,13 +143,15 @@ def summarize(state: RunState, run_dir: str | None = None) -> WorkflowSummary:
         estimated_cost_usd=round(sum(e.usd for e in state.ledger if e.estimated), 6),
         total_time_s=round(sum(r.wall_time_s for r in state.stages), 3),
         source_prompt=state.source_prompt,
-        final_image_prompt=image_prompt if makes_images else None,
-        final_video_prompt=state.output("video_prompt"),
-        motion_prompts=[str(c.get("motion_prompt")) for c in state.output("clip_prompts") or [] if isinstance(c, dict)],
-        best_image=state.output("best_image"),
-        best_video=state.output("best_video") or (best_videos[0] if best_videos else None),
+        final_image_prompt=results.get("final_image_prompt"),
+        final_video_prompt=results.get("final_video_prompt"),
+        motion_prompts=[
+            str(c.get("motion_prompt")) for c in results.get("motion_prompts") or [] if isinstance(c, dict)
+        ],
+        best_image=results.get("best_image"),
+        best_video=results.get("best_video") or (best_videos[0] if best_videos else None),
         best_videos=best_videos,
-        final_video=state.output("final_video"),
+        final_video=results.get("final_video"),
         stages=stages,
         files=sorted({a.path for a in state.all_artifacts()} | {s for st in stages for s in st.files}),
         notices=state.notices,
