@@ -37,7 +37,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from feedback_cli.redaction import redact_known
+from feedback_cli.ui.terminal import error_line as error_line  # the one error line, also imported from here
 from feedback_cli.workflow.events import Event
 from feedback_cli.workflow.safe_text import json_safe, printable
 
@@ -219,13 +219,6 @@ def write_json(data: Any) -> None:
     (C1, bidi, zero-width) are written as \\uXXXX too: the same data, nothing a terminal acts on."""
     sys.stdout.write(json_safe(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
     sys.stdout.flush()
-
-
-def error_line(message: str) -> None:
-    """One line on stderr, no markup interpretation (messages may contain brackets); known secrets redacted,
-    nothing a terminal obeys."""
-    sys.stderr.write(f"fbloop: error: {printable(redact_known(message), single_line=True)}\n")
-    sys.stderr.flush()
 
 
 class CountColumn(ProgressColumn):
