@@ -47,7 +47,12 @@ class SafeConsole(Console):
 
     Strings are cleaned before Rich lays them out (so widths are right), and every text segment is
     cleaned again on the way out, whatever renderable made it (tables, Text built elsewhere, progress
-    bars); Rich's own control segments (cursor moves of a live display) are left alone."""
+    bars); Rich's own control segments (cursor moves of a live display) are left alone. Emoji codes are left
+    as written: `:fire:` in a prompt or a path is text (a path shown with 🔥 in it is not the path)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("emoji", False)
+        super().__init__(*args, **kwargs)
 
     def render_str(self, text: str, *args: Any, **kwargs: Any) -> Text:
         return super().render_str(printable(text), *args, **kwargs)
