@@ -1,6 +1,6 @@
 """The Typer app. Commands live one per module in `commands/`; each registers itself here.
 
-Errors: every expected failure is one line on stderr with an exit code (2 usage/bad input, 1 failed
+Errors: every expected failure is one line on stderr with an exit code (ui/terminal.py: 2 usage/bad input, 1 failed
 run, 130 interrupted); unexpected ones too, with the traceback only under --verbose.
 """
 

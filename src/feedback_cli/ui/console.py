@@ -1,4 +1,5 @@
-"""The one terminal wrapper: stderr for progress and diagnostics, stdout for results.
+"""The consoles behind the one terminal object (`ui/terminal.py`): stderr for progress and diagnostics, stdout
+for results, and the layout rules every command's output follows.
 
 On a terminal, each stage gets a live progress bar; otherwise (pipes, CI) plain lines.
 
