@@ -1,6 +1,6 @@
 """The Typer app. Commands live one per module in `commands/`; each registers itself here.
 
-Errors: every expected failure is one line on stderr with an exit code (2 usage/bad input, 1 failed
+Errors: every expected failure is one line on stderr with an exit code (ui/terminal.py: 2 usage/bad input, 1 failed
 run, 130 interrupted); unexpected ones too, with the traceback only under --verbose.
 """
 
@@ -9,14 +9,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from feedback_cli import __version__
-from feedback_cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, FbloopError
-from feedback_cli.redaction import redact_known
+from feedback_cli.errors import EXIT_USAGE, FbloopError
+from feedback_cli.ui.terminal import error_line, exit_code
 
 COMMAND_MODULES = ("run", "resume", "stage", "inspect", "score", "models", "batch")
 
@@ -30,13 +30,23 @@ ClickUsageError = _click_class("UsageError")
 ClickException = _click_class("ClickException")
 
 
-def _error(message: str) -> None:
-    # the last line of defence: any exception text may carry a secret (or a URL with credentials), or escape
-    # sequences from a file name or a model reply
-    from feedback_cli.workflow.safe_text import printable
+def _from_environment(exc: Exception) -> str | None:
+    """The line for a bad value Click read from an option's environment variable (`[env var: ...]` in --help):
+    the variable is a setting, so Settings names it and says what is wrong, exactly as when the command reads
+    it; None when the value came from the command line."""
+    ctx, param = getattr(exc, "ctx", None), getattr(exc, "param", None)
+    if ctx is None or param is None or not getattr(param, "envvar", None) or not param.name:
+        return None
+    source = ctx.get_parameter_source(param.name)
+    if source is None or source.name != "ENVIRONMENT":
+        return None
+    from feedback_cli.config import load_settings
 
-    sys.stderr.write(f"fbloop: error: {printable(redact_known(message), single_line=True)}\n")
-    sys.stderr.flush()
+    try:
+        load_settings()
+    except FbloopError as problem:
+        return problem.line()
+    return f"{param.envvar}: {getattr(exc, 'message', exc)}; set in the environment"
 
 
 class OneLineErrors(TyperGroup):
@@ -60,29 +70,32 @@ class OneLineErrors(TyperGroup):
             if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
                 sys.stdout.write(ctx.get_help() + "\n")
                 code = 0
+            elif (line := _from_environment(exc)) is not None:
+                error_line(line)
+                code = EXIT_USAGE
             else:
                 # the prefix already says "fbloop": name only the subcommand ("run: No such option: -x")
                 sub = ctx.command_path.partition(" ")[2] if ctx is not None else ""
                 command = f"{sub}: " if sub else ""
-                _error(f"{command}{exc.format_message()}")  # type: ignore[attr-defined]
-                code = EXIT_USAGE
-        except typer.Abort:
-            _error("aborted")
-            code = EXIT_INTERRUPTED
+                error_line(f"{command}{exc.format_message()}")  # type: ignore[attr-defined]
+                code = exit_code(exc)
+        except typer.Abort as exc:
+            error_line("aborted")
+            code = exit_code(exc)
         except ClickException as exc:
-            _error(exc.format_message())  # type: ignore[attr-defined]
-            code = exc.exit_code  # type: ignore[attr-defined]
+            error_line(exc.format_message())  # type: ignore[attr-defined]
+            code = exit_code(exc)
         except FbloopError as exc:
-            _error(exc.line())
-            code = exc.exit_code
-        except KeyboardInterrupt:
-            _error("interrupted")
-            code = EXIT_INTERRUPTED
+            error_line(exc.line())
+            code = exit_code(exc)
+        except KeyboardInterrupt as exc:
+            error_line("interrupted")
+            code = exit_code(exc)
         except Exception as exc:
             if "--verbose" in argv or "-v" in argv or os.environ.get("FBLOOP_DEBUG"):
                 raise
-            _error(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)")
-            code = 1
+            error_line(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)")
+            code = exit_code(exc)
         else:
             code = result if isinstance(result, int) else 0
         if standalone_mode:
@@ -114,7 +127,9 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     """fbloop: image prompt -> images -> storyboard -> video prompt -> videos, each a scored feedback loop."""
 

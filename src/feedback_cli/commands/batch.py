@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from feedback_cli.choices import Backend, Workflow
-from feedback_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, InputError, UsageError
+from feedback_cli.commands import options as o
+from feedback_cli.errors import EXIT_FAILED, InputError, UsageError
 
 EXECUTORS = ("local", "ray")
 MAX_CONCURRENCY = 256
@@ -18,46 +20,56 @@ def register(app: typer.Typer) -> None:
 
 
 def batch(
-    prompts_file: Path = typer.Argument(
-        ..., help="Prompts: .txt (one a line, # comments), .csv or .jsonl (a 'prompt' column + optional options)."
-    ),
-    workflow: Workflow | None = typer.Option(
-        None, "--workflow", help="full | image-only | video-only | prompt-only [default: full]"
-    ),
-    input_image: Path | None = typer.Option(None, "--input-image", help="Start frame for rows of video-only."),
-    max_iterations_image: int = typer.Option(3, "--max-iterations-image", help="Image prompt iterations."),
-    max_iterations_video: int = typer.Option(3, "--max-iterations-video", help="Video prompt iterations."),
-    num_image_variations: int = typer.Option(8, "--num-image-variations", help="Images to generate per prompt."),
-    num_video_attempts: int = typer.Option(3, "--num-video-attempts", help="Videos to generate (per clip)."),
-    threshold_image: float = typer.Option(85.0, "--threshold-image", help="Image prompt score to stop at (0-100)."),
-    threshold_video: float = typer.Option(85.0, "--threshold-video", help="Video prompt score to stop at (0-100)."),
-    storyboard: bool = typer.Option(
-        False, "--storyboard/--no-storyboard", help="Run stage 3: start/end frames per clip."
-    ),
-    clips: int = typer.Option(2, "--clips", help="Storyboard clips."),
-    backend: Backend | None = typer.Option(None, "--backend", help="auto | offline | cloud [default: auto]"),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of every row without its own (default: random)."),
-    scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
-    output_dir: Path | None = typer.Option(
-        None, "--output-dir", help="Where batch folders go [default: output/batches/]."
-    ),
-    concurrency: int = typer.Option(4, "--concurrency", help="Runs in flight at once."),
-    max_cost: float | None = typer.Option(
-        None, "--max-cost", help="One USD cap for the whole batch, checked before every paid call."
-    ),
-    executor: str = typer.Option("local", "--executor", help="local | ray"),
-    ray_address: str | None = typer.Option(
-        None, "--ray-address", help="Ray cluster to join [default: $RAY_ADDRESS, else a local Ray instance]."
-    ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show each row's stages and notices."),
-    max_rounds_image: int = typer.Option(3, "--max-rounds-image", help="Image rounds (generate, check, revise)."),
-    max_rounds_video: int = typer.Option(1, "--max-rounds-video", help="Video rounds (1: no revision)."),
-    target_image: float = typer.Option(85.0, "--target-image", help="Overall image score that ends the rounds."),
-    target_video: float = typer.Option(85.0, "--target-video", help="Overall video score that ends the rounds."),
-    patience: int = typer.Option(1, "--patience", help="Stop after this many rounds without a better pick."),
+    prompts_file: Annotated[
+        Path,
+        typer.Argument(
+            help="Prompts: .txt (one a line, # comments), .csv or .jsonl (a 'prompt' column + optional options)."
+        ),
+    ],
+    workflow: o.WorkflowOption = None,
+    input_image: Annotated[
+        Path | None, typer.Option("--input-image", help="Start frame for rows of video-only.")
+    ] = None,
+    max_iterations_image: o.MaxIterationsImageOption = o.ITERATIONS,
+    max_iterations_video: o.MaxIterationsVideoOption = o.ITERATIONS,
+    num_image_variations: o.NumImageVariationsOption = o.IMAGES,
+    num_video_attempts: o.NumVideoAttemptsOption = o.VIDEOS_PER_CLIP,
+    threshold_image: o.ThresholdImageOption = o.THRESHOLD,
+    threshold_video: o.ThresholdVideoOption = o.THRESHOLD,
+    storyboard: o.StoryboardOption = False,
+    clips: o.ClipsOption = o.CLIPS,
+    backend: o.BackendOption = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of every row without its own (default: random).")
+    ] = None,
+    scorers: o.ScorersOption = None,
+    # not FBLOOP_OUTPUT_DIR: that is where runs go; batches go next to it, in batches/
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", help="Where batch folders go [default: output/batches/].")
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Runs in flight at once.")] = 4,
+    max_cost: Annotated[
+        float | None,
+        o.setting_option(
+            "max_cost", "--max-cost", help="One USD cap for the whole batch, checked before every paid call."
+        ),
+    ] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local | ray")] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="Ray cluster to join [default: $RAY_ADDRESS, else a local Ray instance]."
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each row's stages and notices.")] = False,
+    max_rounds_image: o.MaxRoundsImageOption = o.ROUNDS_IMAGE,
+    max_rounds_video: o.MaxRoundsVideoOption = o.ROUNDS_VIDEO,
+    target_image: o.TargetImageOption = o.TARGET,
+    target_video: o.TargetVideoOption = o.TARGET,
+    patience: o.PatienceOption = o.PATIENCE,
 ) -> None:
     """Run every prompt of PROMPTS_FILE as its own run, under one budget and shared provider limits."""
-    from feedback_cli.commands.run import _random_seed
+    from feedback_cli.commands.common import random_seed
     from feedback_cli.workflow.bounds import RUN_FLAGS, build_options
 
     if executor not in EXECUTORS:
@@ -118,7 +130,7 @@ def batch(
         clips=clips,
         backend=Backend(chosen),
         scorers=settings.scorers or "",
-        seed=seed if seed is not None else _random_seed(),
+        seed=seed if seed is not None else random_seed(),
         verbose=verbose,
         max_cost=None,  # the batch cap is one budget for all rows, not a cap per run
         max_rounds_image=max_rounds_image,
@@ -130,7 +142,7 @@ def batch(
     if settings.scorers:
         _preflight_named_scorers(base, settings)
 
-    from feedback_cli.ui.console import err_console
+    from feedback_cli.ui.terminal import Terminal
     from feedback_cli.workflow.batch import BatchRunner, create_batch, default_batch_root
 
     root, state = create_batch(
@@ -143,8 +155,9 @@ def batch(
         concurrency=concurrency,
         max_cost=settings.max_cost,
     )
-    err_console().print(f"backend: {reason}", markup=False, highlight=False, soft_wrap=True)
-    err_console().print(f"batch {root}: {len(rows)} rows", markup=False, highlight=False, soft_wrap=True)
+    terminal = Terminal()
+    terminal.note(f"backend: {reason}")
+    terminal.note(f"batch {root}: {len(rows)} rows")
     runner = BatchRunner(root, state, settings)
     raise typer.Exit(drive_batch(runner, verbose=verbose, ray_address=ray_address))
 
@@ -167,21 +180,22 @@ def _preflight_named_scorers(base: object, settings: object) -> None:
 
 def drive_batch(runner: object, *, verbose: bool = False, ray_address: str | None = None) -> int:
     from feedback_cli.ui.batch_view import BatchView, render_outcome
-    from feedback_cli.ui.console import err_console, error_line, out_console
+    from feedback_cli.ui.terminal import Terminal
     from feedback_cli.workflow.batch import BatchRunner
 
     assert isinstance(runner, BatchRunner)
-    view = BatchView(err_console(), runner.state, verbose=verbose)
+    terminal = Terminal()
+    view = BatchView(terminal.err, runner.state, verbose=verbose)
     runner.observer = view.observer
     options = {"address": ray_address} if runner.state.executor == "ray" else {}
     try:
         with view:
             state = runner.run(**options)
-    except KeyboardInterrupt:
-        error_line(f"interrupted; checkpoints saved. Resume with: fbloop resume {runner.root}")
-        render_outcome(out_console(), runner.state, runner.root)
-        return EXIT_INTERRUPTED
-    render_outcome(out_console(), state, runner.root)
+    except KeyboardInterrupt as exc:
+        code = terminal.fail(exc, f"interrupted; checkpoints saved. Resume with: fbloop resume {runner.root}")
+        render_outcome(terminal.out, runner.state, runner.root)
+        return code
+    render_outcome(terminal.out, state, runner.root)
     return 0 if all(r.status == "completed" for r in state.rows) else EXIT_FAILED
 
 
@@ -197,7 +211,7 @@ def resume_batch(
     if interactive:
         raise UsageError("a batch runs unattended; --interactive reviews single runs (fbloop resume BATCH_DIR/runs/ID)")
     from feedback_cli.config import load_settings
-    from feedback_cli.ui.console import err_console
+    from feedback_cli.ui.terminal import Terminal
     from feedback_cli.workflow.batch import BatchRunner, batch_resume_check, pinned_settings, reconcile, rows_to_run
     from feedback_cli.workflow.batch_state import load_batch
 
@@ -212,7 +226,7 @@ def resume_batch(
         state.max_cost = max_cost
     reconcile(root, state)
     todo = rows_to_run(state, retry_failed=retry_failed)
-    console = err_console()
+    console = Terminal().err
     if not todo:
         if all(r.status == "completed" for r in state.rows):
             console.print(f"batch {state.batch_id} is already complete; nothing to resume.", markup=False)

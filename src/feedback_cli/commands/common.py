@@ -1,5 +1,6 @@
-"""Helpers the commands share: the terminal check for `--interactive`, the reviewer, and resuming a run
-(`fbloop resume` and `fbloop run --resume` go through `resume_run`, under one rule for their options)."""
+"""Helpers the commands share, in one module (commands import this, never each other's private helpers): the
+random base seed, the terminal check for `--interactive`, the reviewer, and resuming a run (`fbloop resume` and
+`fbloop run --resume` go through `resume_run`, under one rule for their options)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ from feedback_cli.errors import StorageError, UsageError
 
 #: what a resume may change, as `fbloop resume` spells it; every other option of `fbloop run` is the run's own
 RESUME_OPTIONS = ("--max-cost", "--interactive", "--verbose", "--break-lock", "--use-current-settings")
+
+
+def random_seed() -> int:
+    """The base seed of a run (or of a batch's rows) given none: random, and recorded in the run."""
+    import secrets
+
+    return secrets.randbelow(1_000_000)
 
 
 def require_terminal() -> None:
@@ -35,13 +43,15 @@ def reviewer_for(interactive: bool):  # type: ignore[no-untyped-def]
 def refuse_run_options_with_resume(ctx: Any, allowed: tuple[str, ...]) -> None:
     """`fbloop run --resume`: an option a resume cannot change (the run keeps what it started with) is
     refused with one line naming it, instead of being silently ignored. `ctx` is the command's Typer
-    context; `allowed` are parameter names."""
+    context; `allowed` are parameter names. Only what the command line says counts: a variable such as
+    FBLOOP_BACKEND (an option's `[env var: ...]`) is a setting of the environment, which a resumed run does not
+    take either; the resume names the recorded settings the environment now differs from."""
     for param in ctx.command.params:
         name = param.name or ""
         if name in allowed or name == "resume":
             continue
         source = ctx.get_parameter_source(name)
-        if source is None or source.name not in ("COMMANDLINE", "ENVIRONMENT"):
+        if source is None or source.name != "COMMANDLINE":
             continue
         if param.param_type_name == "argument":
             raise UsageError(f"--resume takes the run from its checkpoint; do not pass {name.upper()} too")
@@ -67,7 +77,7 @@ def resume_run(
 ) -> int:
     """Continue the run `target` (a folder, its checkpoint, or a run id under the output folder)."""
     from feedback_cli.config import load_settings
-    from feedback_cli.ui.console import err_console
+    from feedback_cli.ui.terminal import Terminal
     from feedback_cli.workflow.api import load_for_resume, lock_run, unlock_run
     from feedback_cli.workflow.bounds import with_max_cost
     from feedback_cli.workflow.locate import find_run
@@ -93,15 +103,14 @@ def resume_run(
         break_lock=break_lock,
     )
     state = prepared.state
-    console = err_console()
+    terminal = Terminal()
     if state.status == "completed":
-        console.print(f"run {state.run_id} is already complete; nothing to resume.", markup=False)
+        terminal.err.print(f"run {state.run_id} is already complete; nothing to resume.", markup=False)
         if as_json:
-            from feedback_cli.ui.console import write_json
             from feedback_cli.workflow.report import summarize
 
             summary = summarize(state, str(prepared.folder.root.absolute())).model_dump(mode="json")
-            write_json(prepared.folder.redactor.scrub(summary))
+            terminal.json(prepared.folder.redactor.scrub(summary))
         return 0
     if state.options.interactive:
         refuse_json_with_review(as_json)
@@ -109,11 +118,11 @@ def resume_run(
     try:
         lock_run(prepared)  # a second process is refused here, in one line, before anything is said or run
     except StorageError as exc:  # a read-only or full disk: once that is fixed, the same resume continues
-        from feedback_cli.ui.console import error_line
         from feedback_cli.ui.session import resume_command
 
-        error_line(f"{exc.line().rstrip('.')}. The last checkpoint stands; resume with: {resume_command(prepared)}")
-        return exc.exit_code
+        return terminal.fail(
+            exc, f"{exc.line().rstrip('.')}. The last checkpoint stands; resume with: {resume_command(prepared)}"
+        )
     try:
         return _announce_and_drive(prepared, use_current_settings, as_json)
     finally:
@@ -121,11 +130,11 @@ def resume_run(
 
 
 def _announce_and_drive(prepared: Any, use_current_settings: bool, as_json: bool = False) -> int:
-    from feedback_cli.ui.console import err_console
     from feedback_cli.ui.session import drive
+    from feedback_cli.ui.terminal import Terminal
 
     state = prepared.state
-    console = err_console()
+    console = Terminal().err
     resume = prepared.resume
     if resume is not None and resume.kept_settings:
         kept = ", ".join(f"{k} {v['from']} (now {v['to']})" for k, v in resume.kept_settings.items())

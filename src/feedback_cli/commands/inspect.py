@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from feedback_cli.commands import options as o
 from feedback_cli.errors import InputError, StorageError, UsageError
 from feedback_cli.workflow.inputs import nonempty_path
+
+if TYPE_CHECKING:
+    from feedback_cli.ui.terminal import Terminal
 
 
 def register(app: typer.Typer) -> None:
@@ -21,28 +25,40 @@ def register(app: typer.Typer) -> None:
 
 
 def inspect(
-    run: Path | None = typer.Argument(
-        None, help="A run folder, its checkpoint, or a run id under --output-dir. Without it: list the runs."
-    ),
-    output_dir: Path | None = typer.Option(
-        None, "--output-dir", help="Where runs are [default: output/feedback_loops/]."
-    ),
-    compare: Path | None = typer.Option(
-        None, "--compare", help="Another run: both side by side, deltas B - A (with --html: a compare page)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the data as JSON on stdout instead of tables."),
-    html: Path | None = typer.Option(
-        None,
-        "--html",
-        help="Write one self-contained HTML report of RUN (or of RUN and --compare) to FILE.",
-        parser=nonempty_path,
-    ),
-    sort: str | None = typer.Option(None, "--sort", help="A batch's leaderboard: sort by this score (or cost_usd)."),
+    run: Annotated[
+        Path | None,
+        typer.Argument(help="A run folder, its checkpoint, or a run id under --output-dir. Without it: list the runs."),
+    ] = None,
+    output_dir: Annotated[
+        Path | None, o.output_dir_option("Where runs are [default: output/feedback_loops/].")
+    ] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare", help="Another run: both side by side, deltas B - A (with --html: a compare page)."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the data as JSON on stdout instead of tables.")
+    ] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Write one self-contained HTML report of RUN (or of RUN and --compare) to FILE.",
+            parser=nonempty_path,
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None, typer.Option("--sort", help="A batch's leaderboard: sort by this score (or cost_usd).")
+    ] = None,
 ) -> None:
     """Show what runs did: stages, prompts, candidates and every score, picks, costs and times."""
     from feedback_cli.ui import inspect_view as view
-    from feedback_cli.ui.console import err_console, out_console, print_line
+    from feedback_cli.ui.terminal import Terminal
     from feedback_cli.workflow import inspect_report as report
+
+    terminal = Terminal()
 
     root = output_dir
     if root is None and (run is None or compare is not None or not run.exists()):
@@ -57,14 +73,14 @@ def inspect(
         if as_json:
             _print_json([r.model_dump(mode="json") for r in runs])
         else:
-            view.render_run_list(out_console(), root, runs)
+            view.render_run_list(terminal.out, root, runs)
         return
 
     target = report.resolve_run(run, root)
     from feedback_cli.workflow.batch_state import is_batch_dir
 
     if is_batch_dir(target):  # a batch folder: its leaderboard
-        _inspect_batch(target, sort=sort, as_json=as_json, html=html, compare=compare)
+        _inspect_batch(terminal, target, sort=sort, as_json=as_json, html=html, compare=compare)
         return
     if sort is not None:
         raise UsageError("--sort orders a batch's leaderboard; RUN is a single run")
@@ -83,18 +99,19 @@ def inspect(
             raise InputError(f"cannot write the HTML report to {html}: {exc.strerror or exc}") from None
         except StorageError as exc:  # a full, read-only or protected place: the same one line, exit 2
             raise InputError(f"the HTML report: {exc.message}") from None
-        print_line(err_console(), f"wrote {written}")
+        terminal.note(f"wrote {written}")
     if as_json:
         _print_json(data.json_data())
     elif html is None and isinstance(data, report.CompareReport):
-        view.render_compare(out_console(), data)
+        view.render_compare(terminal.out, data)
     elif html is None:
-        view.render_run(out_console(), data)
+        view.render_run(terminal.out, data)
 
 
-def _inspect_batch(target: Path, *, sort: str | None, as_json: bool, html: Path | None, compare: Path | None) -> None:
+def _inspect_batch(
+    terminal: Terminal, target: Path, *, sort: str | None, as_json: bool, html: Path | None, compare: Path | None
+) -> None:
     from feedback_cli.ui import batch_inspect
-    from feedback_cli.ui.console import err_console, out_console
     from feedback_cli.workflow.batch_leaderboard import inspect_batch
 
     if compare is not None:
@@ -105,11 +122,11 @@ def _inspect_batch(target: Path, *, sort: str | None, as_json: bool, html: Path 
             written = batch_inspect.write_batch_html(data, html)
         except OSError as exc:
             raise InputError(f"cannot write the HTML report to {html}: {exc.strerror or exc}") from None
-        err_console().print(f"wrote {written}", markup=False)
+        terminal.err.print(f"wrote {written}", markup=False)
     if as_json:
         _print_json(data.json_data())
     elif html is None:
-        batch_inspect.render_batch(out_console(), data)
+        batch_inspect.render_batch(terminal.out, data)
 
 
 def _print_json(data: Any) -> None:

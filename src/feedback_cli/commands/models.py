@@ -10,7 +10,7 @@ command runs.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,7 @@ from feedback_cli.errors import UsageError
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
     from feedback_cli.scoring.requirements import Requirement
+    from feedback_cli.ui.terminal import Terminal
 
 
 def register(app: typer.Typer) -> None:
@@ -55,8 +56,8 @@ def _names(scorers: list[str] | None, *, optional: bool = True) -> list[str]:
 
 
 def list_models(
-    scorers: list[str] | None = typer.Argument(None, help="Only these scorers (default: all)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
+    scorers: Annotated[list[str] | None, typer.Argument(help="Only these scorers (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
 ) -> None:
     """Each checkpoint each scorer needs, its approximate size, and whether it is already here."""
     from feedback_cli.config import load_settings
@@ -104,7 +105,8 @@ def list_models(
     from rich.table import Table
     from rich.text import Text
 
-    from feedback_cli.ui.console import out_console, print_table
+    from feedback_cli.ui.console import print_table
+    from feedback_cli.ui.terminal import Terminal
 
     table = Table(title="Scorer checkpoints", title_justify="left")
     table.add_column("scorer", no_wrap=True)
@@ -115,7 +117,7 @@ def list_models(
         style = "green" if r["available"] else "red"
         table.add_row(r["scorer"], Text(r["checkpoint"] or r["what"]), r["size"], Text(r["status"], style))
     settings_used = sorted({r["setting"] for r in rows if r["setting"]})
-    console = out_console()
+    console = Terminal().out
     print_table(console, table)
     console.print(Text("Choose a checkpoint (hub id or local path) with: " + ", ".join(settings_used)))
     if no_torch:
@@ -133,20 +135,23 @@ _NEEDS_EXTRA = ("hf-model", "hf-processor", "url")
 
 
 def download_models(
-    scorers: list[str] | None = typer.Argument(
-        None, help="Scorers to fetch weights for (default: all but optional ones such as hpsv2)."
-    ),
+    scorers: Annotated[
+        list[str] | None,
+        typer.Argument(help="Scorers to fetch weights for (default: all but optional ones such as hpsv2)."),
+    ] = None,
 ) -> None:
     """Download the checkpoints of the given scorers (default: all but the optional ones) into the local caches."""
     from feedback_cli.config import load_settings
     from feedback_cli.scoring import requirements as reqs
     from feedback_cli.scoring.weights import hub_offline
+    from feedback_cli.ui.terminal import Terminal
 
     if hub_offline():
         raise UsageError("HF_HUB_OFFLINE=1 forbids downloads", hint="unset HF_HUB_OFFLINE for `fbloop models download`")
     settings = load_settings()
     names = _names(scorers, optional=False)
     _require_extra(names, settings)
+    terminal = Terminal()
     seen: set[tuple[str, str]] = set()
     for name in names:
         for req in reqs.requirements(name, settings):
@@ -156,9 +161,9 @@ def download_models(
             seen.add(key)
             st = reqs.status(req, settings)
             if st.available:
-                typer.echo(f"{name}: {req.label} already here ({st.state}: {st.detail})", err=True)
+                terminal.note(f"{name}: {req.label} already here ({st.state}: {st.detail})")
                 continue
-            _download(name, req, settings)
+            _download(terminal, name, req, settings)
 
 
 def _require_extra(names: list[str], settings: Settings) -> None:
@@ -178,7 +183,7 @@ def _require_extra(names: list[str], settings: Settings) -> None:
         )
 
 
-def _download(name: str, req: Requirement, settings: Settings) -> None:
+def _download(terminal: Terminal, name: str, req: Requirement, settings: Settings) -> None:
     from feedback_cli.errors import ScorerUnavailable
     from feedback_cli.scoring import requirements as reqs
     from feedback_cli.scoring import weights
@@ -186,19 +191,16 @@ def _download(name: str, req: Requirement, settings: Settings) -> None:
     if req.kind in ("hf-model", "hf-processor"):
         if reqs.looks_local(req.ref):
             raise UsageError(f"{name}: {req.env_var}={req.ref} is a local path that is not a complete checkpoint")
-        typer.echo(
-            f"{name}: downloading {req.ref} ({req.label}, {reqs.human_size(req.approx_bytes)})",
-            err=True,
-        )
+        terminal.note(f"{name}: downloading {req.ref} ({req.label}, {reqs.human_size(req.approx_bytes)})")
         _snapshot(req, name)
     elif req.kind == "url":
         assert req.url_file is not None
         if req.override:
             raise UsageError(f"{name}: {req.env_var}={req.ref} is not a file")
         dest = weights.default_path(req.url_file, settings)
-        typer.echo(f"{name}: downloading {req.url_file.url}", err=True)
-        _fetch_with_progress(req.url_file, dest, settings.request_timeout_s)
-        typer.echo(f"{name}: saved {dest}", err=True)
+        terminal.note(f"{name}: downloading {req.url_file.url}")
+        _fetch_with_progress(terminal, req.url_file, dest, settings.request_timeout_s)
+        terminal.note(f"{name}: saved {dest}")
     elif req.kind == "python":
         from feedback_cli.installation import package_install_command
 
@@ -206,13 +208,12 @@ def _download(name: str, req: Requirement, settings: Settings) -> None:
             f"{name}: needs the {req.pip_name} package, not a download", hint=package_install_command(req.pip_name)
         )
     elif req.kind == "official":
-        typer.echo(
+        terminal.note(
             f"{name}: runs in VBench's own env, which downloads its checkpoints itself "
-            "(set FBLOOP_VBENCH_PYTHON to that env's python)",
-            err=True,
+            "(set FBLOOP_VBENCH_PYTHON to that env's python)"
         )
     elif req.kind == "api":
-        typer.echo(f"{name}: uses {req.label}; nothing to download", err=True)
+        terminal.note(f"{name}: uses {req.label}; nothing to download")
 
 
 def _snapshot(req: Requirement, name: str) -> None:
@@ -237,7 +238,7 @@ def _snapshot(req: Requirement, name: str) -> None:
         raise ScorerUnavailable(f"{name}: downloading {req.ref} failed: {exc}") from exc
 
 
-def _fetch_with_progress(spec: Any, dest: Any, timeout: float) -> None:
+def _fetch_with_progress(terminal: Terminal, spec: Any, dest: Any, timeout: float) -> None:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     from feedback_cli.scoring import weights
@@ -247,7 +248,7 @@ def _fetch_with_progress(spec: Any, dest: Any, timeout: float) -> None:
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
-        console=_stderr(),
+        console=terminal.err,
         transient=True,
     ) as progress:
         task = progress.add_task(spec.filename, total=spec.approx_bytes)
@@ -256,9 +257,3 @@ def _fetch_with_progress(spec: Any, dest: Any, timeout: float) -> None:
             progress.update(task, completed=done, total=total or spec.approx_bytes)
 
         weights.fetch(spec, dest, timeout=timeout, progress=update)
-
-
-def _stderr() -> Any:
-    from feedback_cli.ui.console import SafeConsole
-
-    return SafeConsole(stderr=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -16,26 +17,43 @@ def register(app: typer.Typer) -> None:
 
 
 def resume(
-    target: Path = typer.Argument(
-        ..., help="A run folder, its workflow_checkpoint.json, or a run id under the output folder."
-    ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every item and score."),
-    max_cost: float | None = typer.Option(None, "--max-cost", help="A new USD cap for the rest of the run."),
-    retry_failed: bool = typer.Option(
-        False, "--retry-failed", help="Try again the items that failed (provider errors); finished ones stay."
-    ),
-    interactive: bool | None = typer.Option(
-        None, "--interactive/--no-interactive", help="Review between stages [default: as the run last ran; recorded]."
-    ),
-    use_current_settings: bool = typer.Option(
-        False,
-        "--use-current-settings",
-        help="Unfinished items use the models set now (FBLOOP_*_MODEL) instead of the run's recorded ones.",
-    ),
-    break_lock: bool = typer.Option(
-        False, "--break-lock", help="Take a lock left on a filesystem that cannot lock (no process running)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout at the end: the run's summary."),
+    target: Annotated[
+        Path, typer.Argument(help="A run folder, its workflow_checkpoint.json, or a run id under the output folder.")
+    ],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every item and score.")] = False,
+    # no FBLOOP_MAX_COST here: a run keeps the cap it started with unless this flag gives it a new one
+    max_cost: Annotated[
+        float | None, typer.Option("--max-cost", help="A new USD cap for the rest of the run.")
+    ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed", help="Try again the items that failed (provider errors); finished ones stay."
+        ),
+    ] = False,
+    interactive: Annotated[
+        bool | None,
+        typer.Option(
+            "--interactive/--no-interactive",
+            help="Review between stages [default: as the run last ran; recorded].",
+        ),
+    ] = None,
+    use_current_settings: Annotated[
+        bool,
+        typer.Option(
+            "--use-current-settings",
+            help="Unfinished items use the models set now (FBLOOP_*_MODEL) instead of the run's recorded ones.",
+        ),
+    ] = False,
+    break_lock: Annotated[
+        bool,
+        typer.Option(
+            "--break-lock", help="Take a lock left on a filesystem that cannot lock (no process running)."
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON document on stdout at the end: the run's summary.")
+    ] = False,
 ) -> None:
     """Validate the checkpoint and continue at the first unfinished stage and item (a batch folder: every row)."""
     from feedback_cli.workflow.batch_state import is_batch_dir

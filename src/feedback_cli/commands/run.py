@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from feedback_cli.choices import Backend, Workflow
+from feedback_cli.commands import options as o
 from feedback_cli.errors import UsageError
-from feedback_cli.workflow.inputs import nonempty_path
 
 
 def register(app: typer.Typer) -> None:
@@ -17,46 +18,54 @@ def register(app: typer.Typer) -> None:
 
 def run(
     ctx: typer.Context,
-    prompt_file: Path | None = typer.Argument(None, help="Starting prompt: a text file or an image file."),
-    workflow: Workflow | None = typer.Option(
-        None, "--workflow", help="full | image-only | video-only | prompt-only [default: full]"
-    ),
-    input_image: Path | None = typer.Option(None, "--input-image", help="Start frame for --workflow video-only."),
-    max_iterations_image: int = typer.Option(3, "--max-iterations-image", help="Image prompt iterations."),
-    max_iterations_video: int = typer.Option(3, "--max-iterations-video", help="Video prompt iterations."),
-    num_image_variations: int = typer.Option(8, "--num-image-variations", "-n", help="Images to generate."),
-    num_video_attempts: int = typer.Option(3, "--num-video-attempts", help="Videos to generate (per clip)."),
-    threshold_image: float = typer.Option(85.0, "--threshold-image", help="Image prompt score to stop at (0-100)."),
-    threshold_video: float = typer.Option(85.0, "--threshold-video", help="Video prompt score to stop at (0-100)."),
-    interactive: bool = typer.Option(False, "--interactive", help="Pause for human review after stages 2, 3, 5."),
-    resume: Path | None = typer.Option(None, "--resume", help="Resume from a run folder or its checkpoint."),
-    output_dir: Path | None = typer.Option(
-        None, "--output-dir", help="Where run folders go [default: output/feedback_loops/].", parser=nonempty_path
-    ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every item and score as it happens."),
-    storyboard: bool = typer.Option(
-        False, "--storyboard/--no-storyboard", help="Run stage 3: start/end frames per clip."
-    ),
-    clips: int = typer.Option(2, "--clips", help="Storyboard clips."),
-    backend: Backend | None = typer.Option(None, "--backend", help="auto | offline | cloud [default: auto]"),
-    seed: int | None = typer.Option(None, "--seed", help="Base seed (default: random, recorded)."),
-    scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
-    max_cost: float | None = typer.Option(None, "--max-cost", help="Stop before a call would pass this USD total."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and its cost range; call and write nothing."),
-    max_rounds_image: int = typer.Option(3, "--max-rounds-image", help="Image rounds (generate, check, revise)."),
-    max_rounds_video: int = typer.Option(1, "--max-rounds-video", help="Video rounds (1: no revision)."),
-    target_image: float = typer.Option(85.0, "--target-image", help="Overall image score that ends the rounds."),
-    target_video: float = typer.Option(85.0, "--target-video", help="Overall video score that ends the rounds."),
-    patience: int = typer.Option(1, "--patience", help="Stop after this many rounds without a better pick."),
-    as_json: bool = typer.Option(
-        False, "--json", help="One JSON document on stdout at the end (the run's summary, or the dry-run plan)."
-    ),
-    break_lock: bool = typer.Option(
-        False, "--break-lock", help="With --resume: take a lock left on a filesystem that cannot lock."
-    ),
-    use_current_settings: bool = typer.Option(
-        False, "--use-current-settings", help="With --resume: unfinished items use the models set now."
-    ),
+    prompt_file: Annotated[
+        Path | None, typer.Argument(help="Starting prompt: a text file or an image file.")
+    ] = None,
+    workflow: o.WorkflowOption = None,
+    input_image: Annotated[
+        Path | None, typer.Option("--input-image", help="Start frame for --workflow video-only.")
+    ] = None,
+    max_iterations_image: o.MaxIterationsImageOption = o.ITERATIONS,
+    max_iterations_video: o.MaxIterationsVideoOption = o.ITERATIONS,
+    num_image_variations: o.NumImageVariationsOption = o.IMAGES,
+    num_video_attempts: o.NumVideoAttemptsOption = o.VIDEOS_PER_CLIP,
+    threshold_image: o.ThresholdImageOption = o.THRESHOLD,
+    threshold_video: o.ThresholdVideoOption = o.THRESHOLD,
+    interactive: Annotated[
+        bool, typer.Option("--interactive", help="Pause for human review after stages 2, 3, 5.")
+    ] = False,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Resume from a run folder or its checkpoint.")
+    ] = None,
+    output_dir: o.RunOutputDirOption = None,
+    verbose: o.VerboseOption = False,
+    storyboard: o.StoryboardOption = False,
+    clips: o.ClipsOption = o.CLIPS,
+    backend: o.BackendOption = None,
+    seed: o.SeedOption = None,
+    scorers: o.ScorersOption = None,
+    max_cost: o.MaxCostOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and its cost range; call and write nothing.")
+    ] = False,
+    max_rounds_image: o.MaxRoundsImageOption = o.ROUNDS_IMAGE,
+    max_rounds_video: o.MaxRoundsVideoOption = o.ROUNDS_VIDEO,
+    target_image: o.TargetImageOption = o.TARGET,
+    target_video: o.TargetVideoOption = o.TARGET,
+    patience: o.PatienceOption = o.PATIENCE,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="One JSON document on stdout at the end (the run's summary, or the dry-run plan)."
+        ),
+    ] = False,
+    break_lock: Annotated[
+        bool, typer.Option("--break-lock", help="With --resume: take a lock left on a filesystem that cannot lock.")
+    ] = False,
+    use_current_settings: Annotated[
+        bool,
+        typer.Option("--use-current-settings", help="With --resume: unfinished items use the models set now."),
+    ] = False,
 ) -> None:
     """Run the feedback loops on PROMPT_FILE and keep every prompt, image, video, score and cost."""
     from feedback_cli.commands.common import refuse_run_options_with_resume, resume_run
@@ -82,7 +91,7 @@ def run(
         if given:
             raise UsageError(f"{flag} is only used with --resume")
 
-    from feedback_cli.commands.common import refuse_json_with_review, require_terminal, reviewer_for
+    from feedback_cli.commands.common import random_seed, refuse_json_with_review, require_terminal, reviewer_for
     from feedback_cli.config import load_settings
     from feedback_cli.workflow.bounds import RUN_FLAGS, build_options
 
@@ -152,7 +161,7 @@ def run(
         clips=clips,
         backend=Backend(chosen),
         scorers=settings.scorers or "",
-        seed=seed if seed is not None else _random_seed(),
+        seed=seed if seed is not None else random_seed(),
         verbose=verbose,
         max_cost=settings.max_cost,
         max_rounds_image=max_rounds_image,
@@ -188,9 +197,3 @@ def run(
     raise typer.Exit(
         drive(prepared, verbose=verbose, reviewer=reviewer_for(interactive), announce=reason, as_json=as_json)
     )
-
-
-def _random_seed() -> int:
-    import secrets
-
-    return secrets.randbelow(1_000_000)

@@ -11,16 +11,15 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from feedback_cli.errors import InputError, ScorerUnavailable
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from feedback_cli.scoring.runner import Report
+    from feedback_cli.ui.terminal import Terminal
 
 
 def register(app: typer.Typer) -> None:
@@ -28,21 +27,28 @@ def register(app: typer.Typer) -> None:
 
 
 def score(
-    files: list[Path] = typer.Argument(..., help="Images (.png .jpg .webp) and/or videos (.mp4 .mov .webm .gif)."),
-    prompt: str = typer.Option(..., "--prompt", "-p", help="The prompt the files were generated from."),
-    scorer: list[str] | None = typer.Option(
-        None,
-        "--scorer",
-        "-s",
-        help="A scorer name (repeat, or comma-separate). Default: every real scorer that can run here, "
-        "else the offline statistics.",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON only on stdout instead of a table."),
+    files: Annotated[
+        list[Path], typer.Argument(help="Images (.png .jpg .webp) and/or videos (.mp4 .mov .webm .gif).")
+    ],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="The prompt the files were generated from.")],
+    scorer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scorer",
+            "-s",
+            help="A scorer name (repeat, or comma-separate). Default: every real scorer that can run here, "
+            "else the offline statistics.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only on stdout instead of a table.")] = False,
 ) -> None:
     """Score images and videos against a prompt: raw value, 0-100 value and model per scorer per file."""
     from feedback_cli.config import load_settings
     from feedback_cli.scoring import preflight, registry, runner, scorer_sets
+    from feedback_cli.ui.terminal import Terminal
     from feedback_cli.workflow.safe_text import has_visible_text
+
+    terminal = Terminal()
 
     if not has_visible_text(prompt):  # only spaces, control or zero-width characters: as good as empty
         raise InputError("--prompt is empty")
@@ -81,7 +87,7 @@ def score(
         image_names = [n for n in image_names if n not in skipped]
         video_names = [n for n in video_names if n not in skipped]
         for name, exc in skipped.items():
-            sys.stderr.write(f"fbloop: skipping {name}: {_reason(name, exc)}\n")
+            terminal.note(f"fbloop: skipping {name}: {_reason(name, exc)}")
         # the default is what can run here: when no real scorer can, the offline statistics (which always can)
         if has_images and not image_names:
             image_names = list(registry.OFFLINE_IMAGE_SET)
@@ -90,11 +96,11 @@ def score(
         if skipped and (set(image_names) <= set(registry.OFFLINE_IMAGE_SET)) and (
             set(video_names) <= set(registry.OFFLINE_VIDEO_SET)
         ):
-            sys.stderr.write("fbloop: no real scorer can run here; scoring with offline statistics\n")
+            terminal.note("fbloop: no real scorer can run here; scoring with offline statistics")
 
     if any("transformers" in registry.scorer_class(n).needs_modules for n in image_names + video_names):
         _quiet_transformers()
-    err = _err_console()
+    err = terminal.err
     status = err.status("scoring ...") if err.is_terminal else contextlib.nullcontext()
     with contextlib.redirect_stdout(sys.stderr), status:
 
@@ -108,7 +114,7 @@ def score(
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
-        _render(report)
+        _render(terminal, report)
     failed = {n: e for n, e in report.errors.items() if n not in skipped}
     if failed:
         name, exc = next(iter(failed.items()))
@@ -129,19 +135,13 @@ def _quiet_transformers() -> None:
         hf_logging.set_verbosity_error()
 
 
-def _err_console() -> Console:
-    from feedback_cli.ui.console import err_console
-
-    return err_console()
-
-
-def _render(report: Report) -> None:
+def _render(terminal: Terminal, report: Report) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from feedback_cli.ui.console import out_console, print_line, print_table
+    from feedback_cli.ui.console import print_line, print_table
 
-    console = out_console()
+    console = terminal.out
     print_line(console, f"Scores for: {report.prompt}")  # the prompt whole, not a wrapped table title
     table = Table(title_justify="left")
     table.add_column("file", no_wrap=True)

@@ -5,12 +5,13 @@ enhance_video_prompt.py and generate_videos.py)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand
 
 from feedback_cli.choices import Backend
+from feedback_cli.commands import options as o
 from feedback_cli.errors import InputError, UsageError
 from feedback_cli.workflow.inputs import nonempty_path
 
@@ -57,51 +58,66 @@ class StageCommand(TyperCommand):
 
 
 def stage(
-    name: str = typer.Argument(
-        ...,
-        help="a stage (fbloop stage --help lists them)",
-        parser=_stage_of,
-        autocompletion=_complete_stage,
-        show_default=False,
-    ),
-    clip_videos: list[Path] | None = typer.Argument(
-        None,
-        help="assemble: the per-clip videos to join, in order, or a storyboard run folder (its picks).",
-        show_default=False,
-    ),
-    prompt_file: Path | None = typer.Option(
-        None, "--prompt-file", "-p", help="Prompt text file (or image, for image-prompt)."
-    ),
-    image: Path | None = typer.Option(
-        None, "--image", help="Base image (storyboard) or start frame (video-generation)."
-    ),
-    storyboard_file: Path | None = typer.Option(
-        None, "--storyboard", help="storyboard.json from a storyboard stage (video-prompt)."
-    ),
-    motion_prompts: Path | None = typer.Option(
-        None, "--motion-prompts", help="storyboard_enhanced_motion_prompts.json (video-generation)."
-    ),
-    count: int | None = typer.Option(None, "--num", "-n", help="Images (default 8) or videos per clip (default 3)."),
-    max_iterations: int = typer.Option(3, "--max-iterations", help="Prompt loop iterations."),
-    threshold: float = typer.Option(85.0, "--threshold", help="Prompt score to stop at (0-100)."),
-    clips: int = typer.Option(2, "--clips", help="Storyboard clips."),
-    backend: Backend | None = typer.Option(None, "--backend", help="auto | offline | cloud"),
-    scorers: str | None = typer.Option(None, "--scorers", help="offline, or a comma list of scorer names."),
-    seed: int | None = typer.Option(None, "--seed", help="Base seed (default: random, recorded)."),
-    output_dir: Path | None = typer.Option(
-        None,
-        "--output-dir",
-        help="Root; the run goes in DIR/{stage}/{timestamp}/ [default: output/feedback_loops/, or FBLOOP_OUTPUT_DIR].",
-        parser=nonempty_path,
-    ),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
-    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout at the end: the run's summary."),
-    max_cost: float | None = typer.Option(None, "--max-cost", help="Stop before a call would pass this USD total."),
-    max_rounds_image: int = typer.Option(3, "--max-rounds-image", help="image-generation: rounds."),
-    max_rounds_video: int = typer.Option(1, "--max-rounds-video", help="video-generation: rounds."),
-    target_image: float = typer.Option(85.0, "--target-image", help="image-generation: score that ends the rounds."),
-    target_video: float = typer.Option(85.0, "--target-video", help="video-generation: score that ends the rounds."),
-    patience: int = typer.Option(1, "--patience", help="Stop after this many rounds without a better pick."),
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="a stage (fbloop stage --help lists them)",
+            parser=_stage_of,
+            autocompletion=_complete_stage,
+            show_default=False,
+        ),
+    ],
+    clip_videos: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="assemble: the per-clip videos to join, in order, or a storyboard run folder (its picks).",
+            show_default=False,
+        ),
+    ] = None,
+    prompt_file: Annotated[
+        Path | None,
+        typer.Option("--prompt-file", "-p", help="Prompt text file (or image, for image-prompt)."),
+    ] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option("--image", help="Base image (storyboard) or start frame (video-generation)."),
+    ] = None,
+    storyboard_file: Annotated[
+        Path | None,
+        typer.Option("--storyboard", help="storyboard.json from a storyboard stage (video-prompt)."),
+    ] = None,
+    motion_prompts: Annotated[
+        Path | None,
+        typer.Option("--motion-prompts", help="storyboard_enhanced_motion_prompts.json (video-generation)."),
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("--num", "-n", help="Images (default 8) or videos per clip (default 3).")
+    ] = None,
+    max_iterations: Annotated[
+        int, typer.Option("--max-iterations", help="Prompt loop iterations.")
+    ] = o.ITERATIONS,
+    threshold: Annotated[float, typer.Option("--threshold", help="Prompt score to stop at (0-100).")] = o.THRESHOLD,
+    clips: o.ClipsOption = o.CLIPS,
+    backend: o.BackendOption = None,
+    scorers: o.ScorersOption = None,
+    seed: o.SeedOption = None,
+    output_dir: Annotated[
+        Path | None,
+        o.output_dir_option(
+            "Root; the run goes in DIR/{stage}/{timestamp}/ [default: output/feedback_loops/].",
+            parser=nonempty_path,
+        ),
+    ] = None,
+    verbose: o.VerboseOption = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON document on stdout at the end: the run's summary.")
+    ] = False,
+    max_cost: o.MaxCostOption = None,
+    max_rounds_image: o.MaxRoundsImageOption = o.ROUNDS_IMAGE,
+    max_rounds_video: o.MaxRoundsVideoOption = o.ROUNDS_VIDEO,
+    target_image: o.TargetImageOption = o.TARGET,
+    target_video: o.TargetVideoOption = o.TARGET,
+    patience: o.PatienceOption = o.PATIENCE,
 ) -> None:
     """Run one stage on its own from files."""
     from feedback_cli.stages.registry import by_command_name
@@ -195,7 +211,7 @@ def stage(
         for flag, path in clip_files
         if path is not None
     }
-    from feedback_cli.commands.run import _random_seed
+    from feedback_cli.commands.common import random_seed
     from feedback_cli.stages.registry import roles_for
     from feedback_cli.workflow.models import RunOptions
 
@@ -210,7 +226,7 @@ def stage(
         **declared.options,
         backend=Backend(chosen),
         scorers=settings.scorers or "",
-        seed=seed if seed is not None else _random_seed(),
+        seed=seed if seed is not None else random_seed(),
         verbose=verbose,
         prompt_file=str(prompt_file) if prompt_file else None,
         input_image=str(image) if image else None,

@@ -1,4 +1,5 @@
-"""The one terminal wrapper: stderr for progress and diagnostics, stdout for results.
+"""The consoles behind the one terminal object (`ui/terminal.py`): stderr for progress and diagnostics, stdout
+for results, and the layout rules every command's output follows.
 
 On a terminal, each stage gets a live progress bar; otherwise (pipes, CI) plain lines.
 
@@ -37,7 +38,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from feedback_cli.redaction import redact_known
+from feedback_cli.ui.terminal import error_line as error_line  # the one error line, also imported from here
 from feedback_cli.workflow.events import Event
 from feedback_cli.workflow.safe_text import json_safe, printable
 
@@ -47,7 +48,12 @@ class SafeConsole(Console):
 
     Strings are cleaned before Rich lays them out (so widths are right), and every text segment is
     cleaned again on the way out, whatever renderable made it (tables, Text built elsewhere, progress
-    bars); Rich's own control segments (cursor moves of a live display) are left alone."""
+    bars); Rich's own control segments (cursor moves of a live display) are left alone. Emoji codes are left
+    as written: `:fire:` in a prompt or a path is text (a path shown with 🔥 in it is not the path)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("emoji", False)
+        super().__init__(*args, **kwargs)
 
     def render_str(self, text: str, *args: Any, **kwargs: Any) -> Text:
         return super().render_str(printable(text), *args, **kwargs)
@@ -219,13 +225,6 @@ def write_json(data: Any) -> None:
     (C1, bidi, zero-width) are written as \\uXXXX too: the same data, nothing a terminal acts on."""
     sys.stdout.write(json_safe(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
     sys.stdout.flush()
-
-
-def error_line(message: str) -> None:
-    """One line on stderr, no markup interpretation (messages may contain brackets); known secrets redacted,
-    nothing a terminal obeys."""
-    sys.stderr.write(f"fbloop: error: {printable(redact_known(message), single_line=True)}\n")
-    sys.stderr.flush()
 
 
 class CountColumn(ProgressColumn):

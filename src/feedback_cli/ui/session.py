@@ -1,4 +1,5 @@
-"""Drive a prepared run with the terminal UI attached, and turn its outcome into an exit code."""
+"""Drive a prepared run with the terminal UI attached, and turn its outcome into an exit code (through the one
+terminal object, `ui/terminal.py`: its consoles, its error line, its table of exit codes)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from feedback_cli.errors import (
-    EXIT_INTERRUPTED,
     BudgetError,
     FbloopError,
     Interrupted,
     RunLocked,
     StorageError,
 )
-from feedback_cli.ui.console import EventRenderer, err_console, error_line, out_console, print_line, write_json
+from feedback_cli.ui.console import EventRenderer, print_line
 from feedback_cli.ui.summary import next_stage_command, render_summary
+from feedback_cli.ui.terminal import Terminal, exit_code
 from feedback_cli.workflow.api import PreparedRun, execute
 from feedback_cli.workflow.events import EventBus
 from feedback_cli.workflow.orchestrator import RunStopped
@@ -72,11 +73,6 @@ def _stopped_by(received: list[int]) -> str:
     return f"stopped by {signal.Signals(received[0]).name}" if received else "interrupted"
 
 
-def _interrupted_code(received: list[int]) -> int:
-    """130 for Ctrl-C; 128 + the signal's number for SIGTERM (143) and SIGHUP (129), as a shell reports them."""
-    return 128 + received[0] if received else EXIT_INTERRUPTED
-
-
 def drive(
     prepared: PreparedRun,
     *,
@@ -87,7 +83,8 @@ def drive(
 ) -> int:
     """Run it; progress and the `backend:` line on stderr, then the summary on stdout: a table, or with
     `as_json` one JSON document (the schema of workflow_summary.json), whatever the outcome."""
-    console = err_console()
+    terminal = Terminal()
+    console = terminal.err
     redact = prepared.folder.redact  # the engine redacts its events; error_line redacts itself; the rest here
     if announce:
         print_line(console, f"backend: {announce}")
@@ -98,41 +95,38 @@ def drive(
         print_line(console, redact(f"note: {notice}"))
     code = 0
     received: list[int] = []
+    resume = resume_command(prepared)
     try:
         # with --json stdout holds the one document: anything a library prints meanwhile goes to stderr
         with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
             asyncio.run(_with_stop_signals(execute(prepared, bus, reviewer), received))
-    except Interrupted:
+    except Interrupted as exc:
         renderer.close()
         with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
-            error_line(f"{_stopped_by(received)}; checkpoint saved. Resume with: {resume_command(prepared)}")
-        code = _interrupted_code(received)
-    except KeyboardInterrupt:  # a second Ctrl-C (or signal): leave at once, the last checkpoint stands
+            terminal.error(f"{_stopped_by(received)}; checkpoint saved. Resume with: {resume}")
+        code = exit_code(exc, received[0] if received else None)
+    except KeyboardInterrupt as exc:  # a second Ctrl-C (or signal): leave at once, the last checkpoint stands
         renderer.close()
         with contextlib.suppress(OSError):
-            error_line(f"{_stopped_by(received)}. Resume with: {resume_command(prepared)}")
-        return _interrupted_code(received)
+            terminal.error(f"{_stopped_by(received)}. Resume with: {resume}")
+        return exit_code(exc, received[0] if received else None)
     except RunLocked as exc:  # another process works on the run: nothing was done, nothing to resume
         renderer.close()
-        error_line(exc.line())
-        return exc.exit_code
-    except RunStopped as exc:
+        return terminal.fail(exc)
+    except RunStopped as exc:  # the person chose to stop at a review: said on stderr, not as an error (exit 0)
         renderer.close()
-        print_line(console, f"{exc.message}. Resume with: {resume_command(prepared)}")
-        code = 0
+        print_line(console, f"{exc.message}. Resume with: {resume}")
+        code = exit_code(exc)
     except BudgetError as exc:
         renderer.close()
-        error_line(f"{exc.message.rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)} --max-cost N")
-        code = exc.exit_code
+        code = terminal.fail(exc, f"{exc.message.rstrip('.')}. Checkpoint saved; resume with: {resume} --max-cost N")
     except StorageError as exc:  # nothing could be saved just now: the checkpoint on disk is the last good one
         renderer.close()
-        error_line(f"{exc.line().rstrip('.')}. The last checkpoint stands; resume with: {resume_command(prepared)}")
-        code = exc.exit_code
+        code = terminal.fail(exc, f"{exc.line().rstrip('.')}. The last checkpoint stands; resume with: {resume}")
     except FbloopError as exc:
         renderer.close()
         flags = f" {exc.resume_flags}" if exc.resume_flags else ""
-        error_line(f"{exc.line().rstrip('.')}. Checkpoint saved; resume with: {resume_command(prepared)}{flags}")
-        code = exc.exit_code
+        code = terminal.fail(exc, f"{exc.line().rstrip('.')}. Checkpoint saved; resume with: {resume}{flags}")
     finally:
         renderer.close()
     summary = WorkflowSummary.model_validate(
@@ -140,10 +134,10 @@ def drive(
     )
     with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
         if as_json:
-            write_json(summary.model_dump(mode="json"))
+            terminal.json(summary.model_dump(mode="json"))
         else:
-            render_summary(out_console(), summary, prepared.folder.root)
+            render_summary(terminal.out, summary, prepared.folder.root)
             follow_on = next_stage_command(prepared.state, prepared.folder.root)
             if follow_on:  # last, so it is the line to copy
-                print_line(out_console(), f"next stage:   {follow_on}")
+                print_line(terminal.out, f"next stage:   {follow_on}")
     return code
