@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 
 from feedback_cli.config import Settings
 from feedback_cli.providers.prices import load_prices
-from feedback_cli.providers.registry import BACKENDS, load_agents, load_media
+from feedback_cli.providers.registry import load_agents, load_media, providers_for
 from feedback_cli.stages.registry import get as get_stage
 from feedback_cli.stages.rounds import VQA_PROMPT_TOKENS
 from feedback_cli.workflow.models import RunOptions
@@ -54,14 +54,6 @@ class DryRunPlan(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-#: what a dry run prices with when a cloud role has no key yet: the providers' constructors want one, but a dry
-#: run calls nothing, so the price before signing up needs none
-_PRICING_PLACEHOLDER = {
-    "openai_api_key": SecretStr("dry-run-no-key"),
-    "replicate_api_token": SecretStr("dry-run-no-key"),
-}
-
-
 def dry_run(
     options: RunOptions,
     settings: Settings,
@@ -69,13 +61,11 @@ def dry_run(
     starts_from_image: bool,
     providers: dict[str, str] | None = None,
 ) -> DryRunPlan:
-    pair = BACKENDS[options.backend.value]
-    providers = {"agents": pair[0], "media": pair[1], **(providers or {})}
-    pricing = settings.model_copy(
-        update={k: v for k, v in _PRICING_PLACEHOLDER.items() if getattr(settings, k) is None}
-    )
-    agents = load_agents(providers["agents"], pricing)
-    media = load_media(providers["media"], pricing)
+    providers = {**providers_for(options.backend.value, settings), **(providers or {})}
+    # pricing: a provider whose key is not set yet is built with a placeholder (each provider declares its
+    # keys); a dry run calls nothing, so the price before signing up needs none
+    agents = load_agents(providers["agents"], settings, pricing=True)
+    media = load_media(providers["media"], settings, pricing=True)
     unknown: list[str] = []
 
     def price(value: float | None, what: str) -> float:
