@@ -250,6 +250,35 @@ def recorded_reason(backend: str, providers: dict[str, str]) -> str:
     return f"{backend} (as the run recorded it): {'; '.join(parts)}" if parts else f"{backend} (as the run recorded it)"
 
 
+@dataclass(frozen=True)
+class ProviderInfo:
+    """One registered provider as `fbloop models providers` lists it, read from its declaration."""
+
+    name: str
+    roles: tuple[str, ...]
+    #: the roles whose setting (FBLOOP_<ROLE>_PROVIDER) names it
+    chosen_for: tuple[str, ...]
+    #: what configures it ("" when it needs nothing)
+    needs: str
+    #: the setting that configures it now, "" when it needs none, None when it is not configured
+    configured: str | None
+    #: why it cannot be used (its module cannot be imported, a bad setting), else ""
+    problem: str = ""
+
+
+def describe(settings: Settings) -> list[ProviderInfo]:
+    """Every registered provider, built-ins first, with what it declares and whether it is configured."""
+    out: list[ProviderInfo] = []
+    for name in targets():
+        chosen_for = tuple(role for role in ROLES if getattr(settings, f"{role}_provider") == name)
+        try:
+            cls = provider_class(name)
+            out.append(ProviderInfo(name, cls.roles, chosen_for, cls.needs(), cls.configured(settings)))
+        except UsageError as exc:
+            out.append(ProviderInfo(name, (), chosen_for, "", None, exc.message))
+    return out
+
+
 def _defaults() -> dict[str, str]:
     return {role: str(Settings.model_fields[f"{role}_provider"].default) for role in ROLES}
 
