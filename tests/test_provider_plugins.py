@@ -137,8 +137,10 @@ def test_no_provider_or_key_name_is_written_outside_the_providers_own_modules() 
     found = []
     for path in checked:
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            if names.search(line) and "feedback_cli.providers.builtin:" not in line and not line.strip().startswith(
-                ("#", '"""')
+            if (
+                names.search(line)
+                and "feedback_cli.providers.builtin:" not in line
+                and not line.strip().startswith(("#", '"""'))
             ):
                 found.append(f"{path.relative_to(src)}:{number}: {line.strip()}")
     assert found == []
@@ -174,7 +176,7 @@ class RenderService:
         service = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:  # http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if self.headers.get("Authorization") != f"Bearer {service.key}":
                     service.refused += 1
@@ -243,9 +245,7 @@ def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def fbloop(python: Path, *args: object, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {
-        k: v for k, v in os.environ.items() if not k.startswith(("FBLOOP_", "OPENAI_", "REPLICATE_", "ACME_"))
-    }
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("FBLOOP_", "OPENAI_", "REPLICATE_", "ACME_"))}
     environ.update(PYTHONPATH=str(REPO / "src"), **env)
     return subprocess.run(
         [python, "-m", "feedback_cli", *map(str, args)], capture_output=True, text=True, env=environ, cwd=cwd

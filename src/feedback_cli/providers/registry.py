@@ -244,9 +244,7 @@ def resolve_backend(
 
 def recorded_reason(backend: str, providers: dict[str, str]) -> str:
     """The `backend:` line of a resumed run: the providers it recorded when it started."""
-    parts = [
-        f"{_ROLE_WORDS[role]}: {providers[role].partition(':')[0]}" for role in ROLES if role in providers
-    ]
+    parts = [f"{_ROLE_WORDS[role]}: {providers[role].partition(':')[0]}" for role in ROLES if role in providers]
     return f"{backend} (as the run recorded it): {'; '.join(parts)}" if parts else f"{backend} (as the run recorded it)"
 
 
