@@ -333,3 +333,10 @@ def test_an_installed_provider_is_listed_priced_refused_without_its_key_and_used
     plain = fbloop(Path(sys.executable), *run_args, "--output-dir", out, cwd=tmp_path, **acme)
     assert plain.returncode == 2
     assert "FBLOOP_MEDIA_PROVIDER: unknown provider 'acme'; known: offline, openai, replicate" in plain.stderr
+
+
+def test_the_backend_choice_is_written_once() -> None:
+    from feedback_cli.choices import Backend
+
+    assert Settings.model_fields["backend"].annotation is Backend
+    assert settings(backend="cloud").backend is Backend.cloud
