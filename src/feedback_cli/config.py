@@ -5,6 +5,8 @@ Secrets are `SecretStr` so they never print, and `Settings.public_dict()` is wha
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import math
 import os
 import re
@@ -15,6 +17,7 @@ from typing import Any, Literal, get_args
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from feedback_cli.choices import Backend
 from feedback_cli.errors import UsageError
 from feedback_cli.redaction import Redactor, looks_like_url, mask_url, remember, url_secrets
 
@@ -24,14 +27,19 @@ DEFAULT_OUTPUT_DIR = Path("output/feedback_loops")
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FBLOOP_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    # --- keys and endpoints (the client libraries' own variable names) ---
+    # --- keys and endpoints of the built-in providers (the client libraries' own variable names); a provider
+    # added later declares its own in its `ProviderOptions` (below), read from the environment the same way ---
     openai_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_BASE_URL"))
     replicate_api_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("REPLICATE_API_TOKEN"))
     replicate_base_url: str | None = Field(default=None, validation_alias=AliasChoices("REPLICATE_BASE_URL"))
 
     # --- backend and models ---
-    backend: Literal["auto", "offline", "cloud"] = "auto"
+    backend: Backend = Backend.auto
+    #: the provider each role gets when it is not offline (`--backend auto|cloud`), by its registered name
+    #: (`providers/registry.py`, entry points `fbloop.providers`)
+    agents_provider: str = "openai"
+    media_provider: str = "replicate"
     writer_model: str = "gpt-4.1-mini"
     critic_model: str = "gpt-4.1-mini"
     planner_model: str = "gpt-4.1-mini"  # the video plan (scenes, entities, camera) before the motion prompt
@@ -150,14 +158,11 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value, derived, not listed: each `SecretStr` setting, and the credentials inside each
-        URL-valued setting. `redaction.Redactor` ignores those too short to be secrets."""
-        out: list[str] = []
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, SecretStr):
-                out.append(value.get_secret_value())
-            elif looks_like_url(value):
-                out.extend(url_secrets(value))
+        URL-valued setting, here and in every provider's own settings (`ProviderOptions`), a plugin's too.
+        `redaction.Redactor` ignores those too short to be secrets."""
+        out = _secret_values(self)
+        for model in provider_options_models():
+            out += _provider_option_secrets(model)
         return [v for v in out if v]
 
     def redactor(self) -> Redactor:
@@ -166,6 +171,83 @@ class Settings(BaseSettings):
 
 def _is_secret_field(annotation: Any) -> bool:
     return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def _secret_values(model: BaseSettings) -> list[str]:
+    out: list[str] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            out.append(value.get_secret_value())
+        elif looks_like_url(value):
+            out.extend(url_secrets(value))
+    return out
+
+
+class ProviderOptions(BaseSettings):
+    """A provider's own settings: subclass it with fields, keys as `SecretStr`, and set it as the provider's
+    `Options` (`providers/provider.py`). Read from the environment and `.env` like `Settings`; a field's
+    variable is its alias (`Field(validation_alias="ACME_API_KEY")`) or `<env_prefix><FIELD>`. Every
+    `SecretStr` (and every URL's credentials) in it is a secret `Settings.secrets()` knows, derived from the
+    declaration: a provider never lists its keys anywhere else."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+
+#: the entry-point group of provider plugins; the registry (`providers/registry.py`) loads them by name
+PROVIDER_ENTRY_POINT_GROUP = "fbloop.providers"
+#: providers' settings models made known in this process (`providers.registry` adds each class it loads)
+_known_options: dict[str, type[ProviderOptions]] = {}
+
+
+def add_provider_options(name: str, model: type[ProviderOptions]) -> None:
+    """Make a provider's settings model known to `Settings.secrets()` (the registry calls it on load)."""
+    _known_options[name] = model
+
+
+@functools.cache
+def _installed_provider_options() -> tuple[type[ProviderOptions], ...]:
+    """The settings models of the installed provider plugins, so their keys are redacted even before (or
+    without) the provider being chosen. Loaded by entry point: providers sit above config, which never
+    imports them by name. A plugin that cannot be loaded cannot run either, and is skipped."""
+    found: list[type[ProviderOptions]] = []
+    for entry in importlib.metadata.entry_points(group=PROVIDER_ENTRY_POINT_GROUP):
+        try:
+            model = getattr(entry.load(), "Options", None)
+        except Exception:  # a broken plugin must not break every command
+            continue
+        if isinstance(model, type) and issubclass(model, ProviderOptions):
+            found.append(model)
+    return tuple(found)
+
+
+def provider_options_models() -> list[type[ProviderOptions]]:
+    models = [*_installed_provider_options(), *_known_options.values()]
+    return list(dict.fromkeys(models))
+
+
+def _provider_option_secrets(model: type[ProviderOptions]) -> list[str]:
+    try:
+        return _secret_values(model())
+    except ValidationError:
+        # another of its settings is bad (the provider says so when it is used); its keys are still secrets
+        return [
+            os.environ[name]
+            for field, info in model.model_fields.items()
+            if _is_secret_field(info.annotation)
+            for name in field_env_names(model, field)
+            if os.environ.get(name)
+        ]
+
+
+def field_env_names(model: type[BaseSettings], field: str) -> list[str]:
+    """The environment variables a settings field is read from: its alias(es), else `<env_prefix><FIELD>`."""
+    alias = model.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices if isinstance(choice, str)]
+    if isinstance(alias, str):
+        return [alias]
+    return [f"{model.model_config.get('env_prefix', '')}{field}".upper()]
 
 
 def load_settings(**overrides: Any) -> Settings:

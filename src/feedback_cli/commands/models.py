@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
     )
     models_app.command("list")(list_models)
     models_app.command("download")(download_models)
+    models_app.command("providers")(list_providers)
     app.add_typer(models_app, name="models")
 
 
@@ -128,6 +129,40 @@ def list_models(
     if missing:
         then = "Then fetch" if no_torch else "Fetch"
         console.print(Text(f"{then} what is missing: fbloop models download {' '.join(missing)}"), soft_wrap=True)
+
+
+def list_providers(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
+) -> None:
+    """The providers of agents and of images and videos: built-in and installed, and what configures each."""
+    from dataclasses import asdict
+
+    from feedback_cli.config import load_settings
+    from feedback_cli.providers.registry import describe
+
+    rows = describe(load_settings())
+    if as_json:
+        typer.echo(json.dumps([asdict(row) for row in rows], indent=2))
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    from feedback_cli.ui.console import out_console, print_table
+
+    table = Table(title="Providers", title_justify="left")
+    for column in ("provider", "roles", "chosen for", "configured by", "status"):
+        table.add_column(column, no_wrap=column != "status")
+    for row in rows:
+        if row.problem:
+            status = Text(row.problem, "red")
+        elif row.configured is None:
+            status = Text("not configured", "red")
+        else:
+            status = Text(f"{row.configured} is set" if row.configured else "needs nothing", "green")
+        table.add_row(row.name, ", ".join(row.roles), ", ".join(row.chosen_for), row.needs or "-", status)
+    console = out_console()
+    print_table(console, table)
+    console.print(Text("Choose a provider per role with FBLOOP_AGENTS_PROVIDER and FBLOOP_MEDIA_PROVIDER"))
 
 
 #: checkpoints fetched with (and run by) the scoring extra: hub repos need huggingface_hub, all need torch

@@ -176,9 +176,7 @@ def run(
 
         plan = plan_run(options, settings, starts_from_image=prompt_image is not None, providers=choice.providers)
         if choice.unconfigured:  # a price before signing up
-            keys = " and ".join(
-                "REPLICATE_API_TOKEN" if role == "media" else "OPENAI_API_KEY" for role in choice.unconfigured
-            )
+            keys = " and ".join(choice.unconfigured_keys)
             plan.notes.append(f"priced without keys; a run needs {keys}")
         raise typer.Exit(render_plan(plan, reason, as_json=as_json))
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from feedback_cli.config import Settings
 from feedback_cli.errors import CheckpointError, UsageError
-from feedback_cli.providers.registry import BACKENDS
+from feedback_cli.providers.registry import providers_for
 from feedback_cli.scoring.registry import names_of
 from feedback_cli.scoring.scorer_sets import resolve as resolve_scorers
 from feedback_cli.workflow import checkpoint
@@ -109,7 +109,8 @@ def prepare_run(
     """`providers`: role -> provider, each role chosen on its own (`providers.registry.resolve_backend`);
     without it, the pair of `options.backend`."""
     chosen_by_user = bool(options.scorers)
-    agents, media = BACKENDS[options.backend.value]
+    pair = providers_for(options.backend.value, settings)
+    agents, media = pair["agents"], pair["media"]
     if providers is not None:
         agents, media = providers.get("agents", agents), providers.get("media", media)
     # the real scorers are the default when the media are real: offline placeholders are scored offline

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from feedback_cli.errors import BudgetError, ScorerUnavailable
-from feedback_cli.providers.registry import load_agents, load_media
+from feedback_cli.providers.registry import concurrency, load_agents, load_media
 from feedback_cli.scoring.registry import image_scorer, video_scorer
 from feedback_cli.workflow.events import Event
 from feedback_cli.workflow.ledger import CostLedger
@@ -161,10 +161,7 @@ def rate_limited(event: Event) -> tuple[str, float] | None:
 
 def limit_size(settings: Settings, provider: str) -> int:
     """The concurrency limit of a provider, as `Services` sizes it for a single run."""
-    return {
-        "openai": settings.llm_concurrency,
-        "replicate": settings.replicate_concurrency,
-    }.get(provider, settings.offline_concurrency)
+    return concurrency(provider, settings)
 
 
 class ServicePool:

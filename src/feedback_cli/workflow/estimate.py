@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 
 from feedback_cli.config import Settings
-from feedback_cli.providers.registry import BACKENDS, load_agents, load_media
+from feedback_cli.providers.registry import load_agents, load_media, providers_for
 from feedback_cli.stages.facts import Pricing
 from feedback_cli.stages.registry import get as get_stage
 from feedback_cli.workflow.models import RunOptions
@@ -51,14 +51,6 @@ class DryRunPlan(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-#: what a dry run prices with when a cloud role has no key yet: the providers' constructors want one, but a dry
-#: run calls nothing, so the price before signing up needs none
-_PRICING_PLACEHOLDER = {
-    "openai_api_key": SecretStr("dry-run-no-key"),
-    "replicate_api_token": SecretStr("dry-run-no-key"),
-}
-
-
 def dry_run(
     options: RunOptions,
     settings: Settings,
@@ -66,16 +58,14 @@ def dry_run(
     starts_from_image: bool,
     providers: dict[str, str] | None = None,
 ) -> DryRunPlan:
-    pair = BACKENDS[options.backend.value]
-    providers = {"agents": pair[0], "media": pair[1], **(providers or {})}
-    keyed = settings.model_copy(
-        update={k: v for k, v in _PRICING_PLACEHOLDER.items() if getattr(settings, k) is None}
-    )
+    providers = {**providers_for(options.backend.value, settings), **(providers or {})}
+    # pricing: a provider whose key is not set yet is built with a placeholder (each provider declares its
+    # keys); a dry run calls nothing, so the price before signing up needs none
     prices = Pricing(
         options=options,
         settings=settings,
-        agents=load_agents(providers["agents"], keyed),
-        media=load_media(providers["media"], keyed),
+        agents=load_agents(providers["agents"], settings, pricing=True),
+        media=load_media(providers["media"], settings, pricing=True),
         providers=providers,
         starts_from_image=starts_from_image,
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from feedback_cli.errors import ScorerUnavailable
-from feedback_cli.providers.registry import BACKENDS, load_agents, load_media
+from feedback_cli.providers.registry import concurrency, load_agents, load_media, providers_for
 from feedback_cli.scoring.registry import image_scorer, video_scorer
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class Services:
     def provider(self, role: str) -> str:
         if role in self.providers:
             return self.providers[role]
-        return BACKENDS[self.backend][0 if role == "agents" else 1]
+        return providers_for(self.backend, self.settings)[role]
 
     def notice(self, message: str) -> None:
         if self.notice_sink is not None:
@@ -73,11 +73,7 @@ class Services:
     def _limit(self, role: str, provider: str) -> asyncio.Semaphore:
         key = f"{role}:{provider}"
         if key not in self._limits:
-            size = {
-                "openai": self.settings.llm_concurrency,
-                "replicate": self.settings.replicate_concurrency,
-            }.get(provider, self.settings.offline_concurrency)
-            self._limits[key] = asyncio.Semaphore(size)
+            self._limits[key] = asyncio.Semaphore(concurrency(provider, self.settings))
         return self._limits[key]
 
     @property
