@@ -275,22 +275,3 @@ def describe(settings: Settings) -> list[ProviderInfo]:
         except UsageError as exc:
             out.append(ProviderInfo(name, (), chosen_for, "", None, exc.message))
     return out
-
-
-def _defaults() -> dict[str, str]:
-    return {role: str(Settings.model_fields[f"{role}_provider"].default) for role in ROLES}
-
-
-#: the older tables, derived from the declarations (read when asked for)
-_DERIVED: dict[str, Any] = {
-    "AGENTS": lambda: {n: targets()[n] for n in names("agents")},
-    "MEDIA": lambda: {n: targets()[n] for n in names("media")},
-    "BACKENDS": lambda: {OFFLINE: (OFFLINE, OFFLINE), "cloud": (_defaults()["agents"], _defaults()["media"])},
-    "CLOUD_PROVIDERS": _defaults,
-}
-
-
-def __getattr__(attr: str) -> Any:
-    if attr in _DERIVED:
-        return _DERIVED[attr]()
-    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
