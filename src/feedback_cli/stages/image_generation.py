@@ -13,10 +13,11 @@ from typing import ClassVar
 
 from feedback_cli.providers.base import ImageRequest
 from feedback_cli.stages.base import Stage, StageContext
-from feedback_cli.stages.items import ItemSpec, write_scores
+from feedback_cli.stages.generation import ItemSpec
 from feedback_cli.stages.picks import pick_scores
 from feedback_cli.stages.registry import register
 from feedback_cli.stages.rounds import RoundRules, rounds_file, run_rounds
+from feedback_cli.stages.selection import write_scores
 from feedback_cli.workflow.models import RunOptions
 
 

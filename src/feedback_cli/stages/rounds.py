@@ -32,8 +32,9 @@ from feedback_cli.agents.revision import (
 from feedback_cli.errors import BudgetError, ScorerUnavailable
 from feedback_cli.scoring.vqascore import VQA_PROMPT_TOKENS
 from feedback_cli.stages.base import StageContext
-from feedback_cli.stages.items import ItemSpec, run_items, select
+from feedback_cli.stages.generation import ItemSpec, run_items
 from feedback_cli.stages.picks import earlier_rounds
+from feedback_cli.stages.selection import select
 from feedback_cli.workflow.models import ItemRecord
 
 ROUNDS_SCHEMA_VERSION = 1

@@ -11,7 +11,7 @@ from typing import ClassVar
 from feedback_cli.errors import StageFailed
 from feedback_cli.providers.base import ImageRequest
 from feedback_cli.stages.base import Stage, StageContext
-from feedback_cli.stages.items import ItemSpec, run_items
+from feedback_cli.stages.generation import ItemSpec, run_items
 from feedback_cli.stages.registry import register
 from feedback_cli.workflow.models import RunOptions, RunState
 

@@ -208,7 +208,7 @@ def retry_failed_items(state: RunState) -> int:
     An item whose job may still be running or may have delivered is re-attached first, never replaced: a job
     in flight, and a failed item whose job's end is not on record (a checkpoint from before `job_state`, or one
     edited by hand). Only when the provider shows that job ended failed or canceled, or does not know it, does
-    the item get a new one (`recreate_if_ended`, acted on in stages/items.py). Items whose job ended without an
+    the item get a new one (`recreate_if_ended`, acted on in stages/generation.py). Items whose job ended without an
     output, or that never got one, start afresh at once (an item whose create went unanswered looks for it
     first).
 
