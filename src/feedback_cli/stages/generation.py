@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ from feedback_cli.providers.base import ImageRequest, JobHook, JobInFlight, Vide
 from feedback_cli.stages.base import StageContext
 from feedback_cli.stages.item_scoring import score_item
 from feedback_cli.workflow.media_checks import MediaInvalid, check_image, check_video
-from feedback_cli.workflow.models import ItemRecord, utcnow
+from feedback_cli.workflow.models import ItemExtra, ItemRecord, utcnow
 
 #: how a job can end without delivering anything: an item that asked for a retry gets a new job then
 ENDED_UNDELIVERED = ("failed", "canceled", "gone")
@@ -42,14 +42,20 @@ class ItemSpec:
     kind: Literal["image", "video"]
     build: Callable[[], ImageRequest | VideoRequest]
     group: str = ""  # e.g. "clip_01": selection happens per group
-    extra: dict[str, Any] = field(default_factory=dict)
+    round: int | None = None  # the round the item is made in (None: outside rounds)
+    prompt: str | None = None  # the prompt it is made from and scored against, when it differs per round
 
 
 def _record_for(ctx: StageContext, spec: ItemSpec) -> ItemRecord:
     for item in ctx.record.items:
         if item.key == spec.key:
             return item
-    item = ItemRecord(key=spec.key, index=spec.index, seed=spec.seed, extra={"group": spec.group, **spec.extra})
+    item = ItemRecord(
+        key=spec.key,
+        index=spec.index,
+        seed=spec.seed,
+        extra=ItemExtra(group=spec.group, round=spec.round, prompt=spec.prompt),
+    )
     ctx.record.items.append(item)
     return item
 
@@ -83,11 +89,8 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
                         await _generate(ctx, spec, item)
                     finally:
                         release(spec.key)
-                    if (
-                        item.status == "failed"
-                        and item.extra.pop("recreate_if_ended", False)
-                        and item.job_state in ENDED_UNDELIVERED
-                    ):
+                    recreate, item.recreate_if_ended = item.recreate_if_ended, False
+                    if item.status == "failed" and recreate and item.job_state in ENDED_UNDELIVERED:
                         # --retry-failed re-attached first: the job is over without an output, so a new one
                         _fresh_attempt(ctx, item)
                         await _generate(ctx, spec, item)
@@ -95,9 +98,9 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
                     refused.append(exc)
                     return
                 if item.status in ("succeeded", "failed"):
-                    item.extra.pop("recreate_if_ended", None)
-        if item.status == "succeeded" and not item.extra.get("scored"):
-            await score_item(ctx, spec.kind, item, spec.extra.get("prompt") or score_prompt)
+                    item.recreate_if_ended = False
+        if item.status == "succeeded" and not item.scored:
+            await score_item(ctx, spec.kind, item, spec.prompt or score_prompt)
 
     tasks = [asyncio.create_task(one(spec, item)) for spec, item in zip(specs, records, strict=True)]
     try:
@@ -191,13 +194,13 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         ctx.emit("notice", note, key=spec.key)
 
     def unanswered(since: str) -> None:
-        item.extra["unanswered_since"] = since
+        item.unanswered_since = since
 
     def settled(state: str) -> None:
         item.job_state = state  # type: ignore[assignment]
 
     def canceled(message: str) -> None:
-        item.extra["canceled_by_fbloop"] = utcnow()
+        item.canceled_by_fbloop = utcnow()
         note = f"{spec.key}: {message}"
         ctx.record.notes.append(note)
         ctx.emit("job_canceled", note, key=spec.key, job_id=item.job_id)
@@ -229,7 +232,7 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
                 paid(output.cost_usd)
         if output.request:
             item.request = {**item.request, **output.request}
-        item.extra["metrics"] = output.metrics
+        item.extra.metrics = output.metrics
         relative = ctx.rel(f"{spec.key}{output.extension}")
         artifact = ctx.folder.write_bytes(relative, output.data, spec.kind)
         await asyncio.to_thread(check_video if is_video else check_image, ctx.abs(relative))
@@ -269,9 +272,9 @@ def _in_flight(ctx: StageContext, item: ItemRecord, message: str) -> None:
     item.status = "submitted" if item.job_id else "pending"
     item.job_state = "in_flight"
     item.error = message
-    if item.job_id is None and item.extra.get("unanswered_since"):
+    if item.job_id is None and item.unanswered_since:
         # the lookup on resume must reach back to the request that went unanswered
-        item.started_at = min(item.started_at or item.extra["unanswered_since"], item.extra["unanswered_since"])
+        item.started_at = min(item.started_at or item.unanswered_since, item.unanswered_since)
     ctx.emit("item_in_flight", f"{item.key}: {message}", key=item.key, job_id=item.job_id, error=message)
 
 
@@ -281,8 +284,8 @@ def _fresh_attempt(ctx: StageContext, item: ItemRecord) -> None:
     ctx.emit("notice", note, key=item.key)
     item.status, item.job_state, item.job_id, item.error = "pending", None, None, None
     item.started_at = item.finished_at = None
-    item.extra.pop("unanswered_since", None)
-    item.extra.pop("scored", None)
+    item.unanswered_since = None
+    item.scored = False
 
 
 def _describe(request: ImageRequest | VideoRequest) -> dict[str, Any]:

@@ -40,9 +40,9 @@ class ImageGenerationStage(Stage):
 
     async def run(self, ctx: StageContext) -> None:
         opts = ctx.options
-        rounds = ctx.record.outputs.get("rounds") or []
+        rounds = ctx.record.round_log()
         base = (
-            (rounds[0]["prompt"] if rounds else None)
+            (rounds[0].prompt if rounds else None)
             or ctx.record.outputs.get("image_prompt")
             or ctx.state.output("final_prompt")
             or ctx.state.source_prompt
@@ -62,7 +62,8 @@ class ImageGenerationStage(Stage):
                     build=lambda s=opts.seed + first + i, p=prompt: ImageRequest(
                         prompt=p, seed=s, aspect_ratio=size_hint
                     ),
-                    extra={"round": round_no, "prompt": prompt},
+                    round=round_no,
+                    prompt=prompt,
                 )
                 for i in range(n)
             ]
@@ -76,14 +77,14 @@ class ImageGenerationStage(Stage):
             specs=specs,
         )
         best = await run_rounds(ctx, rules, base, source)
-        every = [i for i in ctx.record.items if "round" in i.extra]
+        every = [i for i in ctx.record.items if i.extra.round is not None]
         write_scores(ctx, "image", {"all": (every, best)})
         rounds_file(ctx)
         assert best.artifact is not None
         ctx.record.outputs.update(
             best_image=best.artifact.path,
             best_key=best.key,
-            image_prompt=str(best.extra.get("prompt") or base),
-            round=int(ctx.record.outputs["rounds"][-1]["round"]),
+            image_prompt=str(best.extra.prompt or base),
+            round=ctx.record.round_log()[-1].round,
         )
         ctx.record.scores = pick_scores([best], prefix="best")

@@ -69,9 +69,9 @@ async def score_item(ctx: StageContext, kind: str, item: ItemRecord, prompt: str
         found = getattr(scorer, "check_for", None)
         check = found(path) if found is not None else None
         if check is not None:
-            item.extra["elements"] = check.model_dump(mode="json")
+            item.extra.elements = check.model_dump(mode="json")
     item.scores = entries
-    item.extra["scored"] = True
+    item.scored = True
     ctx.emit("item_scored", item.key, key=item.key, scores={e.scorer: round(e.normalized, 2) for e in entries})
     await ctx.checkpoint()
 

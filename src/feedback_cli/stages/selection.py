@@ -87,7 +87,7 @@ def write_scores(ctx: StageContext, kind: str, groups: dict[str, tuple[list[Item
                 "candidates": [
                     {
                         "key": r.key,
-                        "round": int(r.extra.get("round", 1)),
+                        "round": r.extra.round_no,
                         "path": r.artifact.path if r.artifact else None,
                         "status": r.status,
                         "seed": r.seed,

@@ -62,7 +62,8 @@ class VideoGenerationStage(Stage):
                             seed=opts.seed + 1000 * c + first + i,
                             kind="video",
                             group=f"clip_{c:02d}",
-                            extra={"round": round_no, "prompt": prompt},
+                            round=round_no,
+                            prompt=prompt,
                             build=lambda p=prompt, s=opts.seed + 1000 * c + first + i: VideoRequest(
                                 prompt=p, seed=s, start_image=a, end_image=b, duration_s=duration
                             ),
@@ -86,7 +87,8 @@ class VideoGenerationStage(Stage):
                         seed=opts.seed + first + i,
                         kind="video",
                         group="all",
-                        extra={"round": round_no, "prompt": prompt},
+                        round=round_no,
+                        prompt=prompt,
                         build=lambda s=opts.seed + first + i, p=prompt: VideoRequest(
                             prompt=p, seed=s, start_image=start_frame, duration_s=duration
                         ),
@@ -123,7 +125,7 @@ class VideoGenerationStage(Stage):
         bests = [o for o in outcomes if isinstance(o, ItemRecord)]
         picks: dict[str, tuple[list[ItemRecord], ItemRecord]] = {}
         for (group, _, _), best in zip(loops, bests, strict=True):
-            members = [i for i in ctx.record.items if str(i.extra.get("group", "")) == group and "round" in i.extra]
+            members = [i for i in ctx.record.items if i.extra.group == group and i.extra.round is not None]
             picks[group] = (members, best)
             rounds_file(ctx, group if clip_prompts else "")
         write_scores(ctx, "video", picks)

@@ -207,20 +207,20 @@ def _winners(record: StageRecord) -> dict[str, str]:
         if isinstance(record.outputs.get(key), str):
             paths.append(record.outputs[key])
     paths.extend(p for p in record.outputs.get("best_videos") or [] if isinstance(p, str))
-    best_key = record.outputs.get("best_key")
+    best_key = record.best_key
     for item in record.items:
         if item.key == best_key or (item.artifact is not None and item.artifact.path in paths):
-            out[str(item.extra.get("group", ""))] = item.key
+            out[item.extra.group] = item.key
     return out
 
 
 def _candidate(run_dir: Path, item: ItemRecord, winners: dict[str, str]) -> dict[str, Any]:
     path = item.artifact.path if item.artifact else None
-    group = str(item.extra.get("group", ""))
+    group = item.extra.group
     return {
         "key": item.key,
         "group": group,
-        "round": int(item.extra.get("round", 1)),
+        "round": item.extra.round_no,
         "status": item.status,
         "kind": item.artifact.kind if item.artifact else None,
         "path": path,
@@ -234,7 +234,7 @@ def _candidate(run_dir: Path, item: ItemRecord, winners: dict[str, str]) -> dict
         "winner": winners.get(group) == item.key,
         "cost_usd": item.cost_usd,
         "latency_s": item.latency_s,
-        "prompt": str(item.extra.get("prompt") or item.request.get("prompt") or ""),
+        "prompt": str(item.extra.prompt or item.request.get("prompt") or ""),
         "error": item.error,
     }
 

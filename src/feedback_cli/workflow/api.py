@@ -223,16 +223,16 @@ def retry_failed_items(state: RunState) -> int:
         if (failed or in_flight) and reopen:
             for item in failed:
                 item.error, item.finished_at = None, None
-                item.extra.pop("scored", None)
+                item.scored = False
                 if item.job_id and item.job_state in (None, "in_flight"):
                     item.status = "submitted"  # its fate is unknown: re-attach before paying again
-                    item.extra["recreate_if_ended"] = True
+                    item.recreate_if_ended = True
                     continue
                 item.status, item.job_id, item.job_state = "pending", None, None
                 # a fresh attempt; but a create that got no answer may have made a job: look for it first
-                item.started_at = item.extra.pop("unanswered_since", None)
+                item.started_at, item.unanswered_since = item.unanswered_since, None
             for item in in_flight:
-                item.extra["recreate_if_ended"] = True
+                item.recreate_if_ended = True
             reset += len(failed)
             if failed and record.status in ("completed", "failed"):
                 record.notes.append(f"--retry-failed: {len(failed)} failed item(s) tried again")

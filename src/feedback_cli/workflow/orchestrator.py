@@ -218,7 +218,7 @@ class Orchestrator:
                 if record.status == "skipped":
                     continue
                 if record.status == "completed":
-                    if record.outputs.get("awaiting_review"):
+                    if record.awaiting_review:
                         await self._review(record)
                     continue
                 await self._run_stage(record)
@@ -312,7 +312,7 @@ class Orchestrator:
         record.status = "completed"
         record.finished_at = utcnow()
         if self.reviewer is not None and stage.review is not None:
-            record.outputs["awaiting_review"] = True
+            record.awaiting_review = True
         self.emit(
             "stage_finished",
             stage.title,
@@ -325,15 +325,15 @@ class Orchestrator:
         )
         await self.save()
         write_reports(self.folder, self.state)
-        if record.outputs.get("awaiting_review"):
+        if record.awaiting_review:
             await self._review(record)
 
     def review_request(self, record: StageRecord) -> ReviewRequest:
         stage = get_stage(record.name)
-        latest_round = max((int(i.extra.get("round", 1)) for i in record.items), default=1)
+        latest_round = max((i.extra.round_no for i in record.items), default=1)
         # every round's candidates: the pick is made across rounds, and the person may prefer an earlier one
         items = list(record.items)
-        latest = [i for i in items if int(i.extra.get("round", 1)) == latest_round]
+        latest = [i for i in items if i.extra.round_no == latest_round]
         rank_rule = self.services.settings.selection == "rank"  # overall is a mean rank: lower is better
 
         def order(c: Candidate) -> tuple[str, bool, bool, float, str]:
@@ -353,8 +353,8 @@ class Orchestrator:
                     cost_usd=i.cost_usd,
                     latency_s=i.latency_s,
                     error=i.error,
-                    group=str(i.extra.get("group", "")),
-                    round=int(i.extra.get("round", 1)),
+                    group=i.extra.group,
+                    round=i.extra.round_no,
                 )
                 for i in items
             ),
@@ -362,7 +362,7 @@ class Orchestrator:
         )
         # picks are keyed by the candidates' own group ("" for images, "all" or "clip_NN" for videos)
         picks: dict[str, str] = {}
-        best_key = record.outputs.get("best_key") if record.name == "image_generation" else None
+        best_key = record.best_key if record.name == "image_generation" else None
         chosen = [best_key] if best_key else []
         for key in ("best_video", "best_videos"):
             value = record.outputs.get(key)
@@ -370,7 +370,7 @@ class Orchestrator:
                 chosen.extend(i.key for i in items if i.artifact and i.artifact.path == path)
         for item in items:
             if item.key in chosen:
-                picks[str(item.extra.get("group", ""))] = item.key
+                picks[item.extra.group] = item.key
         feedback = [r.feedback for r in self.state.reviews if r.stage == record.name and r.feedback]
         request = ReviewRequest(
             stage=record.name,
@@ -380,7 +380,7 @@ class Orchestrator:
             picks=picks,
             prompt=str(
                 record.outputs.get("image_prompt")
-                or next((i.extra["prompt"] for i in latest if i.extra.get("prompt")), "")
+                or next((i.extra.prompt for i in latest if i.extra.prompt), "")
                 or next((i.request["prompt"] for i in latest if i.request.get("prompt")), "")
             ),
             can_pick=record.name != "storyboard",
@@ -424,7 +424,7 @@ class Orchestrator:
                 await self.save()
                 raise RunStopped(f"stopped at the review of {record.name}")
             if decision.action == "regenerate":
-                record.outputs.pop("awaiting_review", None)
+                record.awaiting_review = False
                 await self.save()
                 await self._run_stage(record, human_feedback=decision.feedback or "")
                 return  # _run_stage reviews the new result itself
@@ -437,7 +437,7 @@ class Orchestrator:
                     await self.save()
                     assembly = await asyncio.to_thread(assemble_picks, self.folder, record)
                     self.emit("final_video", describe(assembly), stage=record.name, path=assembly.path)
-            record.outputs.pop("awaiting_review", None)
+            record.awaiting_review = False
             await self.save()
             write_reports(self.folder, self.state)
             return
@@ -452,8 +452,8 @@ class Orchestrator:
         elif "best_videos" in record.outputs:
             # one pick per clip: replace the pick of this item's clip only, by the group the old pick
             # belongs to (not by file name, which every round of the clip shares)
-            group = str(item.extra.get("group", ""))
-            group_of = {i.artifact.path: str(i.extra.get("group", "")) for i in record.items if i.artifact}
+            group = item.extra.group
+            group_of = {i.artifact.path: i.extra.group for i in record.items if i.artifact}
             record.outputs["best_videos"] = [
                 path if group_of.get(p) == group else p for p in record.outputs["best_videos"]
             ]
@@ -467,7 +467,7 @@ class Orchestrator:
         """Keep the stage's summary scores those of the current pick(s), also after a human pick."""
         by_path = {i.artifact.path: i for i in record.items if i.artifact is not None}
         if record.name == "image_generation":
-            picked = [i for i in record.items if i.key == record.outputs.get("best_key")]
+            picked = [i for i in record.items if i.key == record.best_key]
         else:
             paths = record.outputs.get("best_videos") or [record.outputs.get("best_video")]
             picked = [by_path[p] for p in paths if p in by_path]  # in clip order
