@@ -89,8 +89,11 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
                         await _generate(ctx, spec, item)
                     finally:
                         release(spec.key)
-                    recreate, item.recreate_if_ended = item.recreate_if_ended, False
-                    if item.status == "failed" and recreate and item.job_state in ENDED_UNDELIVERED:
+                    # taken once the re-attached job is seen to fail; a job still in flight keeps asking
+                    recreate = item.status == "failed" and item.recreate_if_ended
+                    if item.status == "failed":
+                        item.recreate_if_ended = False
+                    if recreate and item.job_state in ENDED_UNDELIVERED:
                         # --retry-failed re-attached first: the job is over without an output, so a new one
                         _fresh_attempt(ctx, item)
                         await _generate(ctx, spec, item)
