@@ -237,3 +237,15 @@ def test_a_schema_this_fbloop_does_not_know_is_refused_in_one_line(cli, schema1_
     assert ("newer than this fbloop supports (2)" in lines[0]) if version == 3 else ("no fbloop wrote" in lines[0])
     assert "Traceback" not in result.stderr
     assert (schema1_run / checkpoint.CHECKPOINT_NAME).read_bytes() == before
+
+
+def test_a_round_log_that_is_not_rounds_is_refused_with_the_checkpoint(cli, schema1_run: Path) -> None:
+    state = schema1_state()
+    state["stages"][1]["outputs"]["rounds"][1]["round"] = 0
+    seal(schema1_run, state)
+    result = cli("resume", schema1_run)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"fbloop: error: checkpoint {schema1_run / checkpoint.CHECKPOINT_NAME} is invalid at stages.1: Value error,"
+        " outputs.rounds[1].round: Input should be greater than or equal to 1"
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from feedback_cli.choices import Backend, Workflow
 
@@ -272,8 +272,13 @@ class StageRecord(BaseModel):
             if key == "rounds" or key.startswith("rounds_"):
                 if not isinstance(value, list):
                     raise ValueError(f"outputs.{key} is not a list of rounds")
-                for entry in value:
-                    RoundRecord.model_validate(entry)
+                for n, entry in enumerate(value):
+                    try:
+                        RoundRecord.model_validate(entry)
+                    except ValidationError as exc:
+                        first = exc.errors()[0]
+                        where = "".join(f".{p}" for p in first["loc"])
+                        raise ValueError(f"outputs.{key}[{n}]{where}: {first['msg']}") from None
         return self
 
     # --- typed accessors of the named results the engine reads back ---
