@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -249,3 +250,26 @@ def test_a_round_log_that_is_not_rounds_is_refused_with_the_checkpoint(cli, sche
         f"fbloop: error: checkpoint {schema1_run / checkpoint.CHECKPOINT_NAME} is invalid at stages.1: Value error,"
         " outputs.rounds[1].round: Input should be greater than or equal to 1"
     )
+
+
+# --- no control value read from an untyped dict again ------------------------------------------------------
+
+#: a control value looked up by name in a dict: an item's `extra` used as a dict, or a stage's outputs asked
+#: for a value schema 2 keeps as a typed field (ReviewRequest.extra, a dict the UI reads, is another thing)
+UNTYPED_CONTROL = re.compile(
+    r"(?<!request)\.extra(\.(get|pop|setdefault|update)\(|\[)"
+    r"|outputs(\.(get|pop|setdefault)\(|\[)\s*\"(awaiting_review|scored|unanswered_since|recreate_if_ended"
+    r"|canceled_by_fbloop|group|feedback)\""
+)
+
+
+def test_the_engine_reads_control_values_only_from_typed_fields() -> None:
+    source = Path(__file__).parents[1] / "src" / "feedback_cli"
+    found = [
+        f"{path.relative_to(source)}:{n}: {line.strip()}"
+        for path in sorted(source.rglob("*.py"))
+        if path.name != "migrate.py"  # reads schema 1, where they were dict entries
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if UNTYPED_CONTROL.search(line)
+    ]
+    assert found == []
