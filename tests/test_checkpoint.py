@@ -11,6 +11,7 @@ import pytest
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.files import canonical_json, sha256_bytes
 from feedback_cli.workflow.lock import LOCK_NAME
+from feedback_cli.workflow.models import SCHEMA_VERSION
 from tests.conftest import EXAMPLE, only_run, read_json
 
 
@@ -39,7 +40,7 @@ def snapshot(run: Path) -> dict[str, tuple[bytes, int]]:
 
 def test_checkpoint_is_sealed_and_loads(finished_run: Path) -> None:
     envelope = read_json(finished_run / "workflow_checkpoint.json")
-    assert envelope["format"] == "fbloop-checkpoint" and envelope["schema_version"] == 1
+    assert envelope["format"] == "fbloop-checkpoint" and envelope["schema_version"] == SCHEMA_VERSION
     assert envelope["checksum"] == sha256_bytes(canonical_json(envelope["state"]))
     run_dir, state = checkpoint.load(finished_run)
     assert run_dir == finished_run and state.status == "completed"
@@ -89,7 +90,7 @@ def test_resuming_a_finished_run_changes_nothing(cli, finished_run: Path) -> Non
                 or (run / "workflow_checkpoint.json").write_text(
                     (run / "workflow_checkpoint.json")
                     .read_text()
-                    .replace('"schema_version": 1', '"schema_version": 99', 1)
+                    .replace(f'"schema_version": {SCHEMA_VERSION}', '"schema_version": 99', 1)
                 )
             ),
             "newer than this fbloop supports",

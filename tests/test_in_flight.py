@@ -296,7 +296,7 @@ def test_poll_and_cancel_errors_that_echo_the_token_leave_items_in_flight_redact
 
 
 def test_an_estimate_held_for_a_re_attached_prediction_or_a_call_counts_against_the_batch_budget() -> None:
-    """A re-attached prediction not yet booked (stages/items.py) and a chat request in flight are held through the
+    """A re-attached prediction not yet booked (stages/generation.py) and a chat request in flight are held through the
     ledger's one hold/release, so a batch's shared budget counts them too, not only the run's own cap."""
     from feedback_cli.errors import BudgetError
     from feedback_cli.workflow.batch_shared import BatchBudget, BatchLedger

@@ -127,7 +127,7 @@ def test_continue_at_every_review(tmp_path: Path) -> None:
         ("video_generation", "continue"),
     ]
     assert all(r["at"] for r in state["reviews"])
-    assert not any(s["outputs"].get("awaiting_review") for s in state["stages"])
+    assert not any(s["awaiting_review"] for s in state["stages"])
 
 
 def test_pick_another_image(tmp_path: Path) -> None:
@@ -268,7 +268,7 @@ def test_stop_at_review_then_resume_at_that_review(tmp_path: Path) -> None:
     assert "interrupted" not in flat and "error" not in flat
     state = state_of(run)
     assert state["status"] == "stopped"
-    assert stage(state, "image_generation")["outputs"]["awaiting_review"] is True
+    assert stage(state, "image_generation")["awaiting_review"] is True
     assert stage(state, "video_prompt")["status"] == "pending"
     assert [r["action"] for r in state["reviews"]] == ["stop"]
 
@@ -302,7 +302,7 @@ def test_ctrl_c_at_a_prompt_exits_130_and_resumes_at_that_review(tmp_path: Path)
     assert text.count("interrupted; checkpoint saved") == 1, text
     state = state_of(run)
     assert state["status"] == "interrupted" and state["reviews"] == []
-    assert stage(state, "image_generation")["outputs"]["awaiting_review"] is True
+    assert stage(state, "image_generation")["awaiting_review"] is True
 
     r = Session(["resume", str(run)])
     r.expect("Review: Image generation")  # back at the same review, nothing re-run
@@ -337,7 +337,7 @@ def test_a_stop_signal_at_a_review_question_saves_and_resumes_at_that_review(tmp
     assert text.count(f"Resume with: fbloop resume {run}") == 1, text
     state = state_of(run)
     assert state["status"] == "interrupted"
-    assert stage(state, "image_generation")["outputs"]["awaiting_review"] is True
+    assert stage(state, "image_generation")["awaiting_review"] is True
     r = Session(["resume", str(run)])
     r.expect("Review: Image generation")
     r.answer(CONTINUE, "y")

@@ -125,7 +125,7 @@ class Stage(ABC):
     def review_prompt(cls, record: StageRecord, latest: list[ItemRecord]) -> str:
         """The prompt the review shows: the latest round's own prompt."""
         return str(
-            next((i.extra["prompt"] for i in latest if i.extra.get("prompt")), "")
+            next((i.extra.prompt for i in latest if i.extra.prompt), "")
             or next((i.request["prompt"] for i in latest if i.request.get("prompt")), "")
         )
 

@@ -14,10 +14,11 @@ from typing import ClassVar
 from feedback_cli.providers.base import ImageRequest
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.facts import PathQuoter, Pricing, StageEstimate, StageInputs
-from feedback_cli.stages.items import ItemSpec, write_scores
+from feedback_cli.stages.generation import ItemSpec
 from feedback_cli.stages.picks import pick_scores
 from feedback_cli.stages.registry import register
 from feedback_cli.stages.rounds import VQA_PROMPT_TOKENS, RoundRules, rounds_file, run_rounds
+from feedback_cli.stages.selection import write_scores
 from feedback_cli.workflow.models import ItemRecord, RunOptions, RunState, StageRecord
 
 #: element questions per prompt assumed by the estimate (DSG prompts have 5-15; they are made at run time)
@@ -85,7 +86,7 @@ class ImageGenerationStage(Stage):
 
     @classmethod
     def picked_keys(cls, record: StageRecord) -> list[str]:
-        best_key = record.outputs.get("best_key")
+        best_key = record.best_key
         return [best_key] if best_key else []
 
     @classmethod
@@ -104,9 +105,9 @@ class ImageGenerationStage(Stage):
 
     async def run(self, ctx: StageContext) -> None:
         opts = ctx.options
-        rounds = ctx.record.outputs.get("rounds") or []
+        rounds = ctx.record.round_log()
         base = (
-            (rounds[0]["prompt"] if rounds else None)
+            (rounds[0].prompt if rounds else None)
             or ctx.record.outputs.get("image_prompt")
             or ctx.state.output("final_prompt")
             or ctx.state.source_prompt
@@ -126,7 +127,8 @@ class ImageGenerationStage(Stage):
                     build=lambda s=opts.seed + first + i, p=prompt: ImageRequest(
                         prompt=p, seed=s, aspect_ratio=size_hint
                     ),
-                    extra={"round": round_no, "prompt": prompt},
+                    round=round_no,
+                    prompt=prompt,
                 )
                 for i in range(n)
             ]
@@ -140,14 +142,14 @@ class ImageGenerationStage(Stage):
             specs=specs,
         )
         best = await run_rounds(ctx, rules, base, source)
-        every = [i for i in ctx.record.items if "round" in i.extra]
+        every = [i for i in ctx.record.items if i.extra.round is not None]
         write_scores(ctx, "image", {"all": (every, best)})
         rounds_file(ctx)
         assert best.artifact is not None
         ctx.record.outputs.update(
             best_image=best.artifact.path,
             best_key=best.key,
-            image_prompt=str(best.extra.get("prompt") or base),
-            round=int(ctx.record.outputs["rounds"][-1]["round"]),
+            image_prompt=str(best.extra.prompt or base),
+            round=ctx.record.round_log()[-1].round,
         )
         ctx.record.scores = pick_scores([best], prefix="best")

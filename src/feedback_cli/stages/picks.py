@@ -14,7 +14,7 @@ def earlier_rounds(record: StageRecord, group: str, round_no: int) -> list[ItemR
     return [
         item
         for item in record.items
-        if int(item.extra.get("round", 1)) < round_no and str(item.extra.get("group", "")) == group
+        if item.extra.round_no < round_no and item.extra.group == group
     ]
 
 
@@ -24,7 +24,7 @@ def pick_scores(picked: Sequence[ItemRecord], prefix: str | None = None) -> dict
     overall = [item.overall for item in picked if item.overall is not None]
     scores: dict[str, float | None] = {"best_overall": round(sum(overall) / len(overall), 3) if overall else None}
     for item in picked:
-        label = prefix if prefix is not None else str(item.extra.get("group", ""))
+        label = prefix if prefix is not None else item.extra.group
         for entry in item.scores:
             scores[f"{label}_{entry.scorer}".lstrip("_")] = round(entry.normalized, 3)
     return scores

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from feedback_cli.agents.calls import ask
 from feedback_cli.agents.questions import QuestionSet, QuestionsRequest
@@ -32,9 +32,13 @@ from feedback_cli.agents.revision import (
 from feedback_cli.errors import BudgetError, ScorerUnavailable
 from feedback_cli.scoring.vqascore import VQA_PROMPT_TOKENS
 from feedback_cli.stages.base import StageContext
-from feedback_cli.stages.items import ItemSpec, run_items, select
+from feedback_cli.stages.generation import ItemSpec, run_items
 from feedback_cli.stages.picks import earlier_rounds
-from feedback_cli.workflow.models import ItemRecord
+from feedback_cli.stages.selection import select
+from feedback_cli.workflow.models import ItemRecord, RevisionRecord, RoundRecord
+
+if TYPE_CHECKING:
+    from feedback_cli.scoring.elements import ElementCheck
 
 ROUNDS_SCHEMA_VERSION = 1
 ELEMENTS = "elements"
@@ -60,9 +64,16 @@ class RoundRules:
     end_frame: bool = False  # video: made from a start and an end frame (its price)
 
 
-def _rounds(ctx: StageContext, scope: str) -> list[dict[str, Any]]:
-    key = f"rounds_{scope}" if scope else "rounds"
-    return ctx.record.outputs.setdefault(key, [])
+class RoundLog:
+    """The stage's (or a clip's) rounds, typed, written back to the stage's outputs on every save."""
+
+    def __init__(self, ctx: StageContext, scope: str) -> None:
+        self.ctx, self.scope = ctx, scope
+        self.rounds = ctx.record.round_log(scope)
+
+    async def save(self) -> None:
+        self.ctx.record.set_round_log(self.rounds, self.scope)
+        await self.ctx.checkpoint()
 
 
 def elements_scorer(ctx: StageContext, kind: Kind) -> Any:
@@ -80,7 +91,7 @@ def elements_scorer(ctx: StageContext, kind: Kind) -> Any:
 
 async def ensure_questions(ctx: StageContext, kind: Kind, source: str) -> QuestionSet:
     """The stage's frozen questions: from the checkpoint, or made once now from the user's own prompt."""
-    stored = ctx.record.outputs.get("questions")
+    stored = ctx.record.outputs.get("questions")  # typed on read: the frozen QuestionSet
     if stored:
         return QuestionSet.model_validate(stored)
     agents = ctx.services.agents
@@ -118,35 +129,45 @@ def round_cost_estimate(ctx: StageContext, rules: RoundRules, questions: int) ->
     return rules.per_round * per_item + vqa + 2 * agent_call
 
 
+def _elements(item: ItemRecord | None) -> ElementCheck | None:
+    """The element check kept on the item (typed), or None when it did not run."""
+    if item is None or item.extra.elements is None:
+        return None
+    from feedback_cli.scoring.elements import ElementCheck  # numpy and PIL: not at import
+
+    return ElementCheck.model_validate(item.extra.elements)
+
+
 def _summary(item: ItemRecord) -> CandidateSummary:
-    check = item.extra.get("elements") or {}
+    check = _elements(item)
     return CandidateSummary(
         key=item.key,
         overall=item.overall,
-        elements=check.get("score"),
+        elements=check.score if check else None,
         failed=[],
-        passed=[a["question"] for a in check.get("answers", []) if a.get("score", 0.0) >= 0.5],
+        passed=[a.question for a in check.answers if not a.failed] if check else [],
     )
 
 
 def _failed_texts(item: ItemRecord | None) -> list[str]:
-    if item is None:
-        return []
-    check = item.extra.get("elements") or {}
-    return [a["question"] for a in check.get("answers", []) if a.get("score", 0.0) < 0.5]
+    check = _elements(item)
+    return [a.question for a in check.failed()] if check else []
 
 
 def _item(ctx: StageContext, key: str | None) -> ItemRecord | None:
     return next((i for i in ctx.record.items if i.key == key), None) if key else None
 
 
-def stop_reason(rounds: Sequence[dict[str, Any]], rules: RoundRules, has_questions: bool) -> str | None:
+def stop_reason(
+    rounds: Sequence[RoundRecord] | Sequence[Mapping[str, Any]], rules: RoundRules, has_questions: bool
+) -> str | None:
     """Why no further round runs, or None. `rounds` are finished rounds, each with `best_so_far_overall`."""
+    rounds = [r if isinstance(r, RoundRecord) else RoundRecord.model_validate(r) for r in rounds]
     last = rounds[-1]
-    best = last.get("best_so_far_overall")
-    if last.get("error"):
-        return f"failed: {last['error']}; the best so far is kept (--retry-failed tries them again)"
-    if last.get("feedback_round"):
+    best = last.best_so_far_overall
+    if last.error:
+        return f"failed: {last.error}; the best so far is kept (--retry-failed tries them again)"
+    if last.feedback_round:
         return "feedback: the round asked for at the review is done"
     if best is not None and best >= rules.target:
         return f"target: the best score {best:.1f} reached the target {rules.target:.1f}"
@@ -154,7 +175,7 @@ def stop_reason(rounds: Sequence[dict[str, Any]], rules: RoundRules, has_questio
         return f"rounds: {len(rounds)} of {rules.max_rounds} rounds done"
     if not has_questions:
         return "no element questions: nothing to revise from, so one round (best of N)"
-    scores = [r.get("best_so_far_overall") or 0.0 for r in rounds]
+    scores = [r.best_so_far_overall or 0.0 for r in rounds]
     improved_at = max((i for i in range(len(scores)) if i == 0 or scores[i] > scores[i - 1]), default=0)
     if len(rounds) - 1 - improved_at >= rules.patience:
         return f"patience: the best score has not improved for {len(rounds) - 1 - improved_at} round(s)"
@@ -176,23 +197,24 @@ async def run_rounds(ctx: StageContext, rules: RoundRules, base_prompt: str, sou
         scorer.bind(questions, answerer="vqa" if real_agents else "offline")
     elif questions.questions:
         ctx.emit("notice", "the element check cannot run: rounds revise without failed questions")
-    rounds = _rounds(ctx, rules.scope)
+    log = RoundLog(ctx, rules.scope)
+    rounds = log.rounds
     if not rounds:
-        rounds.append({"round": 1, "prompt": base_prompt, "status": "running"})
-        await ctx.checkpoint()
+        rounds.append(RoundRecord(round=1, prompt=base_prompt))
+        await log.save()
     if ctx.human_feedback is not None:
         # one revised round per "regenerate" at the review, counted so a resume never asks for it twice
         asked = sum(1 for r in ctx.state.reviews if r.stage == ctx.record.name and r.action == "regenerate")
-        made = sum(1 for r in rounds if r.get("feedback_round"))
+        made = sum(1 for r in rounds if r.feedback_round)
         if made < max(asked, 1):
-            await _revise(ctx, rules, rounds, questions, source, human_feedback=ctx.human_feedback)
+            await _revise(ctx, rules, log, questions, source, human_feedback=ctx.human_feedback)
     for earlier in rounds[:-1]:  # `--retry-failed` made some of an earlier round's items pending again
         if _unfinished(ctx, rules, earlier):
-            await _run_round(ctx, rules, earlier)
+            await _run_round(ctx, rules, log, earlier)
     while True:
         current = rounds[-1]
-        if current["status"] != "done" or _unfinished(ctx, rules, current):
-            await _run_round(ctx, rules, current)
+        if current.status != "done" or _unfinished(ctx, rules, current):
+            await _run_round(ctx, rules, log, current)
         reason = stop_reason(rounds, rules, bool(questions.questions))
         if reason is None:
             estimate = round_cost_estimate(ctx, rules, len(questions.questions))
@@ -202,114 +224,107 @@ async def run_rounds(ctx: StageContext, rules: RoundRules, base_prompt: str, sou
                 shown = "an unknown amount" if estimate is None else f"about ${estimate:.4f}"
                 reason = f"budget: round {len(rounds) + 1} would cost {shown} ({exc.message})"
         if reason is not None:
-            ctx.record.outputs["stop_reason" + (f"_{rules.scope}" if rules.scope else "")] = reason
+            ctx.record.set_stop_reason(reason, rules.scope)
             ctx.emit("notice", f"{rules.kind} rounds stopped: {reason}")
             break
-        await _revise(ctx, rules, rounds, questions, source)
+        await _revise(ctx, rules, log, questions, source)
     # the pick across every round, oldest first (a tie goes to the earlier candidate)
-    pool = [i for i in ctx.record.items if str(i.extra.get("group", "")) == rules.group and "round" in i.extra]
+    pool = [i for i in ctx.record.items if i.extra.group == rules.group and i.extra.round is not None]
     return select(ctx, rules.kind, pool)
 
 
-def _unfinished(ctx: StageContext, rules: RoundRules, current: dict[str, Any]) -> bool:
-    keys = {spec.key for spec in rules.specs(int(current["round"]), current["prompt"])}
+def _unfinished(ctx: StageContext, rules: RoundRules, current: RoundRecord) -> bool:
+    keys = {spec.key for spec in rules.specs(current.round, current.prompt)}
     return any(i.key in keys and i.status in ("pending", "submitted") for i in ctx.record.items)
 
 
-async def _run_round(ctx: StageContext, rules: RoundRules, current: dict[str, Any]) -> None:
-    number = int(current["round"])
-    ctx.emit("notice", f"{rules.kind} round {number}: {current['prompt']}")
+async def _run_round(ctx: StageContext, rules: RoundRules, log: RoundLog, current: RoundRecord) -> None:
+    number = current.round
+    ctx.emit("notice", f"{rules.kind} round {number}: {current.prompt}")
     started = time.perf_counter()
-    records = await run_items(ctx, rules.specs(number, current["prompt"]), current["prompt"])
+    records = await run_items(ctx, rules.specs(number, current.prompt), current.prompt)
     earlier = earlier_rounds(ctx.record, rules.group, number)
     if number > 1 and not any(r.status == "succeeded" for r in records):
         # a later round that made nothing does not fail the stage: the best so far stays the pick
-        previous = next(r for r in _rounds(ctx, rules.scope) if int(r["round"]) == number - 1)
-        current.update(
-            status="done",
-            best_key=None,
-            best_overall=None,
-            best_elements=None,
-            failed=[],
-            best_so_far_key=previous.get("best_so_far_key"),
-            best_so_far_overall=previous.get("best_so_far_overall"),
-            error=f"no candidate of round {number} succeeded",
-            wall_s=round(time.perf_counter() - started, 3),
-        )
-        await ctx.checkpoint()
+        previous = next(r for r in log.rounds if r.round == number - 1)
+        current.status = "done"
+        current.best_key = current.best_overall = current.best_elements = None
+        current.failed = []
+        current.best_so_far_key = previous.best_so_far_key
+        current.best_so_far_overall = previous.best_so_far_overall
+        current.error = f"no candidate of round {number} succeeded"
+        current.wall_s = round(time.perf_counter() - started, 3)
+        await log.save()
         return
     best = select(ctx, rules.kind, records, earlier=earlier)
-    current.pop("error", None)  # a round `--retry-failed` made succeed
+    current.error = None  # a round `--retry-failed` made succeed
     round_best = max(
         (r for r in records if r.status == "succeeded" and r.overall is not None),
         key=lambda r: r.overall or 0.0,
         default=None,
     )
-    check = (round_best.extra.get("elements") or {}) if round_best else {}
-    current.update(
-        status="done",
-        best_key=round_best.key if round_best else None,
-        best_overall=round_best.overall if round_best else None,
-        best_elements=check.get("score"),
-        failed=_failed_texts(round_best),
-        best_so_far_key=best.key,
-        best_so_far_overall=best.overall,
-        # this session's time on the round's items (a resumed round counts the part after the resume)
-        wall_s=round(time.perf_counter() - started, 3),
-    )
+    check = _elements(round_best)
+    current.status = "done"
+    current.best_key = round_best.key if round_best else None
+    current.best_overall = round_best.overall if round_best else None
+    current.best_elements = check.score if check else None
+    current.failed = _failed_texts(round_best)
+    current.best_so_far_key = best.key
+    current.best_so_far_overall = best.overall
+    # this session's time on the round's items (a resumed round counts the part after the resume)
+    current.wall_s = round(time.perf_counter() - started, 3)
     ctx.emit(
         "notice",
-        f"{rules.kind} round {number}: best {current['best_overall']}, best so far {best.overall} ({best.key})",
+        f"{rules.kind} round {number}: best {current.best_overall}, best so far {best.overall} ({best.key})",
         round=number,
-        best=current["best_overall"],
+        best=current.best_overall,
         best_so_far=best.overall,
     )
-    await ctx.checkpoint()
+    await log.save()
 
 
 async def _revise(
     ctx: StageContext,
     rules: RoundRules,
-    rounds: list[dict[str, Any]],
+    log: RoundLog,
     questions: QuestionSet,
     source: str,
     human_feedback: str | None = None,
 ) -> None:
     """The critic and the writer turn the last round into the next round's prompt (checkpointed at once)."""
+    rounds = log.rounds
     last = rounds[-1]
-    number = int(last["round"])
+    number = last.round
     items = [
         i
         for i in ctx.record.items
-        if int(i.extra.get("round", 0)) == number
-        and str(i.extra.get("group", "")) == rules.group
-        and i.status == "succeeded"
+        if i.extra.round == number and i.extra.group == rules.group and i.status == "succeeded"
     ]
     items.sort(key=lambda i: -(i.overall if i.overall is not None else -1.0))
     work = tempfile.TemporaryDirectory(prefix="fbloop-critic-")  # a video's keyframe strips, for this call only
     candidates = []
     for item in items[:CRITIC_CANDIDATES]:
         summary = _summary(item)
-        summary.failed = failed_questions(questions.questions, (item.extra.get("elements") or {}).get("answers", []))
+        summary.failed = failed_questions(questions.questions, (item.extra.elements or {}).get("answers", []))
         if item.artifact is not None:
             summary.image = str(_critic_image(ctx, rules.kind, item, Path(work.name)))
         candidates.append(summary)
     history = [
         RoundMemory(
-            round=int(r["round"]),
-            prompt=r["prompt"],
-            best_overall=r.get("best_overall"),
-            best_elements=r.get("best_elements"),
-            failed=list(r.get("failed", [])),
-            changes=list((r.get("revision") or {}).get("changes", [])),
-            human_feedback=r.get("human_feedback"),
+            round=r.round,
+            prompt=r.prompt,
+            best_overall=r.best_overall,
+            best_elements=r.best_elements,
+            failed=list(r.failed),
+            changes=list(r.revision.changes) if r.revision else [],
+            human_feedback=r.human_feedback,
         )
         for r in rounds[:-1]
     ]
     request = RevisionRequest(
         kind=rules.kind,
         source=source,
-        prompt=last["prompt"],
+        prompt=last.prompt,
         round=number,
         candidates=candidates,
         history=history,
@@ -325,23 +340,24 @@ async def _revise(
         reply = await ask(ctx, f"revision {rules.scope or rules.kind} round {number}", agents.revise(request))
     revision = reply.value
     rounds.append(
-        {
-            "round": number + 1,
-            "prompt": revision.prompt,
-            "status": "running",
-            "human_feedback": human_feedback,
-            "feedback_round": human_feedback is not None,
-            "revision": {
-                **revision.model_dump(mode="json"),
-                "model": reply.model,
-                "cost_usd": round(reply.cost_usd, 6),
-                "latency_s": round(time.perf_counter() - start, 3),
-                "critic_saw": [c.key for c in candidates],
-            },
-        }
+        RoundRecord(
+            round=number + 1,
+            prompt=revision.prompt,
+            human_feedback=human_feedback,
+            feedback_round=human_feedback is not None,
+            revision=RevisionRecord.model_validate(
+                {
+                    **revision.model_dump(mode="json"),
+                    "model": reply.model,
+                    "cost_usd": round(reply.cost_usd, 6),
+                    "latency_s": round(time.perf_counter() - start, 3),
+                    "critic_saw": [c.key for c in candidates],
+                }
+            ),
+        )
     )
     ctx.emit("notice", f"{rules.kind} round {number + 1} prompt: {revision.prompt}")
-    await ctx.checkpoint()
+    await log.save()
 
 
 def _critic_image(ctx: StageContext, kind: Kind, item: ItemRecord, work: Path) -> Path:
@@ -362,11 +378,10 @@ def _critic_image(ctx: StageContext, kind: Kind, item: ItemRecord, work: Path) -
 
 def rounds_file(ctx: StageContext, scope: str = "") -> None:
     """rounds.json: each round's prompt, revision, best candidate, failed questions, and the stop reason."""
-    rounds = _rounds(ctx, scope)
     body = {
         "schema_version": ROUNDS_SCHEMA_VERSION,
-        "rounds": rounds,
-        "stop_reason": ctx.record.outputs.get("stop_reason" + (f"_{scope}" if scope else "")),
+        "rounds": [r.model_dump(mode="json") for r in ctx.record.round_log(scope)],
+        "stop_reason": ctx.record.stop_reason(scope),
     }
     name = f"rounds_{scope}.json" if scope else "rounds.json"
     artifact = ctx.folder.write_json(ctx.rel(name), body)

@@ -12,7 +12,7 @@ from feedback_cli.errors import StageFailed
 from feedback_cli.providers.base import ImageRequest
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.facts import PathQuoter, Pricing, StageEstimate, StageInputs
-from feedback_cli.stages.items import ItemSpec, run_items
+from feedback_cli.stages.generation import ItemSpec, run_items
 from feedback_cli.stages.registry import register
 from feedback_cli.workflow.models import RunOptions, RunState, StageRecord
 
@@ -84,12 +84,13 @@ class StoryboardStage(Stage):
         reference = ctx.abs(base)
         ratio = ctx.services.settings.aspect_ratio
         # a person's feedback makes a new round of keyframes; earlier rounds' files stay as they were
-        round_no = int(ctx.record.outputs.get("round", 1))
+        record = ctx.record
         if ctx.human_feedback:
-            round_no += 1
-            ctx.record.outputs.update(round=round_no, feedback=ctx.human_feedback.strip().rstrip("."))
+            record.review_round += 1
+            record.review_feedback = ctx.human_feedback.strip().rstrip(".")
             await ctx.checkpoint()
-        feedback = f" ({ctx.record.outputs['feedback']})" if ctx.record.outputs.get("feedback") else ""
+        round_no = record.review_round
+        feedback = f" ({record.review_feedback})" if record.review_feedback else ""
         suffix = f"_r{round_no}" if round_no > 1 else ""
 
         def frame_prompt(k: int) -> str:
@@ -108,7 +109,7 @@ class StoryboardStage(Stage):
                 build=lambda k=k: ImageRequest(
                     prompt=frame_prompt(k), seed=seed_of(k), aspect_ratio=ratio, reference_image=reference
                 ),
-                extra={"round": round_no},
+                round=round_no,
             )
             for k in range(1, opts.clips + 1)
         ]

@@ -18,10 +18,11 @@ from feedback_cli.providers.base import VideoRequest
 from feedback_cli.stages.assemble import join_final_video
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.facts import PathQuoter, Pricing, StageEstimate, StageInputs
-from feedback_cli.stages.items import ItemSpec, write_scores
+from feedback_cli.stages.generation import ItemSpec
 from feedback_cli.stages.picks import pick_scores
 from feedback_cli.stages.registry import register
 from feedback_cli.stages.rounds import RoundRules, ensure_questions, rounds_file, run_rounds
+from feedback_cli.stages.selection import write_scores
 from feedback_cli.stages.storyboard import start_image
 from feedback_cli.workflow.models import ItemRecord, RunOptions, RunState, StageRecord
 
@@ -77,8 +78,8 @@ class VideoGenerationStage(Stage):
         if "best_videos" in record.outputs:
             # one pick per clip: replace the pick of this item's clip only, by the group the old pick
             # belongs to (not by file name, which every round of the clip shares)
-            group = str(item.extra.get("group", ""))
-            group_of = {i.artifact.path: str(i.extra.get("group", "")) for i in record.items if i.artifact}
+            group = item.extra.group
+            group_of = {i.artifact.path: i.extra.group for i in record.items if i.artifact}
             record.outputs["best_videos"] = [
                 path if group_of.get(p) == group else p for p in record.outputs["best_videos"]
             ]
@@ -127,7 +128,8 @@ class VideoGenerationStage(Stage):
                             seed=opts.seed + 1000 * c + first + i,
                             kind="video",
                             group=f"clip_{c:02d}",
-                            extra={"round": round_no, "prompt": prompt},
+                            round=round_no,
+                            prompt=prompt,
                             build=lambda p=prompt, s=opts.seed + 1000 * c + first + i: VideoRequest(
                                 prompt=p, seed=s, start_image=a, end_image=b, duration_s=duration
                             ),
@@ -151,7 +153,8 @@ class VideoGenerationStage(Stage):
                         seed=opts.seed + first + i,
                         kind="video",
                         group="all",
-                        extra={"round": round_no, "prompt": prompt},
+                        round=round_no,
+                        prompt=prompt,
                         build=lambda s=opts.seed + first + i, p=prompt: VideoRequest(
                             prompt=p, seed=s, start_image=start_frame, duration_s=duration
                         ),
@@ -188,7 +191,7 @@ class VideoGenerationStage(Stage):
         bests = [o for o in outcomes if isinstance(o, ItemRecord)]
         picks: dict[str, tuple[list[ItemRecord], ItemRecord]] = {}
         for (group, _, _), best in zip(loops, bests, strict=True):
-            members = [i for i in ctx.record.items if str(i.extra.get("group", "")) == group and "round" in i.extra]
+            members = [i for i in ctx.record.items if i.extra.group == group and i.extra.round is not None]
             picks[group] = (members, best)
             rounds_file(ctx, group if clip_prompts else "")
         write_scores(ctx, "video", picks)

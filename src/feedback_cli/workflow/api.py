@@ -209,7 +209,7 @@ def retry_failed_items(state: RunState) -> int:
     An item whose job may still be running or may have delivered is re-attached first, never replaced: a job
     in flight, and a failed item whose job's end is not on record (a checkpoint from before `job_state`, or one
     edited by hand). Only when the provider shows that job ended failed or canceled, or does not know it, does
-    the item get a new one (`recreate_if_ended`, acted on in stages/items.py). Items whose job ended without an
+    the item get a new one (`recreate_if_ended`, acted on in stages/generation.py). Items whose job ended without an
     output, or that never got one, start afresh at once (an item whose create went unanswered looks for it
     first).
 
@@ -224,16 +224,16 @@ def retry_failed_items(state: RunState) -> int:
         if (failed or in_flight) and reopen:
             for item in failed:
                 item.error, item.finished_at = None, None
-                item.extra.pop("scored", None)
+                item.scored = False
                 if item.job_id and item.job_state in (None, "in_flight"):
                     item.status = "submitted"  # its fate is unknown: re-attach before paying again
-                    item.extra["recreate_if_ended"] = True
+                    item.recreate_if_ended = True
                     continue
                 item.status, item.job_id, item.job_state = "pending", None, None
                 # a fresh attempt; but a create that got no answer may have made a job: look for it first
-                item.started_at = item.extra.pop("unanswered_since", None)
+                item.started_at, item.unanswered_since = item.unanswered_since, None
             for item in in_flight:
-                item.extra["recreate_if_ended"] = True
+                item.recreate_if_ended = True
             reset += len(failed)
             if failed and record.status in ("completed", "failed"):
                 record.notes.append(f"--retry-failed: {len(failed)} failed item(s) tried again")

@@ -2,7 +2,9 @@
 validated in full before a resume trusts it.
 
 Envelope: {"format", "schema_version", "fbloop_version", "checksum", "state"}; the checksum is the
-sha256 of the canonical JSON of `state`, so a hand edit or a torn write is caught.
+sha256 of the canonical JSON of `state`, so a hand edit or a torn write is caught. A checkpoint of an older
+schema is checked against its own checksum, then migrated (workflow/migrate.py); it is written in the current
+schema, with a new checksum, by the next save.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from feedback_cli.workflow.files import (
     sha256_bytes,
     sha256_file,
 )
+from feedback_cli.workflow.migrate import MigrationError, migrate
 from feedback_cli.workflow.models import SCHEMA_VERSION, RunState
 from feedback_cli.workflow.runfolder import RunFolder
 
@@ -90,11 +93,19 @@ def _parse(run_dir: Path, path: Path, raw: bytes, verify_artifacts: bool) -> Run
             f"checkpoint {path} has schema {version}, newer than this fbloop supports ({SCHEMA_VERSION})",
             hint="upgrade fbloop",
         )
-    if version < SCHEMA_VERSION:
-        raise CheckpointError(f"checkpoint {path} has an old schema {version} that cannot be resumed")
+    if version < 1:
+        raise CheckpointError(f"checkpoint {path} has schema {version}, which no fbloop wrote")
     body = envelope.get("state")
+    # the checksum seals the state as it was written, in its own schema: checked before any migration
     if not isinstance(body, dict) or envelope.get("checksum") != sha256_bytes(canonical_json(body)):
         raise CheckpointError(f"checkpoint {path} failed its checksum (edited or corrupted)")
+    if version < SCHEMA_VERSION:
+        try:
+            body = migrate(body, version)
+        except (MigrationError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"checkpoint {path} of schema {version} cannot be brought to schema {SCHEMA_VERSION}: {exc}"
+            ) from None
     try:
         # a valid checksum only proves nobody edited the file without re-sealing it: the options are held to
         # the same bounds as the flags (RunOptions), so a re-sealed checkpoint cannot ask for more

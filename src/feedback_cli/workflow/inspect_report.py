@@ -353,7 +353,7 @@ def _exists(run_dir: Path, relative: str | None) -> bool:
 
 
 def _group(item: ItemRecord) -> str:
-    return str(item.extra.get("group", ""))
+    return item.extra.group
 
 
 def _round_scopes(record: StageRecord) -> list[str]:
@@ -402,7 +402,7 @@ def _candidate(run_dir: Path, item: ItemRecord, winners: dict[str, str]) -> Cand
     return Candidate(
         key=item.key,
         group=group,
-        round=int(item.extra.get("round", 1)),
+        round=item.extra.round_no,
         status=item.status,
         kind=item.artifact.kind if item.artifact else None,
         path=path,
@@ -416,7 +416,7 @@ def _candidate(run_dir: Path, item: ItemRecord, winners: dict[str, str]) -> Cand
         winner=winners.get(group) == item.key,
         cost_usd=item.cost_usd,
         latency_s=item.latency_s,
-        prompt=str(item.extra.get("prompt") or item.request.get("prompt") or ""),
+        prompt=str(item.extra.prompt or item.request.get("prompt") or ""),
         error=item.error,
     )
 

@@ -1,6 +1,10 @@
 """The data that crosses a boundary or lands on disk: options, run state, stage and item records.
 
-Paths are stored relative to the run folder so a run folder can be moved or shared.
+Paths are stored relative to the run folder so a run folder can be moved or shared. What the engine reads back
+to decide something (an item's group and round, whether it was scored, a stage waiting for its review, ...) is
+a typed field; `StageRecord.outputs` holds only named results that later stages, the reports and users read,
+with typed accessors where the engine reads them (`StageRecord.round_log`, `stop_reason`, `best_key`).
+Schema 2 is the typed state; a schema-1 checkpoint is migrated on load (workflow/migrate.py).
 """
 
 from __future__ import annotations
@@ -8,11 +12,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from feedback_cli.choices import Backend, Workflow
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> str:
@@ -76,6 +80,29 @@ class ScoreEntry(BaseModel):
 JobState = Literal["in_flight", "succeeded", "failed", "canceled", "gone"]
 
 
+class ItemExtra(BaseModel):
+    """Where an item sits in its stage and what it was made from (its group, round and prompt), and what was
+    measured on it besides its scores. `extra` in the JSON since schema 1 (the README points users at
+    `extra.elements`); typed since schema 2."""
+
+    #: selection happens per group: "" (images), "all" (one video), "clip_NN" (a storyboard clip's videos)
+    group: str = ""
+    #: the round the item was made in (rounds of a generation stage; storyboard regenerations); None: made
+    #: outside rounds
+    round: int | None = None
+    #: the prompt it was made from, where it differs per round
+    prompt: str | None = None
+    #: the element check's answers to the stage's frozen questions (scoring.elements.ElementCheck as JSON)
+    elements: dict[str, Any] | None = None
+    #: what the provider reported about the job (e.g. Replicate's `predict_time`)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def round_no(self) -> int:
+        """The round, 1 for an item made outside rounds."""
+        return self.round if self.round is not None else 1
+
+
 class ItemRecord(BaseModel):
     """One paid (or offline) job inside a stage: an image variation, a frame, a video attempt."""
 
@@ -96,7 +123,17 @@ class ItemRecord(BaseModel):
     finished_at: str | None = None
     latency_s: float | None = None
     error: str | None = None
-    extra: dict[str, Any] = Field(default_factory=dict)
+    #: every scorer has run on the artifact (a resume scores a succeeded item that is not)
+    scored: bool = False
+    #: a create request went out at this time and got no answer: the job may exist; a resume looks for it
+    #: from here before making another
+    unanswered_since: str | None = None
+    #: `--retry-failed` re-attaches to the item's job first; if the provider shows that job ended without an
+    #: output, a new one is made (stages/generation.py)
+    recreate_if_ended: bool = False
+    #: when fbloop canceled the item's job at the provider (it gave up waiting)
+    canceled_by_fbloop: str | None = None
+    extra: ItemExtra = Field(default_factory=ItemExtra)
 
 
 class Critique(BaseModel):
@@ -159,6 +196,45 @@ class ReviewDecision(BaseModel):
     at: str = Field(default_factory=utcnow)
 
 
+class RevisionRecord(BaseModel):
+    """How the critic and the writer revised a round's prompt into the next round's (agents/revision.py's
+    Revision, with what the call cost and which candidates the critic saw)."""
+
+    model_config = ConfigDict(extra="allow")  # the rest of the revision as the writer gave it
+
+    prompt: str = ""
+    changes: list[str] = Field(default_factory=list)
+    model: str = ""
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    critic_saw: list[str] = Field(default_factory=list)
+
+
+class RoundRecord(BaseModel):
+    """One round of a generation stage (stages/rounds.py): N candidates from one prompt, and its outcome.
+    Stored in the stage's outputs as `rounds` (or `rounds_clip_NN`): the round log users and rounds.json read."""
+
+    round: int = Field(ge=1)
+    prompt: str = ""
+    status: Literal["running", "done"] = "running"
+    #: the person's words this round was revised with (a regenerate at the review), and that it was one
+    human_feedback: str | None = None
+    feedback_round: bool = False
+    #: how this round's prompt was made from the previous one (None for round 1)
+    revision: RevisionRecord | None = None
+    #: the round's own best candidate, its overall and element scores and the questions it failed
+    best_key: str | None = None
+    best_overall: float | None = None
+    best_elements: float | None = None
+    failed: list[str] = Field(default_factory=list)
+    #: the pick across every round so far
+    best_so_far_key: str | None = None
+    best_so_far_overall: float | None = None
+    #: why the round made nothing (a later round that failed keeps the best so far)
+    error: str | None = None
+    wall_s: float | None = None
+
+
 StageStatus = Literal["pending", "running", "completed", "skipped", "failed", "interrupted"]
 
 
@@ -182,6 +258,56 @@ class StageRecord(BaseModel):
     notes: list[str] = Field(default_factory=list)
     error: str | None = None
     attempts: int = 0
+    #: the stage finished and its review (`--interactive`) has not been answered yet: a resume asks it
+    awaiting_review: bool = False
+    #: a stage regenerated at its review without rounds of its own (the storyboard): which round of output
+    #: it is on (1, and one more per regenerate taken in) and the person's latest words
+    review_round: int = Field(default=1, ge=1)
+    review_feedback: str | None = None
+
+    @model_validator(mode="after")
+    def _round_logs_have_their_shape(self) -> StageRecord:
+        # a round log that does not read as RoundRecords is refused with the checkpoint, not mid-stage
+        for key, value in self.outputs.items():
+            if key == "rounds" or key.startswith("rounds_"):
+                if not isinstance(value, list):
+                    raise ValueError(f"outputs.{key} is not a list of rounds")
+                for n, entry in enumerate(value):
+                    try:
+                        RoundRecord.model_validate(entry)
+                    except ValidationError as exc:
+                        first = exc.errors()[0]
+                        where = "".join(f".{p}" for p in first["loc"])
+                        raise ValueError(f"outputs.{key}[{n}]{where}: {first['msg']}") from None
+        return self
+
+    # --- typed accessors of the named results the engine reads back ---
+
+    def round_log(self, scope: str = "") -> list[RoundRecord]:
+        """The rounds of the stage (or of one of its clips, `scope`), oldest first."""
+        return [RoundRecord.model_validate(r) for r in self.outputs.get(_scoped("rounds", scope)) or []]
+
+    def set_round_log(self, rounds: list[RoundRecord], scope: str = "") -> None:
+        self.outputs[_scoped("rounds", scope)] = [r.model_dump(mode="json") for r in rounds]
+
+    def stop_reason(self, scope: str = "") -> str | None:
+        """Why the stage's (or a clip's) rounds stopped, once they did."""
+        value = self.outputs.get(_scoped("stop_reason", scope))
+        return value if isinstance(value, str) else None
+
+    def set_stop_reason(self, reason: str, scope: str = "") -> None:
+        self.outputs[_scoped("stop_reason", scope)] = reason
+
+    @property
+    def best_key(self) -> str | None:
+        """The key of the picked item of a stage with a single pick (images), once picked."""
+        value = self.outputs.get("best_key")
+        return value if isinstance(value, str) else None
+
+
+def _scoped(key: str, scope: str) -> str:
+    """Per-clip results carry the clip: `rounds_clip_01`, `stop_reason_clip_01`."""
+    return f"{key}_{scope}" if scope else key
 
 
 class ResumeRecord(BaseModel):

@@ -217,7 +217,7 @@ class Orchestrator:
                 if record.status == "skipped":
                     continue
                 if record.status == "completed":
-                    if record.outputs.get("awaiting_review"):
+                    if record.awaiting_review:
                         await self._review(record)
                     continue
                 await self._run_stage(record)
@@ -311,7 +311,7 @@ class Orchestrator:
         record.status = "completed"
         record.finished_at = utcnow()
         if self.reviewer is not None and stage.review is not None:
-            record.outputs["awaiting_review"] = True
+            record.awaiting_review = True
         self.emit(
             "stage_finished",
             stage.title,
@@ -324,15 +324,15 @@ class Orchestrator:
         )
         await self.save()
         write_reports(self.folder, self.state)
-        if record.outputs.get("awaiting_review"):
+        if record.awaiting_review:
             await self._review(record)
 
     def review_request(self, record: StageRecord) -> ReviewRequest:
         stage = get_stage(record.name)
-        latest_round = max((int(i.extra.get("round", 1)) for i in record.items), default=1)
+        latest_round = max((i.extra.round_no for i in record.items), default=1)
         # every round's candidates: the pick is made across rounds, and the person may prefer an earlier one
         items = list(record.items)
-        latest = [i for i in items if int(i.extra.get("round", 1)) == latest_round]
+        latest = [i for i in items if i.extra.round_no == latest_round]
         rank_rule = self.services.settings.selection == "rank"  # overall is a mean rank: lower is better
 
         def order(c: Candidate) -> tuple[str, bool, bool, float, str]:
@@ -352,8 +352,8 @@ class Orchestrator:
                     cost_usd=i.cost_usd,
                     latency_s=i.latency_s,
                     error=i.error,
-                    group=str(i.extra.get("group", "")),
-                    round=int(i.extra.get("round", 1)),
+                    group=i.extra.group,
+                    round=i.extra.round_no,
                 )
                 for i in items
             ),
@@ -364,7 +364,7 @@ class Orchestrator:
         chosen = stage.picked_keys(record)
         for item in items:
             if item.key in chosen:
-                picks[str(item.extra.get("group", ""))] = item.key
+                picks[item.extra.group] = item.key
         feedback = [r.feedback for r in self.state.reviews if r.stage == record.name and r.feedback]
         request = ReviewRequest(
             stage=record.name,
@@ -414,7 +414,7 @@ class Orchestrator:
                 await self.save()
                 raise RunStopped(f"stopped at the review of {record.name}")
             if decision.action == "regenerate":
-                record.outputs.pop("awaiting_review", None)
+                record.awaiting_review = False
                 await self.save()
                 await self._run_stage(record, human_feedback=decision.feedback or "")
                 return  # _run_stage reviews the new result itself
@@ -427,7 +427,7 @@ class Orchestrator:
                     await self.save()
                     assembly = await asyncio.to_thread(assemble_picks, self.folder, record)
                     self.emit("final_video", describe(assembly), stage=record.name, path=assembly.path)
-            record.outputs.pop("awaiting_review", None)
+            record.awaiting_review = False
             await self.save()
             write_reports(self.folder, self.state)
             return

@@ -1,6 +1,7 @@
-"""Running a stage's media items: concurrent generation under the provider's limit, each item stored,
-checked and scored as soon as it arrives (scoring overlaps the other items' generation), and the
-checkpoint saved after every item so a crash never loses or re-pays a finished one.
+"""Generating a stage's media items: concurrent jobs under the provider's limit, each checked against the
+money cap before it is paid for, stored and checked as soon as it arrives and scored at once (scoring overlaps
+the other items' generation, item_scoring.py), and the checkpoint saved after every item so a crash never
+loses or re-pays a finished one.
 
 An item whose job may still be running at the provider (fbloop gave up waiting and could not cancel it, or
 kept it on purpose) is in flight, never failed: the stage stops without finishing, so nothing billed later is
@@ -12,23 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from feedback_cli.errors import BudgetError, FbloopError, ScorerUnavailable, StageFailed, StorageError
-from feedback_cli.providers.base import SCORER_CALL_METER, ImageRequest, JobHook, JobInFlight, VideoRequest
-from feedback_cli.scoring.base import measure
-from feedback_cli.scoring.combine import pick_best
+from feedback_cli.errors import BudgetError, FbloopError, StageFailed, StorageError
+from feedback_cli.providers.base import ImageRequest, JobHook, JobInFlight, VideoRequest
 from feedback_cli.stages.base import StageContext
-from feedback_cli.workflow.ledger import LedgerMeter, ThreadedMeter
+from feedback_cli.stages.item_scoring import score_item
 from feedback_cli.workflow.media_checks import MediaInvalid, check_image, check_video
-from feedback_cli.workflow.models import ItemRecord, ScoreEntry, utcnow
+from feedback_cli.workflow.models import ItemExtra, ItemRecord, utcnow
 
-SCORES_SCHEMA_VERSION = 1
 #: how a job can end without delivering anything: an item that asked for a retry gets a new job then
 ENDED_UNDELIVERED = ("failed", "canceled", "gone")
 
@@ -45,14 +42,20 @@ class ItemSpec:
     kind: Literal["image", "video"]
     build: Callable[[], ImageRequest | VideoRequest]
     group: str = ""  # e.g. "clip_01": selection happens per group
-    extra: dict[str, Any] = field(default_factory=dict)
+    round: int | None = None  # the round the item is made in (None: outside rounds)
+    prompt: str | None = None  # the prompt it is made from and scored against, when it differs per round
 
 
 def _record_for(ctx: StageContext, spec: ItemSpec) -> ItemRecord:
     for item in ctx.record.items:
         if item.key == spec.key:
             return item
-    item = ItemRecord(key=spec.key, index=spec.index, seed=spec.seed, extra={"group": spec.group, **spec.extra})
+    item = ItemRecord(
+        key=spec.key,
+        index=spec.index,
+        seed=spec.seed,
+        extra=ItemExtra(group=spec.group, round=spec.round, prompt=spec.prompt),
+    )
     ctx.record.items.append(item)
     return item
 
@@ -86,11 +89,11 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
                         await _generate(ctx, spec, item)
                     finally:
                         release(spec.key)
-                    if (
-                        item.status == "failed"
-                        and item.extra.pop("recreate_if_ended", False)
-                        and item.job_state in ENDED_UNDELIVERED
-                    ):
+                    # taken once the re-attached job is seen to fail; a job still in flight keeps asking
+                    recreate = item.status == "failed" and item.recreate_if_ended
+                    if item.status == "failed":
+                        item.recreate_if_ended = False
+                    if recreate and item.job_state in ENDED_UNDELIVERED:
                         # --retry-failed re-attached first: the job is over without an output, so a new one
                         _fresh_attempt(ctx, item)
                         await _generate(ctx, spec, item)
@@ -98,9 +101,9 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
                     refused.append(exc)
                     return
                 if item.status in ("succeeded", "failed"):
-                    item.extra.pop("recreate_if_ended", None)
-        if item.status == "succeeded" and not item.extra.get("scored"):
-            await _score(ctx, spec.kind, item, spec.extra.get("prompt") or score_prompt)
+                    item.recreate_if_ended = False
+        if item.status == "succeeded" and not item.scored:
+            await score_item(ctx, spec.kind, item, spec.prompt or score_prompt)
 
     tasks = [asyncio.create_task(one(spec, item)) for spec, item in zip(specs, records, strict=True)]
     try:
@@ -194,13 +197,13 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
         ctx.emit("notice", note, key=spec.key)
 
     def unanswered(since: str) -> None:
-        item.extra["unanswered_since"] = since
+        item.unanswered_since = since
 
     def settled(state: str) -> None:
         item.job_state = state  # type: ignore[assignment]
 
     def canceled(message: str) -> None:
-        item.extra["canceled_by_fbloop"] = utcnow()
+        item.canceled_by_fbloop = utcnow()
         note = f"{spec.key}: {message}"
         ctx.record.notes.append(note)
         ctx.emit("job_canceled", note, key=spec.key, job_id=item.job_id)
@@ -232,7 +235,7 @@ async def _generate(ctx: StageContext, spec: ItemSpec, item: ItemRecord) -> None
                 paid(output.cost_usd)
         if output.request:
             item.request = {**item.request, **output.request}
-        item.extra["metrics"] = output.metrics
+        item.extra.metrics = output.metrics
         relative = ctx.rel(f"{spec.key}{output.extension}")
         artifact = ctx.folder.write_bytes(relative, output.data, spec.kind)
         await asyncio.to_thread(check_video if is_video else check_image, ctx.abs(relative))
@@ -272,9 +275,9 @@ def _in_flight(ctx: StageContext, item: ItemRecord, message: str) -> None:
     item.status = "submitted" if item.job_id else "pending"
     item.job_state = "in_flight"
     item.error = message
-    if item.job_id is None and item.extra.get("unanswered_since"):
+    if item.job_id is None and item.unanswered_since:
         # the lookup on resume must reach back to the request that went unanswered
-        item.started_at = min(item.started_at or item.extra["unanswered_since"], item.extra["unanswered_since"])
+        item.started_at = min(item.started_at or item.unanswered_since, item.unanswered_since)
     ctx.emit("item_in_flight", f"{item.key}: {message}", key=item.key, job_id=item.job_id, error=message)
 
 
@@ -284,8 +287,8 @@ def _fresh_attempt(ctx: StageContext, item: ItemRecord) -> None:
     ctx.emit("notice", note, key=item.key)
     item.status, item.job_state, item.job_id, item.error = "pending", None, None, None
     item.started_at = item.finished_at = None
-    item.extra.pop("unanswered_since", None)
-    item.extra.pop("scored", None)
+    item.unanswered_since = None
+    item.scored = False
 
 
 def _describe(request: ImageRequest | VideoRequest) -> dict[str, Any]:
@@ -293,171 +296,3 @@ def _describe(request: ImageRequest | VideoRequest) -> dict[str, Any]:
     for key, value in vars(request).items():
         out[key] = value.name if isinstance(value, Path) else value
     return out
-
-
-async def _score(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) -> None:
-    assert item.artifact is not None
-    path = ctx.abs(item.artifact.path)
-    loop = asyncio.get_running_loop()
-    executor = ctx.services.scoring_executor
-    entries: list[ScoreEntry] = []
-    scorers = ctx.services.image_scorers() if kind == "image" else ctx.services.video_scorers()
-    for name, scorer in scorers.items():
-        if isinstance(scorer, ScorerUnavailable):
-            _note_once(ctx, f"scorer {name} unavailable: {scorer.line()}")
-            continue
-        ctx.emit("item_scoring", f"{item.key}: {name}", key=item.key, scorer=name)
-        # a scorer that pays per file (the element check) is not started when the whole check would pass the
-        # cap; each of its requests is then held to the cap, recorded in flight and booked on its own (meter)
-        estimate = getattr(scorer, "call_estimate", None)
-        try:
-            if estimate is not None:
-                ctx.ledger.check(estimate(), f"{name} {item.key}")
-        except BudgetError as exc:
-            _note_once(ctx, f"scorer {name} left out of {item.key}: {exc.message}")
-            continue
-        what = f"{name} {item.key}"
-        ledger_meter = LedgerMeter(
-            ctx.ledger, stage=ctx.record.name, provider="openai", what=what, save=ctx.checkpoint, emit=ctx.emit
-        )
-        meter = ThreadedMeter(ledger_meter, loop)
-        metered = contextvars.copy_context()  # the worker thread runs the scorer under this meter
-        metered.run(SCORER_CALL_METER.set, meter)
-        try:
-            rows = await loop.run_in_executor(executor, metered.run, measure, scorer, [path], prompt)
-        except BudgetError as exc:
-            _note_once(ctx, f"scorer {name} left out of {item.key}: {exc.message}")
-            continue
-        except ScorerUnavailable as exc:
-            _note_once(ctx, f"scorer {name} unavailable: {exc.line()}")
-            continue
-        except Exception as exc:  # a scorer bug or a model failure: left out, never a made-up value
-            _note_once(ctx, f"scorer {name} failed on {item.key}: {type(exc).__name__}: {exc}")
-            continue
-        for dimension, m in rows[0].items():
-            entries.append(
-                ScoreEntry(
-                    scorer=dimension,
-                    raw=m.raw,
-                    normalized=m.normalized,
-                    model_id=scorer.model_id,
-                    notes=list(m.notes),
-                )
-            )
-    for scorer in scorers.values():  # the element check keeps every answer, not only its mean (rounds)
-        found = getattr(scorer, "check_for", None)
-        check = found(path) if found is not None else None
-        if check is not None:
-            item.extra["elements"] = check.model_dump(mode="json")
-    item.scores = entries
-    item.extra["scored"] = True
-    ctx.emit("item_scored", item.key, key=item.key, scores={e.scorer: round(e.normalized, 2) for e in entries})
-    await ctx.checkpoint()
-
-
-def _note_once(ctx: StageContext, note: str) -> None:
-    if note not in ctx.record.notes:
-        ctx.record.notes.append(note)
-        ctx.emit("notice", note)
-
-
-def weights_for(ctx: StageContext, kind: str) -> dict[str, float]:
-    settings = ctx.services.settings
-    weights: dict[str, float] = {}
-    if kind == "image":
-        for name, scorer in ctx.services.image_scorers().items():
-            if not isinstance(scorer, ScorerUnavailable):
-                weights[name] = settings.image_weights.get(name, scorer.default_weight)
-    else:
-        for scorer in ctx.services.video_scorers().values():
-            if not isinstance(scorer, ScorerUnavailable):
-                for dim in scorer.dimensions:
-                    weights[dim] = settings.video_weights.get(dim, scorer.default_weights.get(dim, 1.0))
-    return weights
-
-
-def select(
-    ctx: StageContext, kind: str, records: Sequence[ItemRecord], earlier: Sequence[ItemRecord] = ()
-) -> ItemRecord:
-    """Give each succeeded candidate its overall score and return the best one.
-
-    `records` are this round's candidates: too few of them succeeded fails the stage (the round is what
-    `--retry-failed` redoes). `earlier` are the same group's candidates from earlier rounds (regenerate
-    with feedback): the pick is made across all rounds, because a new round is more candidates for the
-    same slot, and the overall values (a mean rank depends on the whole set) are recomputed over them.
-    """
-    ok = [r for r in records if r.status == "succeeded"]
-    minimum = min(ctx.services.settings.min_successful_items, len(records))
-    if len(ok) < max(1, minimum):
-        errors = "; ".join(sorted({r.error or "unknown error" for r in records if r.status == "failed"}))
-        failure = StageFailed(f"{ctx.record.name}: {len(ok)} of {len(records)} items succeeded ({errors})")
-        failure.resume_flags = "--retry-failed"  # a plain resume keeps failed items failed
-        raise failure
-    # oldest first: ties go to the earlier candidate, as within a round
-    pool = [r for r in earlier if r.status == "succeeded"] + ok
-    rule = ctx.services.settings.selection
-    weights = weights_for(ctx, kind)
-    candidates = [{e.scorer: e.normalized for e in r.scores if e.scorer in weights} for r in pool]
-    best_index, overall = pick_best(candidates, weights, rule)
-    for record, value in zip(pool, overall, strict=True):
-        record.overall = None if value is None else round(value, 3)
-    if best_index is None:
-        _note_once(ctx, "no scorer produced a value; the first successful candidate is kept unranked")
-        return ok[0]  # nothing to compare by: the newest round, made from the latest feedback
-    return pool[best_index]
-
-
-def write_scores(ctx: StageContext, kind: str, groups: dict[str, tuple[list[ItemRecord], ItemRecord]]) -> None:
-    """scores.json: per group (a clip, or all), every candidate of every round with every scorer (raw,
-    0-100, model), overall, and the group's one pick."""
-    scorers = ctx.services.image_scorers() if kind == "image" else ctx.services.video_scorers()
-    described = {
-        name: (
-            {"status": "unavailable", "reason": s.line()}
-            if isinstance(s, ScorerUnavailable)
-            else {"status": "ok", "model_id": s.model_id, "offline_statistics": s.offline}
-        )
-        for name, s in scorers.items()
-    }
-    body = {
-        "schema_version": SCORES_SCHEMA_VERSION,
-        "kind": kind,
-        "backend": ctx.state.options.backend.value,
-        "selection": ctx.services.settings.selection,
-        "weights": weights_for(ctx, kind),
-        "scorers": described,
-        "groups": {
-            group: {
-                "best": best.key,
-                "best_path": best.artifact.path if best.artifact else None,
-                "candidates": [
-                    {
-                        "key": r.key,
-                        "round": int(r.extra.get("round", 1)),
-                        "path": r.artifact.path if r.artifact else None,
-                        "status": r.status,
-                        "seed": r.seed,
-                        "model": r.model,
-                        "job_id": r.job_id,
-                        "scores": {
-                            e.scorer: {
-                                "raw": e.raw,
-                                "normalized": round(e.normalized, 3),
-                                "model_id": e.model_id,
-                                **({"notes": e.notes} if e.notes else {}),
-                            }
-                            for e in r.scores
-                        },
-                        "overall": r.overall,
-                        "cost_usd": r.cost_usd,
-                        "latency_s": r.latency_s,
-                        "error": r.error,
-                    }
-                    for r in records
-                ],
-            }
-            for group, (records, best) in groups.items()
-        },
-    }
-    ctx.record.artifacts = [a for a in ctx.record.artifacts if a.path != ctx.rel("scores.json")]
-    ctx.record.artifacts.append(ctx.folder.write_json(ctx.rel("scores.json"), body))
