@@ -147,7 +147,8 @@ def list_providers(
     from rich.table import Table
     from rich.text import Text
 
-    from feedback_cli.ui.console import out_console, print_table
+    from feedback_cli.ui.console import print_table
+    from feedback_cli.ui.terminal import Terminal
 
     table = Table(title="Providers", title_justify="left")
     for column in ("provider", "roles", "chosen for", "configured by", "status"):
@@ -160,7 +161,7 @@ def list_providers(
         else:
             status = Text(f"{row.configured} is set" if row.configured else "needs nothing", "green")
         table.add_row(row.name, ", ".join(row.roles), ", ".join(row.chosen_for), row.needs or "-", status)
-    console = out_console()
+    console = Terminal().out
     print_table(console, table)
     console.print(Text("Choose a provider per role with FBLOOP_AGENTS_PROVIDER and FBLOOP_MEDIA_PROVIDER"))
 
