@@ -41,8 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "src")]
 
 from feedback_cli.errors import FbloopError  # noqa: E402
+from feedback_cli.files import sha256_file  # noqa: E402
 from feedback_cli.workflow import checkpoint  # noqa: E402
-from feedback_cli.workflow.files import sha256_file  # noqa: E402
 
 RUN_ARGS = ["--storyboard", "--clips", "2", "--num-image-variations", "4", "--num-video-attempts", "2"]
 

@@ -18,10 +18,10 @@ import pytest
 
 from feedback_cli.choices import Workflow
 from feedback_cli.errors import InputError
+from feedback_cli.files import sha256_file
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.batch_rows import read_rows
 from feedback_cli.workflow.batch_state import load_batch
-from feedback_cli.workflow.files import sha256_file
 from tests.conftest import read_json
 
 FAST_CLOUD = {"FBLOOP_POLL_INTERVAL_S": "0.02", "FBLOOP_SCORERS": "offline"}
@@ -439,9 +439,9 @@ def test_inspect_a_batch_shows_a_sortable_leaderboard_json_and_an_html_grid(cli:
 def test_live_view_shows_rows_done_running_failed_spend_against_the_cap_and_an_eta(tmp_path: Path) -> None:
     from rich.console import Console
 
+    from feedback_cli.runstate.models import RunOptions
     from feedback_cli.ui.batch_view import BatchView
     from feedback_cli.workflow.batch_state import BatchRowState, BatchState, RowResult
-    from feedback_cli.workflow.models import RunOptions
 
     def row(i: int, status: str) -> BatchRowState:
         return BatchRowState(
@@ -529,8 +529,8 @@ def test_a_429_heard_by_one_run_pauses_new_calls_of_the_whole_batch() -> None:
     import asyncio
 
     from feedback_cli.config import Settings
+    from feedback_cli.runstate.events import Event
     from feedback_cli.workflow.batch_shared import ServicePool
-    from feedback_cli.workflow.events import Event
 
     async def scenario() -> tuple[float, float, list[str]]:
         pool = ServicePool(Settings())

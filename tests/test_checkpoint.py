@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from feedback_cli.files import canonical_json, sha256_bytes
+from feedback_cli.runstate.models import SCHEMA_VERSION
 from feedback_cli.workflow import checkpoint
-from feedback_cli.workflow.files import canonical_json, sha256_bytes
 from feedback_cli.workflow.lock import LOCK_NAME
-from feedback_cli.workflow.models import SCHEMA_VERSION
 from tests.conftest import EXAMPLE, only_run, read_json
 
 
@@ -56,7 +56,7 @@ def test_a_crash_during_save_leaves_the_old_checkpoint(finished_run: Path, monke
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    from feedback_cli.workflow.runfolder import RunFolder
+    from feedback_cli.runstate.runfolder import RunFolder
 
     with pytest.raises(OSError):
         checkpoint.save(RunFolder(finished_run), state)

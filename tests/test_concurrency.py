@@ -9,9 +9,9 @@ from pathlib import Path
 from feedback_cli.config import Settings
 from feedback_cli.providers.base import ImageRequest, JobHook, MediaOutput, VideoRequest
 from feedback_cli.providers.offline.media import OfflineMedia
+from feedback_cli.runstate.events import EventBus
+from feedback_cli.runstate.models import RunOptions, Workflow
 from feedback_cli.workflow.api import execute, prepare_run
-from feedback_cli.workflow.events import EventBus
-from feedback_cli.workflow.models import RunOptions, Workflow
 
 
 class StaggeredMedia(OfflineMedia):

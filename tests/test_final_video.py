@@ -12,10 +12,10 @@ import pytest
 from feedback_cli.choices import Backend
 from feedback_cli.config import load_settings
 from feedback_cli.errors import StageFailed
-from feedback_cli.workflow import assemble
+from feedback_cli.runstate.events import EventBus
+from feedback_cli.runstate.models import ReviewDecision, RunOptions
+from feedback_cli.stages import video_join as assemble
 from feedback_cli.workflow.api import execute, prepare_run
-from feedback_cli.workflow.events import EventBus
-from feedback_cli.workflow.models import ReviewDecision, RunOptions
 from feedback_cli.workflow.review import ReviewRequest
 from tests.conftest import EXAMPLE, read_json
 

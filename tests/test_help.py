@@ -141,7 +141,7 @@ SHARED_WITH_RUN = {
 def test_run_stage_and_batch_share_one_definition_of_their_common_options(command: str) -> None:
     """`fbloop batch` (and `fbloop stage`) do not copy `fbloop run`'s options: the shared ones are the same
     flags, help, variable and default, and those defaults are RunOptions' own."""
-    from feedback_cli.workflow.models import RunOptions
+    from feedback_cli.runstate.models import RunOptions
 
     run = {p.name: p for p in _params(["run"])}
     mine = {p.name: p for p in _params([command])}

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from replicate.exceptions import ReplicateError
 
+from feedback_cli.files import canonical_json, sha256_bytes
 from feedback_cli.workflow import checkpoint
-from feedback_cli.workflow.files import canonical_json, sha256_bytes
 from tests.conftest import only_run, read_json
 from tests.fakes.provider_server import FakeProviderServer
 from tests.fakes.script import FailPrediction, SlowPrediction
@@ -299,8 +299,8 @@ def test_an_estimate_held_for_a_re_attached_prediction_or_a_call_counts_against_
     """A re-attached prediction not yet booked (stages/generation.py) and a chat request in flight are held through the
     ledger's one hold/release, so a batch's shared budget counts them too, not only the run's own cap."""
     from feedback_cli.errors import BudgetError
+    from feedback_cli.runstate.models import CallInFlight, RunOptions, RunState
     from feedback_cli.workflow.batch_shared import BatchBudget, BatchLedger
-    from feedback_cli.workflow.models import CallInFlight, RunOptions, RunState
 
     budget = BatchBudget(max_cost=1.0)
     state = RunState(fbloop_version="0", run_id="run-a", options=RunOptions())

@@ -14,8 +14,8 @@ from PIL import Image
 from rich.table import Table
 from rich.text import Text
 
+from feedback_cli.files import FILE_MODE
 from feedback_cli.ui.console import SafeConsole, error_line
-from feedback_cli.workflow.files import FILE_MODE
 from feedback_cli.workflow.safe_text import json_safe, printable
 from tests.conftest import EXAMPLE, only_run, read_json
 

@@ -20,8 +20,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from feedback_cli.app import app
+from feedback_cli.runstate.runfolder import RunFolder
 from feedback_cli.workflow import checkpoint
-from feedback_cli.workflow.runfolder import RunFolder
 from tests.conftest import EXAMPLE, FAST_ENV, read_json
 
 WIDE = {"COLUMNS": "200"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from feedback_cli.workflow.files import sha256_file
+from feedback_cli.files import sha256_file
 from tests.conftest import EXAMPLE, read_json
 
 

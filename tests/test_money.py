@@ -22,7 +22,7 @@ import pytest
 
 from feedback_cli.config import Settings
 from feedback_cli.providers.prices import load_prices
-from feedback_cli.workflow.text import shorten
+from feedback_cli.text import shorten
 from tests.conftest import EXAMPLE, only_run, read_json
 from tests.fakes.provider_server import GATEWAY_SCHEMA_ERROR, FakeProviderServer
 from tests.fakes.script import ChatReply

@@ -16,9 +16,9 @@ import pytest
 from feedback_cli.choices import Backend, Workflow
 from feedback_cli.config import Settings
 from feedback_cli.errors import Interrupted
+from feedback_cli.runstate.events import EventBus
+from feedback_cli.runstate.models import ReviewDecision, RunOptions
 from feedback_cli.workflow.api import execute, prepare_run
-from feedback_cli.workflow.events import EventBus
-from feedback_cli.workflow.models import ReviewDecision, RunOptions
 from feedback_cli.workflow.review import ReviewRequest
 from tests.conftest import read_json
 

@@ -19,11 +19,11 @@ import pytest
 
 from feedback_cli.choices import Backend, Workflow
 from feedback_cli.config import Settings
+from feedback_cli.runstate.events import EventBus
+from feedback_cli.runstate.models import RunOptions
 from feedback_cli.stages.rounds import RoundRules, stop_reason
 from feedback_cli.workflow.api import execute, prepare_run
 from feedback_cli.workflow.estimate import dry_run
-from feedback_cli.workflow.events import EventBus
-from feedback_cli.workflow.models import RunOptions
 from tests.conftest import only_run, read_json
 from tests.test_picks import ScriptedReviewer
 

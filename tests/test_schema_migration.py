@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from feedback_cli.files import canonical_json, sha256_bytes, sha256_file
+from feedback_cli.runstate.models import SCHEMA_VERSION, RoundRecord, RunState
 from feedback_cli.workflow import checkpoint
-from feedback_cli.workflow.files import canonical_json, sha256_bytes, sha256_file
 from feedback_cli.workflow.migrate import schema1_to_2
-from feedback_cli.workflow.models import SCHEMA_VERSION, RoundRecord, RunState
 from tests.conftest import read_json
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schema1_run"

@@ -578,8 +578,8 @@ def test_install_command_follows_the_installer(tmp_path: Path) -> None:
 def test_a_new_run_id_is_unique_across_workflow_and_stage_runs(tmp_path: Path) -> None:
     from datetime import datetime
 
+    from feedback_cli.runstate.runfolder import new_run_dir
     from feedback_cli.workflow.locate import run_dirs
-    from feedback_cli.workflow.runfolder import new_run_dir
 
     root = tmp_path / "runs"
     moment = datetime(2030, 1, 1)

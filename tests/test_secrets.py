@@ -207,9 +207,9 @@ def test_what_a_review_shows_is_redacted(server: FakeProviderServer, tmp_path: P
 
     from feedback_cli.choices import Backend, Workflow
     from feedback_cli.config import load_settings
+    from feedback_cli.runstate.events import EventBus
+    from feedback_cli.runstate.models import ReviewDecision, RunOptions
     from feedback_cli.workflow.api import execute, prepare_run
-    from feedback_cli.workflow.events import EventBus
-    from feedback_cli.workflow.models import ReviewDecision, RunOptions
     from feedback_cli.workflow.review import ReviewRequest
 
     server.chat_handler = writer_leaks_key
@@ -330,8 +330,8 @@ def test_the_last_resort_error_line_redacts_what_the_settings_loaded(monkeypatch
 
 
 def test_a_checkpoint_with_a_secret_in_its_state_is_saved_redacted_and_loads(tmp_path: Path) -> None:
-    from feedback_cli.workflow.models import RunOptions, RunState
-    from feedback_cli.workflow.runfolder import RunFolder
+    from feedback_cli.runstate.models import RunOptions, RunState
+    from feedback_cli.runstate.runfolder import RunFolder
 
     folder = RunFolder(tmp_path, Settings(OPENAI_API_KEY=OPENAI_KEY).secrets())
     state = RunState(fbloop_version="0", run_id="r", options=RunOptions(), source_prompt=f"fox {OPENAI_KEY}")

@@ -16,11 +16,11 @@ from PIL import Image
 
 from feedback_cli.choices import Backend, Workflow
 from feedback_cli.config import load_settings
+from feedback_cli.runstate.models import RunOptions
 from feedback_cli.stages import registry
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.facts import Pricing, StageEstimate
 from feedback_cli.workflow.estimate import dry_run
-from feedback_cli.workflow.models import RunOptions
 from tests.conftest import EXAMPLE, only_run, read_json
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "feedback_cli"
@@ -31,11 +31,11 @@ CAPTION_MODULE = '''
 
 from typing import ClassVar
 
-from feedback_cli.agents.calls import ask
+from feedback_cli.stages.agent_calls import ask
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.facts import Pricing, StageEstimate, StageInputs
 from feedback_cli.stages.registry import register
-from feedback_cli.workflow.models import RunOptions
+from feedback_cli.runstate.models import RunOptions
 
 
 @register

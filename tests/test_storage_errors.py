@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from feedback_cli.errors import StorageError
-from feedback_cli.workflow.files import atomic_copy, atomic_write_bytes
+from feedback_cli.files import atomic_copy, atomic_write_bytes
+from feedback_cli.runstate.runfolder import RunFolder
 from feedback_cli.workflow.lock import RunLock
-from feedback_cli.workflow.runfolder import RunFolder
 from tests.conftest import EXAMPLE, only_run, read_json
 from tests.test_checkpoint import rewrite_state, snapshot
 

@@ -23,9 +23,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from feedback_cli.app import app
+from feedback_cli.runstate.events import EventBus
+from feedback_cli.runstate.runfolder import RunFolder
 from feedback_cli.workflow import checkpoint
-from feedback_cli.workflow.events import EventBus
-from feedback_cli.workflow.runfolder import RunFolder
 from tests.conftest import EXAMPLE, FAST_ENV, REPO, only_run, read_json
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\a\x1b]*(?:\a|\x1b\\)|\r")

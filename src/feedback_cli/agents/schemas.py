@@ -6,8 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from feedback_cli.workflow.models import Critique
-
 PromptKind = Literal["image", "video"]
 
 
@@ -16,6 +14,15 @@ class Draft(BaseModel):
 
     prompt: str = Field(min_length=1)
     rationale: str = ""
+
+
+class Critique(BaseModel):
+    """The critic's verdict on a prompt: a score per rubric criterion and overall, and what to fix."""
+
+    scores: dict[str, float] = Field(default_factory=dict)
+    overall: float = Field(ge=0, le=100)
+    feedback: list[str] = Field(default_factory=list)
+    faithful: bool = True
 
 
 class HistoryEntry(BaseModel):

@@ -22,10 +22,10 @@ def assemble(inputs: list[Path], *, output_dir: Path | None, verbose: bool, as_j
     from feedback_cli.choices import Backend
     from feedback_cli.config import load_settings
     from feedback_cli.providers.registry import resolve_backend
+    from feedback_cli.runstate.models import RunOptions
     from feedback_cli.stages.assemble import GIVEN_CLIPS
     from feedback_cli.ui.session import drive
     from feedback_cli.workflow.api import prepare_run
-    from feedback_cli.workflow.models import RunOptions
     from feedback_cli.workflow.orchestrator import copy_input
 
     clips, source_backend = clips_to_join(inputs)
@@ -68,7 +68,7 @@ def assemble(inputs: list[Path], *, output_dir: Path | None, verbose: bool, as_j
 def clips_to_join(inputs: list[Path]) -> tuple[list[Path], str | None]:
     """The clip files in order, and the backend they were made with when they come from an fbloop run
     (so offline clips stay labelled offline). One line naming the problem for anything unusable."""
-    from feedback_cli.workflow.media_checks import MediaInvalid, check_video
+    from feedback_cli.media_checks import MediaInvalid, check_video
 
     if not inputs:
         raise UsageError("fbloop stage assemble needs the clip videos in order, or a storyboard run folder")

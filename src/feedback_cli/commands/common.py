@@ -77,11 +77,11 @@ def resume_run(
 ) -> int:
     """Continue the run `target` (a folder, its checkpoint, or a run id under the output folder)."""
     from feedback_cli.config import load_settings
+    from feedback_cli.runstate.models import RunOptions
     from feedback_cli.ui.terminal import Terminal
     from feedback_cli.workflow.api import load_for_resume, lock_run, unlock_run
     from feedback_cli.workflow.bounds import with_max_cost
     from feedback_cli.workflow.locate import find_run
-    from feedback_cli.workflow.models import RunOptions
 
     if max_cost is not None:  # the flag first (the bound a run starts with), before settings say less
         max_cost = with_max_cost(RunOptions(), max_cost).max_cost

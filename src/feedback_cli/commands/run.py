@@ -137,8 +137,8 @@ def run(
         refuse_json_with_review(as_json)
         require_terminal()
 
+    from feedback_cli.runstate.models import RunOptions
     from feedback_cli.stages.registry import roles_for
-    from feedback_cli.workflow.models import RunOptions
     from feedback_cli.workflow.plan import stages_for
 
     # each provider role on its own, and only the roles this workflow's stages use need a key

@@ -212,8 +212,8 @@ def stage(
         if path is not None
     }
     from feedback_cli.commands.common import random_seed
+    from feedback_cli.runstate.models import RunOptions
     from feedback_cli.stages.registry import roles_for
-    from feedback_cli.workflow.models import RunOptions
 
     # each provider role on its own; only the roles this stage uses need a key
     # (with this stage's own numbers: more than one round revises with the agents; bounds are checked below)

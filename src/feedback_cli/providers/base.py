@@ -10,9 +10,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from feedback_cli.agents.questions import QuestionSet, QuestionsRequest
 from feedback_cli.agents.revision import Revision, RevisionRequest
-from feedback_cli.agents.schemas import CritiqueRequest, Draft, PlanRequest, Usage, VideoPlan, WriteRequest
+from feedback_cli.agents.schemas import Critique, CritiqueRequest, Draft, PlanRequest, Usage, VideoPlan, WriteRequest
 from feedback_cli.errors import ProviderError
-from feedback_cli.workflow.models import Critique
 
 T = TypeVar("T")
 

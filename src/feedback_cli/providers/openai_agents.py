@@ -38,6 +38,7 @@ from feedback_cli.agents.questions import (
 )
 from feedback_cli.agents.revision import Revision, RevisionNotes, RevisionRequest
 from feedback_cli.agents.schemas import (
+    Critique,
     CritiqueRequest,
     Draft,
     Entity,
@@ -52,8 +53,7 @@ from feedback_cli.errors import ProviderError, UsageError
 from feedback_cli.providers.base import CALL_METER, AgentReply, BilledResponse, CallMeter
 from feedback_cli.providers.prices import load_prices
 from feedback_cli.redaction import Redactor
-from feedback_cli.workflow.models import Critique
-from feedback_cli.workflow.text import shorten
+from feedback_cli.text import shorten
 
 R = TypeVar("R", bound=BaseModel)
 MAX_TOKENS = 1500

@@ -74,7 +74,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def load_prices(user_file: Path | None = None) -> PriceTable:
     data = json.loads(resources.files("feedback_cli.data").joinpath("prices.json").read_text())
     if user_file is not None:
-        from feedback_cli.workflow.files import read_regular  # a FIFO named here must not block the run
+        from feedback_cli.files import read_regular  # a FIFO named here must not block the run
 
         try:
             data = _merge(data, json.loads(read_regular(Path(user_file), "price file")))

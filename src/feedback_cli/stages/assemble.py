@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
+from feedback_cli.runstate.models import RunOptions
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.facts import Pricing, StageEstimate, StageInputs
 from feedback_cli.stages.registry import register
-from feedback_cli.workflow.assemble import assemble_picks, describe, forget_final_video
-from feedback_cli.workflow.models import RunOptions
+from feedback_cli.stages.video_join import assemble_picks, describe, forget_final_video
 
 #: `state.given` key of the clip files `fbloop stage assemble` copied into the run's input/ (in order)
 GIVEN_CLIPS = "clip_videos"

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from feedback_cli.runstate.events import EventBus
+from feedback_cli.runstate.ledger import CostLedger
+from feedback_cli.runstate.models import ItemRecord, RunOptions, RunState, StageRecord
+from feedback_cli.runstate.runfolder import RunFolder
 from feedback_cli.stages.facts import PathQuoter, Pricing, StageEstimate, StageInputs
-from feedback_cli.workflow.events import EventBus
-from feedback_cli.workflow.ledger import CostLedger
-from feedback_cli.workflow.models import ItemRecord, RunOptions, RunState, StageRecord
-from feedback_cli.workflow.runfolder import RunFolder
-from feedback_cli.workflow.services import Services
+from feedback_cli.stages.services import Services
 
 
 @dataclass

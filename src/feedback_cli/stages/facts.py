@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
     from feedback_cli.providers.base import Agents, Media
-    from feedback_cli.workflow.models import RunOptions
+    from feedback_cli.runstate.models import RunOptions
 
 
 @dataclass(frozen=True)

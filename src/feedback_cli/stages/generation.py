@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from feedback_cli.errors import BudgetError, FbloopError, StageFailed, StorageError
+from feedback_cli.media_checks import MediaInvalid, check_image, check_video
 from feedback_cli.providers.base import ImageRequest, JobHook, JobInFlight, VideoRequest
+from feedback_cli.runstate.models import ItemExtra, ItemRecord, utcnow
 from feedback_cli.stages.base import StageContext
 from feedback_cli.stages.item_scoring import score_item
-from feedback_cli.workflow.media_checks import MediaInvalid, check_image, check_video
-from feedback_cli.workflow.models import ItemExtra, ItemRecord, utcnow
 
 #: how a job can end without delivering anything: an item that asked for a retry gets a new job then
 ENDED_UNDELIVERED = ("failed", "canceled", "gone")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from feedback_cli.providers.base import ImageRequest
+from feedback_cli.runstate.models import ItemRecord, RunOptions, RunState, StageRecord
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.facts import PathQuoter, Pricing, StageEstimate, StageInputs
 from feedback_cli.stages.generation import ItemSpec
@@ -19,7 +20,6 @@ from feedback_cli.stages.picks import pick_scores
 from feedback_cli.stages.registry import register
 from feedback_cli.stages.rounds import VQA_PROMPT_TOKENS, RoundRules, rounds_file, run_rounds
 from feedback_cli.stages.selection import write_scores
-from feedback_cli.workflow.models import ItemRecord, RunOptions, RunState, StageRecord
 
 #: element questions per prompt assumed by the estimate (DSG prompts have 5-15; they are made at run time)
 TYPICAL_QUESTIONS = 8

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from feedback_cli.agents.calls import ask
-from feedback_cli.agents.loop import refine, save_loop_files
+from feedback_cli.runstate.models import RunOptions, RunState, StageRecord
+from feedback_cli.stages.agent_calls import ask
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.facts import PathQuoter, Pricing, StageEstimate, StageInputs
 from feedback_cli.stages.registry import register
-from feedback_cli.workflow.models import RunOptions, RunState, StageRecord
+from feedback_cli.stages.writer_critic_loop import refine, save_loop_files
 
 
 @register

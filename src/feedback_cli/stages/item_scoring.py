@@ -10,10 +10,10 @@ import contextvars
 
 from feedback_cli.errors import BudgetError, ScorerUnavailable
 from feedback_cli.providers.base import SCORER_CALL_METER
+from feedback_cli.runstate.ledger import LedgerMeter, ThreadedMeter
+from feedback_cli.runstate.models import ItemRecord, ScoreEntry
 from feedback_cli.scoring.base import measure
 from feedback_cli.stages.base import StageContext
-from feedback_cli.workflow.ledger import LedgerMeter, ThreadedMeter
-from feedback_cli.workflow.models import ItemRecord, ScoreEntry
 
 
 async def score_item(ctx: StageContext, kind: str, item: ItemRecord, prompt: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from feedback_cli.workflow.models import ItemRecord, StageRecord
+from feedback_cli.runstate.models import ItemRecord, StageRecord
 
 
 def earlier_rounds(record: StageRecord, group: str, round_no: int) -> list[ItemRecord]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from feedback_cli.stages.base import Stage
 
 if TYPE_CHECKING:
-    from feedback_cli.workflow.models import RunOptions
+    from feedback_cli.runstate.models import RunOptions
 
 STAGES: dict[str, type[Stage]] = {}
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from feedback_cli.agents.calls import ask
 from feedback_cli.agents.questions import QuestionSet, QuestionsRequest
 from feedback_cli.agents.revision import (
     CandidateSummary,
@@ -30,12 +29,13 @@ from feedback_cli.agents.revision import (
     failed_questions,
 )
 from feedback_cli.errors import BudgetError, ScorerUnavailable
+from feedback_cli.runstate.models import ItemRecord, RevisionRecord, RoundRecord
 from feedback_cli.scoring.vqascore import VQA_PROMPT_TOKENS
+from feedback_cli.stages.agent_calls import ask
 from feedback_cli.stages.base import StageContext
 from feedback_cli.stages.generation import ItemSpec, run_items
 from feedback_cli.stages.picks import earlier_rounds
 from feedback_cli.stages.selection import select
-from feedback_cli.workflow.models import ItemRecord, RevisionRecord, RoundRecord
 
 if TYPE_CHECKING:
     from feedback_cli.scoring.elements import ElementCheck

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from feedback_cli.errors import ScorerUnavailable, StageFailed
+from feedback_cli.runstate.models import ItemRecord
 from feedback_cli.scoring.combine import pick_best
 from feedback_cli.stages.base import StageContext
 from feedback_cli.stages.item_scoring import note_once
-from feedback_cli.workflow.models import ItemRecord
 
 SCORES_SCHEMA_VERSION = 1
 

@@ -10,11 +10,11 @@ from typing import ClassVar
 
 from feedback_cli.errors import StageFailed
 from feedback_cli.providers.base import ImageRequest
+from feedback_cli.runstate.models import RunOptions, RunState, StageRecord
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.facts import PathQuoter, Pricing, StageEstimate, StageInputs
 from feedback_cli.stages.generation import ItemSpec, run_items
 from feedback_cli.stages.registry import register
-from feedback_cli.workflow.models import RunOptions, RunState, StageRecord
 
 BEATS = (
     "a moment later, the scene has moved on slightly",

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from feedback_cli.errors import BudgetError
 from feedback_cli.providers.base import VideoRequest
+from feedback_cli.runstate.models import ItemRecord, RunOptions, RunState, StageRecord
 from feedback_cli.stages.assemble import join_final_video
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.facts import PathQuoter, Pricing, StageEstimate, StageInputs
@@ -24,7 +25,6 @@ from feedback_cli.stages.registry import register
 from feedback_cli.stages.rounds import RoundRules, ensure_questions, rounds_file, run_rounds
 from feedback_cli.stages.selection import write_scores
 from feedback_cli.stages.storyboard import start_image
-from feedback_cli.workflow.models import ItemRecord, RunOptions, RunState, StageRecord
 
 
 @register

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
-from feedback_cli.agents.calls import ask
-from feedback_cli.agents.loop import refine, save_loop_files
 from feedback_cli.agents.schemas import PlanRequest, VideoPlan
+from feedback_cli.runstate.models import RunOptions, RunState, StageRecord
+from feedback_cli.stages.agent_calls import ask
 from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.facts import PathQuoter, Pricing, StageEstimate, StageInputs
 from feedback_cli.stages.image_prompt import starting_text
 from feedback_cli.stages.registry import register
 from feedback_cli.stages.storyboard import image_prompt
-from feedback_cli.workflow.models import RunOptions, RunState, StageRecord
+from feedback_cli.stages.writer_critic_loop import refine, save_loop_files
 
 
 def plan_context(plan: VideoPlan, scene_index: int) -> str:

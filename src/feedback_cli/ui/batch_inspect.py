@@ -14,8 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from feedback_cli.files import atomic_write_bytes
 from feedback_cli.workflow.batch_leaderboard import BatchInspectReport
-from feedback_cli.workflow.files import atomic_write_bytes
 
 
 def _fmt(value: Any) -> str:

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from feedback_cli.runstate.events import Event
 from feedback_cli.workflow.batch_state import BatchRowState, BatchState
-from feedback_cli.workflow.events import Event
 
 
 class BatchView:

@@ -38,8 +38,8 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from feedback_cli.runstate.events import Event
 from feedback_cli.ui.terminal import error_line as error_line  # the one error line, also imported from here
-from feedback_cli.workflow.events import Event
 from feedback_cli.workflow.safe_text import json_safe, printable
 
 

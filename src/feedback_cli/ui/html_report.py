@@ -22,9 +22,9 @@ import io
 from pathlib import Path
 from typing import Any
 
+from feedback_cli.files import atomic_write_bytes
 from feedback_cli.ui.inspect_view import prompt_pairs, relative_to, shown_delta
 from feedback_cli.ui.summary import COUNT_FIGURES, clip_labels, score_text
-from feedback_cli.workflow.files import atomic_write_bytes
 from feedback_cli.workflow.inspect_report import (
     CompareReport,
     InspectReport,

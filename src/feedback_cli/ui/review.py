@@ -31,8 +31,8 @@ from rich.table import Table
 from rich.text import Text
 
 from feedback_cli.errors import Interrupted
+from feedback_cli.runstate.models import ReviewDecision
 from feedback_cli.ui.console import SafeConsole, heading, print_line, print_table
-from feedback_cli.workflow.models import ReviewDecision
 from feedback_cli.workflow.review import Candidate, ReviewRequest
 
 PICK_MARK = "*"

@@ -17,11 +17,11 @@ from feedback_cli.errors import (
     RunLocked,
     StorageError,
 )
+from feedback_cli.runstate.events import EventBus
 from feedback_cli.ui.console import EventRenderer, print_line
 from feedback_cli.ui.summary import next_stage_command, render_summary
 from feedback_cli.ui.terminal import Terminal, exit_code
 from feedback_cli.workflow.api import PreparedRun, execute
-from feedback_cli.workflow.events import EventBus
 from feedback_cli.workflow.orchestrator import RunStopped
 from feedback_cli.workflow.report import WorkflowSummary, summarize
 from feedback_cli.workflow.review import Reviewer

@@ -9,8 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from feedback_cli.runstate.models import RunState
 from feedback_cli.ui.console import print_line, print_table
-from feedback_cli.workflow.models import RunState
 from feedback_cli.workflow.report import WorkflowSummary
 
 #: figures a stage keeps among its scores that are counts, not 0-100 scores (the storyboard's clips)

@@ -10,17 +10,17 @@ from typing import Any
 from feedback_cli.config import Settings
 from feedback_cli.errors import CheckpointError, UsageError
 from feedback_cli.providers.registry import providers_for
+from feedback_cli.runstate.events import EventBus
+from feedback_cli.runstate.ledger import CostLedger
+from feedback_cli.runstate.models import ResumeRecord, RunOptions, RunState
+from feedback_cli.runstate.runfolder import RunFolder
 from feedback_cli.scoring.registry import names_of
 from feedback_cli.scoring.scorer_sets import resolve as resolve_scorers
+from feedback_cli.stages.services import Services
 from feedback_cli.workflow import checkpoint
-from feedback_cli.workflow.events import EventBus
-from feedback_cli.workflow.ledger import CostLedger
 from feedback_cli.workflow.lock import RunLock
-from feedback_cli.workflow.models import ResumeRecord, RunOptions, RunState
 from feedback_cli.workflow.orchestrator import Orchestrator, create_run
 from feedback_cli.workflow.review import Reviewer
-from feedback_cli.workflow.runfolder import RunFolder
-from feedback_cli.workflow.services import Services
 
 #: settings that shape what a run generates; a resume uses the values the run started with
 PINNED_SETTINGS = (

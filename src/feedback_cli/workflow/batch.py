@@ -32,6 +32,10 @@ from feedback_cli import __version__
 from feedback_cli.choices import Backend, Workflow
 from feedback_cli.config import Settings
 from feedback_cli.errors import BudgetError, CheckpointError, FbloopError, Interrupted
+from feedback_cli.files import atomic_write_bytes, sha256_file
+from feedback_cli.runstate.events import Event, EventBus
+from feedback_cli.runstate.models import RunOptions, RunState, utcnow
+from feedback_cli.runstate.runfolder import new_run_dir
 from feedback_cli.workflow import checkpoint
 from feedback_cli.workflow.batch_rows import BatchRow
 from feedback_cli.workflow.batch_shared import BatchBudget, BatchLedger, Budget, ServicePool, current_run_services
@@ -45,10 +49,6 @@ from feedback_cli.workflow.batch_state import (
     RowResult,
     save_batch,
 )
-from feedback_cli.workflow.events import Event, EventBus
-from feedback_cli.workflow.files import atomic_write_bytes, sha256_file
-from feedback_cli.workflow.models import RunOptions, RunState, utcnow
-from feedback_cli.workflow.runfolder import new_run_dir
 
 BATCH_SUMMARY_SCHEMA_VERSION = 1
 #: run statuses -> row statuses (a run still "running" in its checkpoint was killed: it is interrupted)

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from feedback_cli.errors import BudgetError, ScorerUnavailable
 from feedback_cli.providers.registry import concurrency, load_agents, load_media
+from feedback_cli.runstate.events import Event
+from feedback_cli.runstate.ledger import CostLedger
+from feedback_cli.runstate.models import CostEntry, RunState
 from feedback_cli.scoring.registry import image_scorer, video_scorer
-from feedback_cli.workflow.events import Event
-from feedback_cli.workflow.ledger import CostLedger
-from feedback_cli.workflow.models import CostEntry, RunState
-from feedback_cli.workflow.services import Services
+from feedback_cli.stages.services import Services
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings

@@ -14,9 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from feedback_cli.errors import CheckpointError, InputError
+from feedback_cli.files import atomic_write_bytes, canonical_json, inside, read_regular, sha256_bytes
 from feedback_cli.redaction import Redactor
-from feedback_cli.workflow.files import atomic_write_bytes, canonical_json, inside, read_regular, sha256_bytes
-from feedback_cli.workflow.models import RunOptions, utcnow
+from feedback_cli.runstate.models import RunOptions, utcnow
 
 BATCH_CHECKPOINT_NAME = "batch_checkpoint.json"
 BATCH_SUMMARY_NAME = "batch_summary.json"

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from feedback_cli.errors import InputError
-from feedback_cli.workflow.models import RunOptions
+from feedback_cli.runstate.models import RunOptions
 
 #: pydantic error types that mean "a number outside its bounds"
 _BOUND_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than", "finite_number"})

@@ -15,8 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from feedback_cli.errors import CheckpointError, InputError
-from feedback_cli.workflow.bounds import clip_count_problem, problem
-from feedback_cli.workflow.files import (
+from feedback_cli.files import (
     atomic_write_bytes,
     canonical_json,
     inside,
@@ -24,9 +23,10 @@ from feedback_cli.workflow.files import (
     sha256_bytes,
     sha256_file,
 )
+from feedback_cli.runstate.models import SCHEMA_VERSION, RunState
+from feedback_cli.runstate.runfolder import RunFolder
+from feedback_cli.workflow.bounds import clip_count_problem, problem
 from feedback_cli.workflow.migrate import MigrationError, migrate
-from feedback_cli.workflow.models import SCHEMA_VERSION, RunState
-from feedback_cli.workflow.runfolder import RunFolder
 
 CHECKPOINT_NAME = "workflow_checkpoint.json"
 FORMAT = "fbloop-checkpoint"

@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 
 from feedback_cli.config import Settings
 from feedback_cli.providers.registry import load_agents, load_media, providers_for
+from feedback_cli.runstate.models import RunOptions
 from feedback_cli.stages.facts import Pricing
 from feedback_cli.stages.registry import get as get_stage
-from feedback_cli.workflow.models import RunOptions
 from feedback_cli.workflow.plan import stages_for
 
 

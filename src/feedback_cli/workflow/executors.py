@@ -10,9 +10,9 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from feedback_cli.errors import Interrupted
+from feedback_cli.runstate.events import Event
 from feedback_cli.workflow.batch import RowOutcome, run_row, run_settings, run_with_pool
 from feedback_cli.workflow.batch_state import BatchRowState
-from feedback_cli.workflow.events import Event
 
 if TYPE_CHECKING:
     from feedback_cli.workflow.batch import BatchRunner

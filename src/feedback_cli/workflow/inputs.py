@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from feedback_cli.errors import InputError
-from feedback_cli.workflow.files import open_regular, read_regular
+from feedback_cli.files import open_regular, read_regular
 from feedback_cli.workflow.safe_text import has_visible_text, printable
 
 MAX_PROMPT_BYTES = 64 * 1024  # an idea, not a novel: larger files are almost surely the wrong file
@@ -49,7 +49,7 @@ def _image_verdict(fh: BinaryIO) -> str | None:
 
 
 def validate_image(path: Path, what: str = "image") -> Path:
-    from feedback_cli.workflow.media_checks import MediaInvalid, check_image  # lazy: Pillow is slow to import
+    from feedback_cli.media_checks import MediaInvalid, check_image  # lazy: Pillow is slow to import
 
     with open_regular(path, what) as fh:
         if os.fstat(fh.fileno()).st_size == 0:

@@ -26,8 +26,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from feedback_cli.errors import CheckpointError
+from feedback_cli.runstate.models import CostEntry, ItemRecord, IterationRecord, ReviewDecision, RunState, StageRecord
 from feedback_cli.workflow import checkpoint
-from feedback_cli.workflow.models import CostEntry, ItemRecord, IterationRecord, ReviewDecision, RunState, StageRecord
 from feedback_cli.workflow.report import summarize
 
 INSPECT_FORMAT = "fbloop-inspect"

@@ -25,8 +25,8 @@ from types import TracebackType
 from typing import Any
 
 from feedback_cli.errors import InputError, RunLocked
-from feedback_cli.workflow.files import read_regular, storage_errors
-from feedback_cli.workflow.models import utcnow
+from feedback_cli.files import read_regular, storage_errors
+from feedback_cli.runstate.models import utcnow
 
 LOCK_NAME = ".fbloop.lock"
 OWNER_NAME = ".fbloop.lock.owner.json"

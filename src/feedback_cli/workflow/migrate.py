@@ -4,7 +4,7 @@ instead of being refused. The file itself is not rewritten here: the next save o
 current schema with a new checksum, and a folder that is only inspected stays as it was.
 
 Schema 1 -> 2 (typed state): control values that lived in the untyped dicts `StageRecord.outputs` and
-`ItemRecord.extra` become typed fields of the records (workflow/models.py).
+`ItemRecord.extra` become typed fields of the records (runstate/models.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from feedback_cli.workflow.models import SCHEMA_VERSION
+from feedback_cli.runstate.models import SCHEMA_VERSION
 
 #: an item's job-control flags, schema 1 kept them in `extra`; schema 2 on the item itself
 ITEM_CONTROL_FIELDS = ("scored", "unanswered_since", "recreate_if_ended", "canceled_by_fbloop")

@@ -20,19 +20,19 @@ from typing import Any
 from feedback_cli import __version__
 from feedback_cli.config import Settings
 from feedback_cli.errors import BudgetError, FbloopError, Interrupted, StageFailed
+from feedback_cli.files import atomic_copy, sha256_file
+from feedback_cli.runstate.events import EventBus
+from feedback_cli.runstate.ledger import CostLedger
+from feedback_cli.runstate.models import Artifact, ReviewDecision, RunOptions, RunState, StageRecord, utcnow
+from feedback_cli.runstate.runfolder import RunFolder, new_named_run_dir, new_run_dir
 from feedback_cli.stages.base import StageContext
 from feedback_cli.stages.registry import get as get_stage
+from feedback_cli.stages.services import Services
+from feedback_cli.stages.video_join import assemble_picks, describe, forget_final_video
 from feedback_cli.workflow import checkpoint
-from feedback_cli.workflow.assemble import assemble_picks, describe, forget_final_video
-from feedback_cli.workflow.events import EventBus
-from feedback_cli.workflow.files import atomic_copy, sha256_file
-from feedback_cli.workflow.ledger import CostLedger
-from feedback_cli.workflow.models import Artifact, ReviewDecision, RunOptions, RunState, StageRecord, utcnow
 from feedback_cli.workflow.plan import stages_for
 from feedback_cli.workflow.report import write_reports
 from feedback_cli.workflow.review import Candidate, Reviewer, ReviewRequest
-from feedback_cli.workflow.runfolder import RunFolder, new_named_run_dir, new_run_dir
-from feedback_cli.workflow.services import Services
 
 
 class RunStopped(FbloopError):
@@ -176,7 +176,7 @@ class Orchestrator:
             self.emit("notice", line)
 
     def _log(self, event: object) -> None:
-        from feedback_cli.workflow.events import Event
+        from feedback_cli.runstate.events import Event
 
         assert isinstance(event, Event)
         stage = f"[{event.stage}] " if event.stage else ""

@@ -3,8 +3,8 @@ in their declared order."""
 
 from __future__ import annotations
 
+from feedback_cli.runstate.models import Workflow
 from feedback_cli.stages.registry import for_workflow
-from feedback_cli.workflow.models import Workflow
 
 
 def stages_for(workflow: Workflow) -> tuple[str, ...]:

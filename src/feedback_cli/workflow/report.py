@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from feedback_cli.workflow.models import RunState
-from feedback_cli.workflow.runfolder import RunFolder
+from feedback_cli.runstate.models import RunState
+from feedback_cli.runstate.runfolder import RunFolder
 
 TRACE_NAME = "workflow_trace.json"
 SUMMARY_NAME = "workflow_summary.json"

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from feedback_cli.workflow.models import ReviewDecision
+from feedback_cli.runstate.models import ReviewDecision
 
 
 class Candidate(BaseModel):

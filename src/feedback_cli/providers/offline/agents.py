@@ -14,6 +14,7 @@ from feedback_cli.agents.questions import QuestionSet, QuestionsRequest
 from feedback_cli.agents.revision import Revision, RevisionRequest, offline_revision
 from feedback_cli.agents.rubric import Criterion, content_words, covers, rubric
 from feedback_cli.agents.schemas import (
+    Critique,
     CritiqueRequest,
     Draft,
     Entity,
@@ -25,7 +26,6 @@ from feedback_cli.agents.schemas import (
 from feedback_cli.config import Settings
 from feedback_cli.providers.base import AgentReply
 from feedback_cli.providers.offline import scene
-from feedback_cli.workflow.models import Critique
 
 MODEL = "offline-rubric"
 PARTIAL = 75.0  # one keyword of a criterion

@@ -21,9 +21,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from feedback_cli.errors import StageFailed
-from feedback_cli.workflow.media_checks import MediaInvalid
-from feedback_cli.workflow.models import StageRecord
-from feedback_cli.workflow.runfolder import RunFolder
+from feedback_cli.media_checks import MediaInvalid
+from feedback_cli.runstate.models import StageRecord
+from feedback_cli.runstate.runfolder import RunFolder
 
 FINAL_VIDEO_NAME = "final.mp4"
 ASSEMBLY_SCHEMA_VERSION = 1

@@ -1,5 +1,5 @@
 """Making an agent call from a stage: under the run's LLM concurrency limit, with every request it sends
-booked in the ledger as it is answered (see workflow/ledger.py, LedgerMeter)."""
+booked in the ledger as it is answered (see runstate/ledger.py, LedgerMeter)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import TypeVar
 
 from feedback_cli.errors import ProviderError
 from feedback_cli.providers.base import CALL_METER, AgentReply
+from feedback_cli.runstate.ledger import LedgerMeter
 from feedback_cli.stages.base import StageContext
-from feedback_cli.workflow.ledger import LedgerMeter
 
 T = TypeVar("T")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from feedback_cli.errors import InputError
+from feedback_cli.files import atomic_write_bytes, inside, sha256_bytes, storage_errors
 from feedback_cli.redaction import Redactor
-from feedback_cli.workflow.files import atomic_write_bytes, inside, sha256_bytes, storage_errors
-from feedback_cli.workflow.models import Artifact
+from feedback_cli.runstate.models import Artifact
 
 
 def new_run_dir(output_dir: Path, now: datetime | None = None, taken: set[str] | frozenset[str] = frozenset()) -> Path:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from feedback_cli.agents.calls import ask
-from feedback_cli.agents.schemas import CritiqueRequest, HistoryEntry, PromptKind, WriteRequest
+from feedback_cli.agents.schemas import Critique, CritiqueRequest, HistoryEntry, PromptKind, WriteRequest
+from feedback_cli.runstate.models import IterationRecord
+from feedback_cli.stages.agent_calls import ask
 from feedback_cli.stages.base import StageContext
-from feedback_cli.workflow.models import Critique, IterationRecord
 
 
 @dataclass

@@ -17,8 +17,8 @@ from typing import Any
 
 from feedback_cli.errors import BudgetError
 from feedback_cli.providers.base import BilledResponse
-from feedback_cli.workflow.models import CallInFlight, CostEntry, RunState
-from feedback_cli.workflow.text import shorten
+from feedback_cli.runstate.models import CallInFlight, CostEntry, RunState
+from feedback_cli.text import shorten
 
 
 class CostLedger:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from feedback_cli.agents.schemas import Critique
 from feedback_cli.choices import Backend, Workflow
 
 SCHEMA_VERSION = 2
@@ -134,15 +135,6 @@ class ItemRecord(BaseModel):
     #: when fbloop canceled the item's job at the provider (it gave up waiting)
     canceled_by_fbloop: str | None = None
     extra: ItemExtra = Field(default_factory=ItemExtra)
-
-
-class Critique(BaseModel):
-    """The critic's verdict on a prompt: a score per rubric criterion and overall, and what to fix."""
-
-    scores: dict[str, float] = Field(default_factory=dict)
-    overall: float = Field(ge=0, le=100)
-    feedback: list[str] = Field(default_factory=list)
-    faithful: bool = True
 
 
 class IterationRecord(BaseModel):

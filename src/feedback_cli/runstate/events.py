@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from feedback_cli.redaction import Redactor
-from feedback_cli.workflow.models import utcnow
+from feedback_cli.runstate.models import utcnow
 
 EventKind = Literal[
     "run_started",
