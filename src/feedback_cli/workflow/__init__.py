@@ -1,4 +1,5 @@
-"""The engine: plan, orchestrator, run state and checkpoint, trace and summary, cost ledger, events.
+"""The engine: plan, orchestrator, checkpoint, trace and summary, batch (the run state, cost ledger and events
+it works on are in `runstate`).
 
 Nothing in here imports Typer, Rich or Questionary; the UI subscribes to events.
 """
