@@ -75,7 +75,7 @@ def bare_pass(settings, images: list[Path], prompt: str, loaded: dict) -> dict[s
     import torch
     from PIL import Image
 
-    from feedback_cli.scoring.models import pooled
+    from feedback_cli.scoring.loaders import pooled
 
     pil = []
     for p in images:
@@ -122,7 +122,8 @@ def main() -> None:
     transformers.utils.logging.set_verbosity_error()
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
-    from feedback_cli.scoring import models, registry
+    from feedback_cli.scoring import loaders as models
+    from feedback_cli.scoring import registry
     from tests.scoring_models import make_images
 
     with tempfile.TemporaryDirectory(prefix="fbloop-bench-") as tmp:

@@ -309,7 +309,8 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
 @pytest.fixture
 def tiny_settings(tiny_models: TinyModels, monkeypatch: pytest.MonkeyPatch):
     """Settings pointing at the tiny models, with a clean model cache; HF_HUB_OFFLINE is unset."""
-    from feedback_cli.scoring import models, vbench_official, video_io
+    from feedback_cli.scoring import loaders as models
+    from feedback_cli.scoring import vbench_official, video_io
 
     for name in list(__import__("os").environ):
         if name.startswith("FBLOOP_"):
@@ -323,7 +324,7 @@ def tiny_settings(tiny_models: TinyModels, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def fresh_cache() -> Iterator[None]:
-    from feedback_cli.scoring import models
+    from feedback_cli.scoring import loaders as models
 
     models.clear()
     yield

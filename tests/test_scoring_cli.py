@@ -15,7 +15,8 @@ from feedback_cli.errors import ScorerUnavailable
 
 pytest.register_assert_rewrite("tests.scoring_models")
 
-from feedback_cli.scoring import models, preflight  # noqa: E402
+from feedback_cli.scoring import loaders as models  # noqa: E402
+from feedback_cli.scoring import preflight  # noqa: E402
 from feedback_cli.scoring import requirements as checkpoints  # noqa: E402
 from tests.scoring_models import TinyModels, make_images, translating_frames, write_video  # noqa: E402
 

@@ -127,7 +127,7 @@ def test_hpsv2_equals_the_authors_score(hps_settings, tiny_hps, images, prompt) 
 
 
 def test_hpsv2_batches_and_loads_once(hps_settings, tiny_models, images) -> None:
-    from feedback_cli.scoring import models
+    from feedback_cli.scoring import loaders as models
 
     batched = registry.image_scorer("hpsv2", hps_settings).score(images, PROMPT)
     singles_settings = hps_settings.model_copy(update={"score_batch_size": 1})

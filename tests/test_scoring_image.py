@@ -14,7 +14,8 @@ from feedback_cli.errors import ScorerUnavailable
 
 pytest.register_assert_rewrite("tests.scoring_models")
 
-from feedback_cli.scoring import models, registry, weights  # noqa: E402
+from feedback_cli.scoring import loaders as models  # noqa: E402
+from feedback_cli.scoring import registry, weights  # noqa: E402
 from tests.scoring_models import TinyModels, make_images, make_settings  # noqa: E402
 
 pytest_plugins = ["tests.scoring_models", "tests.fakes.fixtures"]

@@ -18,7 +18,8 @@ from feedback_cli.errors import ScorerUnavailable
 
 pytest.register_assert_rewrite("tests.scoring_models")
 
-from feedback_cli.scoring import models, registry, vbench, vbench_official  # noqa: E402
+from feedback_cli.scoring import loaders as models  # noqa: E402
+from feedback_cli.scoring import registry, vbench, vbench_official  # noqa: E402
 from feedback_cli.scoring.video_io import read_video  # noqa: E402
 from tests.scoring_models import TinyModels, make_settings, texture, translating_frames, write_video  # noqa: E402
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from feedback_cli.config import Settings
 
 torch = lazy("torch")
-models = lazy("feedback_cli.scoring.models")
+models = lazy("feedback_cli.scoring.loaders")
 
 
 class AestheticScorer(ImageScorer):

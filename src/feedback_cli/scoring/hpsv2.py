@@ -53,7 +53,7 @@ def _hpsv2_transform(image_size: int) -> Any:
     """The authors' `image_transform(image_size, is_train=False)` for an RGB PIL image."""
     from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Normalize, Resize, ToTensor
 
-    from feedback_cli.scoring.models import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+    from feedback_cli.scoring.loaders import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
     return Compose(
         [
@@ -122,9 +122,9 @@ class HPSv2Scorer(ImageScorer):
 
     def _load(self) -> Any:
         """(model, tokenizer, transform, device, dtype), loaded once per checkpoint and device."""
-        from feedback_cli.scoring import models
+        from feedback_cli.scoring import loaders
 
-        device = models.resolve_device(self.settings.device)
+        device = loaders.resolve_device(self.settings.device)
         path = self.checkpoint_path()
 
         def load() -> Any:
@@ -139,19 +139,19 @@ class HPSv2Scorer(ImageScorer):
                 model = open_clip.create_model(arch, pretrained=None, output_dict=True)
             except RuntimeError as exc:  # an unknown architecture name
                 raise ScorerUnavailable(f"hpsv2: open_clip has no model {arch!r}: {exc}") from exc
-            state = models._state_dict(path, self.name)
+            state = loaders._state_dict(path, self.name)
             try:
                 model.load_state_dict(state)
             except RuntimeError as exc:
                 first = str(exc).splitlines()[0:2]
                 raise ScorerUnavailable(f"hpsv2: {path} is not an HPSv2 {arch} state dict: {' '.join(first)}") from exc
-            dtype = models.model_dtype(device)
+            dtype = loaders.model_dtype(device)
             model.to(device=device, dtype=dtype).eval()
             image_size = model.visual.image_size
             size = image_size[0] if isinstance(image_size, (tuple, list)) else int(image_size)
             return model, open_clip.get_tokenizer(arch), _hpsv2_transform(size), device, dtype
 
-        return models.cached("hpsv2", f"{self.opts.architecture}|{path}", device, load)
+        return loaders.cached("hpsv2", f"{self.opts.architecture}|{path}", device, load)
 
     def score(self, images: Sequence[Path], prompt: str) -> list[float]:
         return [v.raw for v in self.score_with_notes(images, prompt)]
@@ -161,7 +161,7 @@ class HPSv2Scorer(ImageScorer):
             return []
         import torch
 
-        from feedback_cli.scoring import models
+        from feedback_cli.scoring import loaders
 
         model, tokenizer, transform, device, dtype = self._load()
         text = tokenizer([prompt]).to(device)
@@ -171,13 +171,13 @@ class HPSv2Scorer(ImageScorer):
             text_features = model.encode_text(text, normalize=True).float()
             for start in range(0, len(images), batch):
                 chunk = images[start : start + batch]
-                pixels = torch.stack([transform(models._open_rgb(Path(p), models._file_key(p))) for p in chunk]).to(
+                pixels = torch.stack([transform(loaders._open_rgb(Path(p), loaders._file_key(p))) for p in chunk]).to(
                     device=device, dtype=dtype
                 )
                 image_features = model.encode_image(pixels, normalize=True).float()
                 values += (image_features @ text_features.T)[:, 0].double().cpu().tolist()
-        context = int(getattr(tokenizer, "context_length", None) or models.CLIP_CONTEXT)
-        note = models.truncation_note(_token_count(tokenizer, prompt), context)
+        context = int(getattr(tokenizer, "context_length", None) or loaders.CLIP_CONTEXT)
+        note = loaders.truncation_note(_token_count(tokenizer, prompt), context)
         notes = (note,) if note else ()
         return [NotedValue(float(v), notes) for v in values]
 

@@ -64,7 +64,7 @@ torch = lazy("torch")
 F = lazy("torch.nn.functional")
 transforms = lazy("torchvision.transforms")
 InterpolationMode = lazy("torchvision.transforms", "InterpolationMode")
-models = lazy("feedback_cli.scoring.models")
+models = lazy("feedback_cli.scoring.loaders")
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings

@@ -304,10 +304,10 @@ class VQAScoreScorer(ImageScorer):
     # ------------------------------------------------------------------ t2v_metrics
 
     def _score_t2v(self, images: Sequence[Path], prompt: str) -> list[float]:
-        from feedback_cli.scoring import models
+        from feedback_cli.scoring import loaders
 
         s = self.settings
-        device = models.resolve_device(s.device)
+        device = loaders.resolve_device(s.device)
 
         def load() -> Any:
             import t2v_metrics
@@ -315,7 +315,7 @@ class VQAScoreScorer(ImageScorer):
             return t2v_metrics.VQAScore(model=s.vqa_model, device=str(device))
 
         try:
-            model = models.cached("t2v_metrics", s.vqa_model, device, load)
+            model = loaders.cached("t2v_metrics", s.vqa_model, device, load)
         except ImportError as exc:
             raise ScorerUnavailable(f"vqascore: t2v_metrics cannot be imported: {exc}") from exc
         out = model(images=[str(p) for p in images], texts=[prompt])
