@@ -216,6 +216,17 @@ def row_result(row: BatchRowState, run: RunState) -> RowResult:
     )
 
 
+def outcome_from_run(root: Path, row: BatchRowState, status: str, error: str) -> RowOutcome:
+    """The outcome of a row that ended without its run's report (its Ray worker or actors lost, an unexpected
+    error): the cost and picks its run's own checkpoint shows, so the batch's spend never forgets them."""
+    try:
+        run = read_run_state(root / row.run_dir)
+    except CheckpointError:
+        run = None
+    result = row_result(row, run) if run is not None else RowResult()
+    return RowOutcome(id=row.id, status=status, error=error, result=result)
+
+
 async def run_row(
     root: Path,
     row: BatchRowState,
