@@ -214,6 +214,8 @@ def resume_batch(
     todo = rows_to_run(state, retry_failed=retry_failed)
     console = err_console()
     if not todo:
+        # the driver may have died before it recorded the rows its runs finished: record them as they are
+        BatchRunner(root, state, settings).finish()
         if all(r.status == "completed" for r in state.rows):
             console.print(f"batch {state.batch_id} is already complete; nothing to resume.", markup=False)
             return 0
