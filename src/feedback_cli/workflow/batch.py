@@ -158,8 +158,15 @@ def read_run_state(run_dir: Path) -> RunState | None:
     return state
 
 
-def reconcile(root: Path, state: BatchState) -> None:
-    """Bring each row's status in line with its run's own checkpoint (the driver may have died first)."""
+def reconcile(root: Path, state: BatchState) -> bool:
+    """Bring each row's status in line with its run's own checkpoint (the driver may have died first). True
+    when the batch checkpoint was behind: a row changed, or the driver never finished (it was killed)."""
+    recorded = [(r.status, r.error, r.result) for r in state.rows]
+    _reconcile_rows(root, state)
+    return state.status == "running" or recorded != [(r.status, r.error, r.result) for r in state.rows]
+
+
+def _reconcile_rows(root: Path, state: BatchState) -> None:
     for row in state.rows:
         try:
             run = read_run_state(root / row.run_dir)
