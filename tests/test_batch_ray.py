@@ -239,8 +239,11 @@ def test_a_lost_batch_actor_leaves_rows_resumable_not_failed(
     states = run_states(batch)
     assert all(s["status"] != "failed" for s in states.values()), {n: s["error"] for n, s in states.items()}
     assert all(st["status"] != "failed" for s in states.values() for st in s["stages"])
-    counts = read_json(batch / "batch_summary.json")["counts"]
-    assert "failed" not in counts and counts.get("completed", 0) < 3, counts
+    summary = read_json(batch / "batch_summary.json")
+    assert "failed" not in summary["counts"] and summary["counts"].get("completed", 0) < 3, summary["counts"]
+    for row in summary["results"]:  # a stopped row keeps what its run paid: the batch's spend forgets nothing
+        spent = sum(e["usd"] for e in states[row["id"]]["ledger"]) if row["id"] in states else 0.0
+        assert row["cost_usd"] == pytest.approx(spent, abs=1e-6), row
     resumed = subprocess.run(
         [sys.executable, "-m", "feedback_cli", "resume", str(batch)], env=env, capture_output=True, text=True,
         timeout=300,
