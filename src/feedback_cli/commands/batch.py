@@ -224,10 +224,12 @@ def resume_batch(
     settings = pinned_settings(state, load_settings())
     if max_cost is not None:
         state.max_cost = max_cost
-    reconcile(root, state)
+    behind = reconcile(root, state)
     todo = rows_to_run(state, retry_failed=retry_failed)
     console = Terminal().err
     if not todo:
+        if behind:  # the driver died before it recorded what its runs finished: record it now
+            BatchRunner(root, state, settings).finish()
         if all(r.status == "completed" for r in state.rows):
             console.print(f"batch {state.batch_id} is already complete; nothing to resume.", markup=False)
             return 0

@@ -158,8 +158,15 @@ def read_run_state(run_dir: Path) -> RunState | None:
     return state
 
 
-def reconcile(root: Path, state: BatchState) -> None:
-    """Bring each row's status in line with its run's own checkpoint (the driver may have died first)."""
+def reconcile(root: Path, state: BatchState) -> bool:
+    """Bring each row's status in line with its run's own checkpoint (the driver may have died first). True
+    when the batch checkpoint was behind: a row changed, or the driver never finished (it was killed)."""
+    recorded = [(r.status, r.error, r.result) for r in state.rows]
+    _reconcile_rows(root, state)
+    return state.status == "running" or recorded != [(r.status, r.error, r.result) for r in state.rows]
+
+
+def _reconcile_rows(root: Path, state: BatchState) -> None:
     for row in state.rows:
         try:
             run = read_run_state(root / row.run_dir)
@@ -214,6 +221,17 @@ def row_result(row: BatchRowState, run: RunState) -> RowResult:
         time_s=summary.total_time_s,
         final_image_prompt=summary.final_image_prompt,
     )
+
+
+def outcome_from_run(root: Path, row: BatchRowState, status: str, error: str) -> RowOutcome:
+    """The outcome of a row that ended without its run's report (its Ray worker or actors lost, an unexpected
+    error): the cost and picks its run's own checkpoint shows, so the batch's spend never forgets them."""
+    try:
+        run = read_run_state(root / row.run_dir)
+    except CheckpointError:
+        run = None
+    result = row_result(row, run) if run is not None else RowResult()
+    return RowOutcome(id=row.id, status=status, error=error, result=result)
 
 
 async def run_row(

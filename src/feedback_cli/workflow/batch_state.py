@@ -1,4 +1,5 @@
-"""The state of a batch and `batch_checkpoint.json`, written atomically with a checksum like a run's.
+"""The state of a batch and `batch_checkpoint.json`, in the same checksummed envelope as a run's checkpoint
+(workflow/envelope.py).
 
 The batch checkpoint records what each row is (its prompt and resolved run options) and what the driver
 last knew of it; each row's own `runs/{id}/workflow_checkpoint.json` stays the truth about that run, so a
@@ -7,16 +8,16 @@ batch killed at any moment is reconciled from its runs on resume.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from feedback_cli.errors import CheckpointError, InputError
-from feedback_cli.files import atomic_write_bytes, canonical_json, inside, read_regular, sha256_bytes
+from feedback_cli.errors import CheckpointError
+from feedback_cli.files import inside
 from feedback_cli.redaction import Redactor
 from feedback_cli.runstate.models import RunOptions, utcnow
+from feedback_cli.workflow.envelope import invalid_state_line, read_envelope, write_envelope
 
 BATCH_CHECKPOINT_NAME = "batch_checkpoint.json"
 BATCH_SUMMARY_NAME = "batch_summary.json"
@@ -24,6 +25,8 @@ RESULTS_CSV = "results.csv"
 RESULTS_JSONL = "results.jsonl"
 BATCH_FORMAT = "fbloop-batch-checkpoint"
 BATCH_SCHEMA_VERSION = 1
+#: how its messages name the file
+WHAT = "batch checkpoint"
 
 RowStatus = Literal["pending", "running", "completed", "failed", "budget_exceeded", "interrupted", "stopped"]
 #: statuses after which a plain `fbloop resume BATCH_DIR` leaves the row alone
@@ -101,55 +104,35 @@ def save_batch(root: Path, state: BatchState, secrets: list[str]) -> Path:
     state.updated_at = utcnow()
     # redacted like the run checkpoint: a key inside a row's prompt or a provider's text is hidden, never a
     # reason to refuse the save (which would leave the batch unresumable for ever)
-    body = Redactor(secrets).scrub(state.model_dump(mode="json"))
-    envelope = {
-        "format": BATCH_FORMAT,
-        "schema_version": BATCH_SCHEMA_VERSION,
-        "fbloop_version": state.fbloop_version,
-        "checksum": sha256_bytes(canonical_json(body)),
-        "state": body,
-    }
-    text = json.dumps(envelope, indent=1, ensure_ascii=False)
-    path = root / BATCH_CHECKPOINT_NAME
-    atomic_write_bytes(path, (text + "\n").encode())
-    return path
+    return write_envelope(
+        root / BATCH_CHECKPOINT_NAME,
+        kind=BATCH_FORMAT,
+        schema_version=BATCH_SCHEMA_VERSION,
+        fbloop_version=state.fbloop_version,
+        body=state.model_dump(mode="json"),
+        redactor=Redactor(secrets),
+    )
 
 
 def load_batch(target: Path) -> tuple[Path, BatchState]:
     """Read and validate `batch_checkpoint.json`; one clear CheckpointError per problem."""
     root = batch_root(target)
     path = root / BATCH_CHECKPOINT_NAME
-    try:
-        raw = read_regular(path, "batch checkpoint")  # a FIFO in its place must not hang the resume
-    except InputError as exc:
-        raise CheckpointError(exc.message) from None
-    try:
-        envelope = json.loads(raw)
-    except RecursionError:  # hand-made, nested thousands deep: no batch checkpoint fbloop writes is
-        raise CheckpointError(f"batch checkpoint {path} is not valid: its JSON is nested too deeply") from None
-    except (ValueError, UnicodeDecodeError):
-        raise CheckpointError(f"batch checkpoint {path} is not valid JSON (truncated or corrupted)") from None
-    if not isinstance(envelope, dict) or envelope.get("format") != BATCH_FORMAT:
-        raise CheckpointError(f"{path} is not an fbloop batch checkpoint")
-    version = envelope.get("schema_version")
-    if not isinstance(version, int):
-        raise CheckpointError(f"batch checkpoint {path} has no schema version")
-    if version != BATCH_SCHEMA_VERSION:
-        newer = version > BATCH_SCHEMA_VERSION
-        raise CheckpointError(
-            f"batch checkpoint {path} has schema {version}, "
-            + ("newer than this fbloop supports" if newer else "too old to resume"),
-            hint="upgrade fbloop" if newer else None,
-        )
-    body = envelope.get("state")
-    if not isinstance(body, dict) or envelope.get("checksum") != sha256_bytes(canonical_json(body)):
-        raise CheckpointError(f"batch checkpoint {path} failed its checksum (edited or corrupted)")
+
+    def readable(version: int) -> None:
+        if version != BATCH_SCHEMA_VERSION:
+            newer = version > BATCH_SCHEMA_VERSION
+            raise CheckpointError(
+                f"{WHAT} {path} has schema {version}, "
+                + ("newer than this fbloop supports" if newer else "too old to resume"),
+                hint="upgrade fbloop" if newer else None,
+            )
+
+    _, body = read_envelope(path, kind=BATCH_FORMAT, what=WHAT, check_version=readable)
     try:
         state = BatchState.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise CheckpointError(f"batch checkpoint {path} is invalid at {where}: {first['msg']}") from None
+        raise CheckpointError(invalid_state_line(exc, path, WHAT)) from None
     for row in state.rows:
         inside(root, row.run_dir)
     return root, state

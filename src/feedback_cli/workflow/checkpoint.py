@@ -9,23 +9,16 @@ schema, with a new checksum, by the next save.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from feedback_cli.errors import CheckpointError, InputError
-from feedback_cli.files import (
-    atomic_write_bytes,
-    canonical_json,
-    inside,
-    read_regular,
-    sha256_bytes,
-    sha256_file,
-)
+from feedback_cli.errors import CheckpointError
+from feedback_cli.files import canonical_json, inside, sha256_bytes, sha256_file
 from feedback_cli.runstate.models import SCHEMA_VERSION, RunState
 from feedback_cli.runstate.runfolder import RunFolder
 from feedback_cli.workflow.bounds import clip_count_problem, problem
+from feedback_cli.workflow.envelope import parse_envelope, read_envelope_bytes, write_envelope
 from feedback_cli.workflow.migrate import MigrationError, migrate
 
 CHECKPOINT_NAME = "workflow_checkpoint.json"
@@ -36,18 +29,14 @@ def save(folder: RunFolder, state: RunState) -> Path:
     # A secret in the state (a provider error that echoed the key, a key inside model output) is redacted
     # before the checksum, never a reason to refuse: refusing left the run "running" forever, and every
     # resume met the same text again. What the file holds is what a resume trusts.
-    body = folder.redactor.scrub(state.model_dump(mode="json"))
-    envelope = {
-        "format": FORMAT,
-        "schema_version": SCHEMA_VERSION,
-        "fbloop_version": state.fbloop_version,
-        "checksum": sha256_bytes(canonical_json(body)),
-        "state": body,
-    }
-    text = json.dumps(envelope, indent=1, ensure_ascii=False)
-    path = folder.path(CHECKPOINT_NAME)
-    atomic_write_bytes(path, (text + "\n").encode())
-    return path
+    return write_envelope(
+        folder.path(CHECKPOINT_NAME),
+        kind=FORMAT,
+        schema_version=SCHEMA_VERSION,
+        fbloop_version=state.fbloop_version,
+        body=state.model_dump(mode="json"),
+        redactor=folder.redactor,
+    )
 
 
 def locate(target: Path) -> tuple[Path, Path]:
@@ -67,10 +56,7 @@ def locate(target: Path) -> tuple[Path, Path]:
 def load(target: Path, *, verify_artifacts: bool = True) -> tuple[Path, RunState]:
     """Read and validate a checkpoint; one clear CheckpointError per problem."""
     run_dir, path = locate(target)
-    try:
-        raw = read_regular(path, "checkpoint")  # a FIFO in its place must not hang the resume
-    except InputError as exc:
-        raise CheckpointError(exc.message) from None
+    raw = read_envelope_bytes(path, "checkpoint")  # a FIFO in its place must not hang the resume
     try:
         return run_dir, _parse(run_dir, path, raw, verify_artifacts)
     except RecursionError:
@@ -79,15 +65,7 @@ def load(target: Path, *, verify_artifacts: bool = True) -> tuple[Path, RunState
 
 
 def _parse(run_dir: Path, path: Path, raw: bytes, verify_artifacts: bool) -> RunState:
-    try:
-        envelope = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise CheckpointError(f"checkpoint {path} is not valid JSON (truncated or corrupted)") from None
-    if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an fbloop checkpoint")
-    version = envelope.get("schema_version")
-    if not isinstance(version, int):
-        raise CheckpointError(f"checkpoint {path} has no schema version")
+    envelope, version = parse_envelope(raw, path, kind=FORMAT, what="checkpoint")
     if version > SCHEMA_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has schema {version}, newer than this fbloop supports ({SCHEMA_VERSION})",

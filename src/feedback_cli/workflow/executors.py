@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from feedback_cli.errors import Interrupted
 from feedback_cli.runstate.events import Event
-from feedback_cli.workflow.batch import RowOutcome, run_row, run_settings, run_with_pool
+from feedback_cli.workflow.batch import outcome_from_run, run_row, run_settings, run_with_pool
 from feedback_cli.workflow.batch_state import BatchRowState
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class LocalExecutor:
                         row.status = "interrupted"
                         raise
                     except Exception as exc:  # one row's unexpected failure must not sink the others
-                        outcome = RowOutcome(id=row.id, status="failed", error=_describe(exc))
+                        outcome = outcome_from_run(runner.root, row, "failed", _describe(exc))
                     runner.row_finished(row, outcome)
 
             tasks = [asyncio.create_task(one(row)) for row in rows]

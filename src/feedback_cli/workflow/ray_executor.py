@@ -8,29 +8,32 @@
   so scoring spreads over the cluster's GPUs; rows call them with file paths on the shared storage.
 
 A task whose worker dies is re-run by Ray (`ray_task_retries`); it resumes the row from its checkpoint and
-re-attaches recorded predictions, so nothing is paid twice. This module imports Ray: only the Ray executor
+re-attaches recorded predictions, so nothing is paid twice. An actor a row needs that is gone (its driver was
+killed and Ray is ending the job, or the actor's process died) stops the row as a kill would: `ClusterLost`,
+never a failed stage, a left-out score or an unlimited call. This module imports Ray: only the Ray executor
 loads it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ray
-from ray.exceptions import RayError
+from ray.exceptions import RayError, RayTaskError
 
 from feedback_cli.config import Settings
-from feedback_cli.errors import BudgetError, ScorerUnavailable, UsageError
+from feedback_cli.errors import BudgetError, FbloopError, ScorerUnavailable, UsageError
 from feedback_cli.scoring.registry import image_scorer, video_scorer
-from feedback_cli.workflow.batch import RowOutcome, run_row, run_settings
+from feedback_cli.workflow.batch import RowOutcome, outcome_from_run, run_row, run_settings
 from feedback_cli.workflow.batch_shared import BatchBudget, ServicePool, limit_size
 from feedback_cli.workflow.batch_state import BatchRowState
 
@@ -39,6 +42,32 @@ if TYPE_CHECKING:
 
 #: how often the driver looks at the budget actor for the live view while waiting for rows
 POLL_S = 0.5
+
+
+class ClusterLost(BaseException):
+    """A batch actor this row needs is gone: its driver was killed (Ray ends the job's actors before its
+    workers) or the actor's process died. The row stops as if killed: its run stays "running" in its
+    checkpoint, which the next `fbloop resume BATCH_DIR` reconciles as interrupted and continues.
+
+    A BaseException on purpose: the engine books any Exception from a stage or a scorer into the run (a
+    failed stage, a left-out score), and a plain resume leaves a failed run alone; a lost driver is neither."""
+
+    def line(self) -> str:
+        return str(self)
+
+
+@contextlib.contextmanager
+def cluster_call(what: str) -> Iterator[None]:
+    """Ray's own failures to reach an actor become ClusterLost; the callee's exceptions (RayTaskError, which
+    is also the original exception's class) pass unchanged."""
+    try:
+        yield
+    except RayTaskError:
+        raise
+    except RayError as exc:
+        raise ClusterLost(
+            f"lost the batch's {what} on the Ray cluster ({type(exc).__name__}); resume the batch"
+        ) from exc
 
 
 @ray.remote(num_cpus=0)
@@ -174,10 +203,15 @@ class RemoteLimit:
         self.limiter, self.key, self.size, self.row, self.attempt = limiter, key, size, row, attempt
 
     async def __aenter__(self) -> None:
-        await self.limiter.acquire.remote(self.key, self.size, self.row, self.attempt)
+        with cluster_call("provider limiter actor"):
+            granted = await self.limiter.acquire.remote(self.key, self.size, self.row, self.attempt)
+        if not granted:  # a newer attempt of this row began (Ray re-ran it): this one must not call anything
+            raise ClusterLost(f"row {self.row}: a newer attempt of this row took over; this attempt stops")
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.limiter.release.remote(self.key, self.row, self.attempt)
+        # a limiter that is gone holds no slot to give back; the call's own outcome must not be masked
+        with contextlib.suppress(ClusterLost), cluster_call("provider limiter"):
+            await self.limiter.release.remote(self.key, self.row, self.attempt)
 
 
 class RemoteScorer:
@@ -191,11 +225,13 @@ class RemoteScorer:
 
     def score(self, files: Sequence[Path], prompt: str) -> Any:
         paths = [str(Path(f).resolve()) for f in files]
-        return ray.get(self._actor.score.remote(self._kind, self._name, paths, prompt))
+        with cluster_call("scorer actor"):  # else a lost actor would leave the score out of a finished run
+            return ray.get(self._actor.score.remote(self._kind, self._name, paths, prompt))
 
     def results(self, files: Sequence[Path], prompt: str) -> Any:
         paths = [str(Path(f).resolve()) for f in files]
-        return ray.get(self._actor.results.remote(self._kind, self._name, paths, prompt))
+        with cluster_call("scorer actor"):
+            return ray.get(self._actor.results.remote(self._kind, self._name, paths, prompt))
 
 
 class RemoteBudget:
@@ -203,7 +239,8 @@ class RemoteBudget:
         self.actor = actor
 
     def check(self, run_id: str, run_spent: float, estimate_usd: float | None, what: str) -> None:
-        reason = ray.get(self.actor.refusal.remote(run_id, run_spent, estimate_usd, what))
+        with cluster_call("budget actor"):  # no answer is no permission: nothing is sent
+            reason = ray.get(self.actor.refusal.remote(run_id, run_spent, estimate_usd, what))
         if reason is not None:
             raise BudgetError(reason, hint="resume the batch with a higher --max-cost")
 
@@ -227,7 +264,8 @@ class RayPool(ServicePool):
         self.holder = holder
         self.attempt = uuid.uuid4().hex
         # a retry of this row after its worker died: the dead attempt's slots are freed before anything starts
-        ray.get(handles.limiter.begin.remote(holder, self.attempt))
+        with cluster_call("provider limiter actor"):
+            ray.get(handles.limiter.begin.remote(holder, self.attempt))
         self.scorer_actor = handles.scorers[zlib.crc32(holder.encode()) % len(handles.scorers)]
 
     def pause(self, role: str, seconds: float) -> None:
@@ -268,7 +306,11 @@ def run_row_task(root: str, row: dict[str, Any], settings: Settings, handles: Ha
         finally:
             await asyncio.shield(pool.aclose())
 
-    return asyncio.run(main()).model_dump(mode="json")
+    try:
+        outcome = asyncio.run(main())
+    except ClusterLost as exc:  # the run is where a kill would have left it: resumable, not failed
+        outcome = outcome_from_run(Path(root), state, "interrupted", exc.line())
+    return outcome.model_dump(mode="json")
 
 
 def connect(address: str | None) -> bool:
@@ -323,11 +365,24 @@ class RayExecutor:
         task = run_row_task.options(max_retries=settings.ray_task_retries, num_cpus=settings.ray_row_cpus)
         waiting = list(rows)
         in_flight: dict[Any, BatchRowState] = {}
+        lost: str | None = None  # the budget actor is gone: no row may start without its permission
+        spent = runner.budget.spent
         try:
             while waiting or in_flight:
-                status = ray.get(handles.budget.status.remote())
-                runner.budget.exhausted = runner.budget.exhausted or status["exhausted"]
-                while waiting and len(in_flight) < runner.state.concurrency and not runner.budget.exhausted:
+                if lost is None:
+                    try:
+                        with cluster_call("budget actor"):
+                            status = ray.get(handles.budget.status.remote())
+                        spent = status["spent"]
+                        runner.budget.exhausted = runner.budget.exhausted or status["exhausted"]
+                    except ClusterLost as exc:
+                        lost = exc.line()
+                while (
+                    waiting
+                    and len(in_flight) < runner.state.concurrency
+                    and not runner.budget.exhausted
+                    and lost is None
+                ):
                     row = waiting.pop(0)
                     runner.row_started(row)
                     ref = task.remote(
@@ -342,12 +397,16 @@ class RayExecutor:
                     try:
                         outcome = RowOutcome.model_validate(ray.get(ref))
                     except RayError as exc:  # the worker died past its retries: the run resumes later
-                        outcome = RowOutcome(id=row.id, status="interrupted", error=f"Ray task lost: {exc}")
+                        first = (str(exc).strip().splitlines() or [""])[0]
+                        error = f"Ray task lost ({type(exc).__name__}: {first})"
+                        outcome = outcome_from_run(runner.root, row, "interrupted", error)
                     handles.limiter.end.remote(row.id)  # slots a dead worker still held
                     runner.row_finished(row, outcome)
                 if not done and rows:  # keep the live view's spend current while rows run
-                    runner.observer("cost", rows[0], {"spent": status["spent"]})
+                    runner.observer("cost", rows[0], {"spent": spent})
         except BaseException:
             for ref in in_flight:
                 ray.cancel(ref)
             raise
+        if lost is not None:  # the rows in flight have stopped where they were; every row is resumable
+            raise FbloopError(lost, hint=f"fbloop resume {runner.root}")
