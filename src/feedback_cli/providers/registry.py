@@ -18,12 +18,12 @@ default openai; `FBLOOP_MEDIA_PROVIDER`, default replicate), read from what that
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from feedback_cli.config import PROVIDER_ENTRY_POINT_GROUP, Settings, add_provider_options, env_name
 from feedback_cli.errors import UsageError
+from feedback_cli.plugins import PluginGroup, PluginImportError
 
 if TYPE_CHECKING:
     from feedback_cli.providers.base import Agents, Media
@@ -44,34 +44,11 @@ OFFLINE = "offline"
 ROLES: tuple[Role, ...] = ("agents", "media")
 _ROLE_WORDS = {"agents": "agents", "media": "images and videos"}
 
-#: registered at run time (`register`), e.g. by a test
-_registered: dict[str, str] = {}
-
-
-@functools.cache
-def _installed() -> dict[str, str]:
-    """Third-party entry points of the group, name -> "module:Class" (metadata only, nothing imported)."""
-    found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    return dict(sorted(found.items()))
-
-
-def targets() -> dict[str, str]:
-    """Every registered provider, name -> "module:Class": built-ins first, then third parties by name."""
-    out = dict(BUILTIN_PROVIDERS)
-    for name, target in {**_installed(), **_registered}.items():
-        out.setdefault(name, target)
-    return out
-
-
-def register(name: str, target: str) -> None:
-    """Register `name` -> "module:Class" for this process (an installed package uses an entry point)."""
-    _registered[name] = target
-    provider_class.cache_clear()
-
-
-def unregister(name: str) -> None:
-    _registered.pop(name, None)
-    provider_class.cache_clear()
+#: the built-ins and the installed and registered third parties (`register`, e.g. by a test)
+PLUGINS = PluginGroup(ENTRY_POINT_GROUP, BUILTIN_PROVIDERS, on_change=lambda: provider_class.cache_clear())
+targets = PLUGINS.targets
+register = PLUGINS.register
+unregister = PLUGINS.unregister
 
 
 @functools.cache
@@ -82,13 +59,10 @@ def provider_class(name: str) -> type[Provider]:
     target = targets().get(name)
     if target is None:
         raise UsageError(f"unknown provider {name!r}; known: {', '.join(sorted(targets()))}")
-    entry = importlib.metadata.EntryPoint(name=name, value=target, group=ENTRY_POINT_GROUP)
     try:
-        cls = entry.load()
-    except ImportError as exc:
-        raise UsageError(f"provider {name!r}: {entry.module} cannot be imported: {exc}") from None
-    except AttributeError as exc:
-        raise UsageError(f"provider {name!r}: {target} does not exist: {exc}") from None
+        cls = PLUGINS.load(name)
+    except PluginImportError as exc:
+        raise UsageError(f"provider {name!r}: {exc.message}") from None
     if not (isinstance(cls, type) and issubclass(cls, Provider)):
         raise UsageError(f"provider {name!r}: {target} is not a Provider subclass")
     if cls.name != name:

@@ -16,11 +16,11 @@ A third-party name that clashes with a built-in is ignored; the built-in wins.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from feedback_cli.errors import ScorerUnavailable, UsageError
 from feedback_cli.installation import extra_install_command
+from feedback_cli.plugins import PluginGroup, PluginImportError
 
 if TYPE_CHECKING:
     from feedback_cli.config import Settings
@@ -51,44 +51,15 @@ BUILTIN_SCORERS: dict[str, str] = {
     "video_elements": "feedback_cli.scoring.elements:VideoElementsScorer",
 }
 
-#: registered at run time (`register`), e.g. by a test
-_registered: dict[str, str] = {}
-
-
-@functools.cache
-def _installed() -> dict[str, str]:
-    """Third-party entry points of the group, name -> "module:Class" (metadata only, nothing imported)."""
-    found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    return dict(sorted(found.items()))
-
-
-def targets() -> dict[str, str]:
-    """Every registered scorer, name -> "module:Class": built-ins first, then third parties by name."""
-    out = dict(BUILTIN_SCORERS)
-    for name, target in {**_installed(), **_registered}.items():
-        out.setdefault(name, target)
-    return out
+#: the built-ins and the installed and registered third parties (`register`, e.g. by a test)
+PLUGINS = PluginGroup(ENTRY_POINT_GROUP, BUILTIN_SCORERS, on_change=lambda: scorer_class.cache_clear())
+targets = PLUGINS.targets
+register = PLUGINS.register
+unregister = PLUGINS.unregister
 
 
 def names() -> list[str]:
     return list(targets())
-
-
-def register(name: str, target: str) -> None:
-    """Register `name` -> "module:Class" for this process (an installed package uses an entry point)."""
-    _registered[name] = target
-    scorer_class.cache_clear()
-
-
-def unregister(name: str) -> None:
-    """Undo `register` (a built-in or an installed entry point stays)."""
-    _registered.pop(name, None)
-    scorer_class.cache_clear()
-
-
-#: the old spellings; a scorer's kind is its class's declaration now
-register_image_scorer = register
-register_video_scorer = register
 
 
 @functools.cache
@@ -101,16 +72,11 @@ def scorer_class(name: str) -> type[Scorer]:
     if target is None:
         known = sorted({*targets(), "offline"})
         raise UsageError(f"unknown scorer {name!r}; known: {', '.join(known)}")
-    entry = importlib.metadata.EntryPoint(name=name, value=target, group=ENTRY_POINT_GROUP)
     try:
-        cls = entry.load()
-    except ImportError as exc:  # a missing dependency of a third-party scorer
-        raise ScorerUnavailable(
-            f"scorer {name}: {entry.module} cannot be imported: {exc}",
-            hint=extra_install_command("scoring") if target in BUILTIN_SCORERS.values() else "",
-        ) from exc
-    except AttributeError as exc:
-        raise ScorerUnavailable(f"scorer {name}: {target} does not exist: {exc}") from exc
+        cls = PLUGINS.load(name)
+    except PluginImportError as exc:  # e.g. a missing dependency of a third-party scorer
+        hint = extra_install_command("scoring") if exc.missing_module and PLUGINS.is_builtin(name) else ""
+        raise ScorerUnavailable(f"scorer {name}: {exc.message}", hint=hint) from exc
     if not (isinstance(cls, type) and issubclass(cls, Scorer)) or getattr(cls, "kind", None) not in ("image", "video"):
         raise ScorerUnavailable(f"scorer {name}: {target} is not an ImageScorer or VideoScorer subclass")
     if cls.name != name:
