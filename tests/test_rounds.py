@@ -446,3 +446,63 @@ def test_a_later_round_that_makes_nothing_keeps_the_best_so_far(tmp_path: Path) 
     assert len(stage["outputs"]["rounds"]) == 2
     assert stage["outputs"]["best_key"] == stage["outputs"]["rounds"][0]["best_so_far_key"]
     assert stage["outputs"]["best_key"].startswith("image_")
+
+
+# --- selection rules inside rounds ----------------------------------------------------------------------------
+
+
+def test_a_tie_in_the_recorded_overall_goes_to_the_earlier_candidate() -> None:
+    """The pick is made on the values recorded and shown (3 decimals): 54.4908 and 54.4912 are both 54.491, a
+    tie, and the earlier candidate wins, as the round log and a reader of scores.json would say."""
+    from feedback_cli.scoring.combine import pick_best
+
+    for values in ([54.4908, 54.4912], [70.00049, 70.0001, 69.9]):
+        best, overall = pick_best([{"a": v} for v in values], {"a": 1.0}, "weighted")
+        assert best == 0 and overall[0] == overall[1]
+    best, overall = pick_best([{"a": 1.0}, {"a": 1.0004}, {"a": 3.0}], {"a": 1.0}, "weighted")
+    assert best == 2 and overall == [1.0, 1.0, 3.0]
+
+
+def run_rank_engine(tmp_path: Path, seed: int) -> Path:
+    settings = Settings(_env_file=None, backend="offline", offline_image_size=160, selection="rank")  # type: ignore[call-arg]
+    opts = RunOptions(
+        workflow=Workflow.image_only,
+        num_image_variations=3,
+        max_iterations_image=1,
+        backend=Backend.offline,
+        scorers="offline",
+        seed=seed,
+        max_rounds_image=3,
+        target_image=100.0,
+        patience=3,
+    )
+    prepared = prepare_run(opts, settings, output_dir=tmp_path / "runs", source_prompt=PROMPT)
+    asyncio.run(execute(prepared, EventBus(), None))
+    return prepared.folder.root
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_rounds_under_the_rank_rule_pick_the_lowest_mean_rank_and_stop_on_0_100_scores(
+    tmp_path: Path, seed: int
+) -> None:
+    """With FBLOOP_SELECTION=rank, `overall` is a mean rank (lower is better): each round's best and the pick
+    are the lowest, and the round's scores that the target and patience read are 0-100 weighted means."""
+    stage = image_stage(run_rank_engine(tmp_path, seed))
+    items = {i["key"]: i for i in stage["items"] if i["status"] == "succeeded"}
+    log = stage["outputs"]["rounds"]
+    assert [r["round"] for r in log] == [1, 2, 3]
+    assert stage["outputs"]["stop_reason"].startswith("rounds:")
+
+    def mean_0_100(item: dict[str, Any]) -> float:
+        values = [e["normalized"] for e in item["scores"]]  # every offline scorer and elements weigh 1
+        return round(sum(values) / len(values), 3)
+
+    for entry in log:
+        assert items[entry["best_key"]]["extra"]["round"] == entry["round"]
+        assert entry["best_overall"] == mean_0_100(items[entry["best_key"]])
+        assert entry["best_so_far_overall"] == mean_0_100(items[entry["best_so_far_key"]])
+    # a mean rank is over the whole pool, so only the last round's entry was made with the ranks recorded now
+    last = [i for i in items.values() if i["extra"]["round"] == 3]
+    assert log[-1]["best_key"] == min(last, key=lambda i: (i["overall"], i["index"]))["key"]
+    pick = min(items.values(), key=lambda i: (i["overall"], i["extra"]["round"], i["index"]))
+    assert stage["outputs"]["best_key"] == log[-1]["best_so_far_key"] == pick["key"]

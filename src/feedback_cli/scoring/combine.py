@@ -55,17 +55,23 @@ def mean_ranks(candidates: Sequence[Mapping[str, float]]) -> list[float | None]:
 
 
 def pick_best(
-    candidates: Sequence[Mapping[str, float]], weights: Mapping[str, float], rule: str = "weighted"
+    candidates: Sequence[Mapping[str, float]], weights: Mapping[str, float], rule: str = "weighted", *, digits: int = 3
 ) -> tuple[int | None, list[float | None]]:
-    """Index of the best candidate and each candidate's overall value under `rule`.
+    """Index of the best candidate and each candidate's overall value under `rule`, rounded to `digits`.
 
     For `weighted` the overall is the 0-100 weighted mean (higher is better); for `rank` it is the mean
-    rank (lower is better). Ties go to the earlier candidate, so the choice is deterministic.
+    rank (lower is better). The choice is made on the rounded values, the ones recorded and shown, so two
+    candidates whose recorded overall is equal are a tie, and ties go to the earlier candidate: the pick is
+    always the one the recorded scores name, and deterministic.
     """
     if rule == "rank":
-        overall = mean_ranks(candidates)
+        overall = _rounded(mean_ranks(candidates), digits)
         best = min((i for i, v in enumerate(overall) if v is not None), key=lambda i: overall[i], default=None)
         return best, overall
-    overall = [weighted_mean(c, weights) for c in candidates]
+    overall = _rounded([weighted_mean(c, weights) for c in candidates], digits)
     best = max((i for i, v in enumerate(overall) if v is not None), key=lambda i: overall[i], default=None)
     return best, overall
+
+
+def _rounded(values: Sequence[float | None], digits: int) -> list[float | None]:
+    return [None if v is None else round(v, digits) for v in values]

@@ -35,7 +35,7 @@ from feedback_cli.stages.agent_calls import ask
 from feedback_cli.stages.base import StageContext
 from feedback_cli.stages.generation import ItemSpec, run_items
 from feedback_cli.stages.picks import earlier_rounds
-from feedback_cli.stages.selection import select
+from feedback_cli.stages.selection import score_0_100, select
 
 if TYPE_CHECKING:
     from feedback_cli.scoring.elements import ElementCheck
@@ -258,27 +258,28 @@ async def _run_round(ctx: StageContext, rules: RoundRules, log: RoundLog, curren
         return
     best = select(ctx, rules.kind, records, earlier=earlier)
     current.error = None  # a round `--retry-failed` made succeed
-    round_best = max(
-        (r for r in records if r.status == "succeeded" and r.overall is not None),
-        key=lambda r: r.overall or 0.0,
-        default=None,
-    )
+    # this round's own best by the same rule and values as the pick (a mean rank is better when lower);
+    # ties go to the earlier candidate, as in `select`
+    scored = [r for r in records if r.status == "succeeded" and r.overall is not None]
+    better = min if ctx.services.settings.selection == "rank" else max
+    round_best = better(scored, key=lambda r: r.overall or 0.0, default=None)
     check = _elements(round_best)
     current.status = "done"
     current.best_key = round_best.key if round_best else None
-    current.best_overall = round_best.overall if round_best else None
+    current.best_overall = score_0_100(ctx, rules.kind, round_best) if round_best else None
     current.best_elements = check.score if check else None
     current.failed = _failed_texts(round_best)
     current.best_so_far_key = best.key
-    current.best_so_far_overall = best.overall
+    current.best_so_far_overall = score_0_100(ctx, rules.kind, best)
     # this session's time on the round's items (a resumed round counts the part after the resume)
     current.wall_s = round(time.perf_counter() - started, 3)
     ctx.emit(
         "notice",
-        f"{rules.kind} round {number}: best {current.best_overall}, best so far {best.overall} ({best.key})",
+        f"{rules.kind} round {number}: best {current.best_overall}, "
+        f"best so far {current.best_so_far_overall} ({best.key})",
         round=number,
         best=current.best_overall,
-        best_so_far=best.overall,
+        best_so_far=current.best_so_far_overall,
     )
     await log.save()
 
@@ -300,7 +301,9 @@ async def _revise(
         for i in ctx.record.items
         if i.extra.round == number and i.extra.group == rules.group and i.status == "succeeded"
     ]
-    items.sort(key=lambda i: -(i.overall if i.overall is not None else -1.0))
+    # the best first, by the selection rule (a mean rank is better when lower); unscored last
+    rank = ctx.services.settings.selection == "rank"
+    items.sort(key=lambda i: (i.overall is None, (i.overall or 0.0) if rank else -(i.overall or 0.0)))
     work = tempfile.TemporaryDirectory(prefix="fbloop-critic-")  # a video's keyframe strips, for this call only
     candidates = []
     for item in items[:CRITIC_CANDIDATES]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from feedback_cli.errors import ScorerUnavailable, StageFailed
 from feedback_cli.runstate.models import ItemRecord
-from feedback_cli.scoring.combine import pick_best
+from feedback_cli.scoring.combine import pick_best, weighted_mean
 from feedback_cli.stages.base import StageContext
 from feedback_cli.stages.item_scoring import note_once
 
@@ -28,6 +28,17 @@ def weights_for(ctx: StageContext, kind: str) -> dict[str, float]:
                 for dim in scorer.dimensions:
                     weights[dim] = settings.video_weights.get(dim, scorer.default_weights.get(dim, 1.0))
     return weights
+
+
+def score_0_100(ctx: StageContext, kind: str, record: ItemRecord) -> float | None:
+    """The candidate's 0-100 overall score: its `overall` under the weighted rule; under the rank rule (where
+    `overall` is a mean rank over the pool, lower is better, and shifts as the pool grows) the weighted mean
+    of its 0-100 values, so a round's target and patience always compare one 0-100 figure."""
+    if ctx.services.settings.selection != "rank":
+        return record.overall
+    weights = weights_for(ctx, kind)
+    value = weighted_mean({e.scorer: e.normalized for e in record.scores if e.scorer in weights}, weights)
+    return None if value is None else round(value, 3)
 
 
 def select(
@@ -54,7 +65,7 @@ def select(
     candidates = [{e.scorer: e.normalized for e in r.scores if e.scorer in weights} for r in pool]
     best_index, overall = pick_best(candidates, weights, rule)
     for record, value in zip(pool, overall, strict=True):
-        record.overall = None if value is None else round(value, 3)
+        record.overall = value
     if best_index is None:
         note_once(ctx, "no scorer produced a value; the first successful candidate is kept unranked")
         return ok[0]  # nothing to compare by: the newest round, made from the latest feedback
