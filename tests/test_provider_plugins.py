@@ -15,10 +15,8 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import sysconfig
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +33,7 @@ from feedback_cli.providers import registry
 from feedback_cli.providers.provider import Provider, Role
 from feedback_cli.redaction import REDACTED
 from tests.conftest import EXAMPLE
+from tests.plugin_venv import install_plugin, run_fbloop
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "tests" / "plugin_provider"
@@ -221,35 +220,11 @@ def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv whose only installed distribution is the test provider package (pip-installed, so its entry
     point is real metadata); fbloop and its dependencies come from this interpreter's site-packages, this
     checkout's src first (as tests/test_scorer_plugins.py does it)."""
-    root = tmp_path_factory.mktemp("provider-plugin")
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    site = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    shared = sysconfig.get_paths()["purelib"]
-    Path(site, "_fbloop_test_shared.pth").write_text(f"import site; site.addsitedir({shared!r})\n")
-    package = root / "package"
-    shutil.copytree(PLUGIN, package)
-    subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", str(package)],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-    )
-    return python
+    return install_plugin(tmp_path_factory.mktemp("provider-plugin"), PLUGIN)
 
 
 def fbloop(python: Path, *args: object, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("FBLOOP_", "OPENAI_", "REPLICATE_", "ACME_"))}
-    environ.update(PYTHONPATH=str(REPO / "src"), **env)
-    return subprocess.run(
-        [python, "-m", "feedback_cli", *map(str, args)], capture_output=True, text=True, env=environ, cwd=cwd
-    )
+    return run_fbloop(python, *args, cwd=cwd, drop=("FBLOOP_", "OPENAI_", "REPLICATE_", "ACME_"), **env)
 
 
 def backend_lines(text: str) -> list[str]:

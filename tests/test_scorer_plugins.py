@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import sysconfig
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -26,6 +24,7 @@ from feedback_cli.scoring import preflight, registry, requirements, scorer_sets,
 from feedback_cli.scoring.base import DefaultSet, ImageScorer, NotedValue, ScorerOptions, VideoScorer, measure
 from feedback_cli.scoring.requirements import Requirement, option_url
 from tests.conftest import EXAMPLE
+from tests.plugin_venv import install_plugin, run_fbloop
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "tests" / "plugin_scorer"
@@ -221,35 +220,11 @@ def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv whose only installed distribution is the test scorer package (pip-installed, so its entry
     point is real metadata); fbloop and its dependencies come from this interpreter's site-packages, this
     checkout's src first."""
-    root = tmp_path_factory.mktemp("plugin")
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    site = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    shared = sysconfig.get_paths()["purelib"]
-    Path(site, "_fbloop_test_shared.pth").write_text(f"import site; site.addsitedir({shared!r})\n")
-    package = root / "package"
-    shutil.copytree(PLUGIN, package)
-    subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", str(package)],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-    )
-    return python
+    return install_plugin(tmp_path_factory.mktemp("plugin"), PLUGIN)
 
 
 def fbloop(python: Path, *args: object, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("FBLOOP_")}
-    environ.update(PYTHONPATH=str(REPO / "src"), **env)
-    return subprocess.run(
-        [python, "-m", "feedback_cli", *map(str, args)], capture_output=True, text=True, env=environ, cwd=cwd
-    )
+    return run_fbloop(python, *args, cwd=cwd, drop=("FBLOOP_",), **env)
 
 
 @pytest.mark.slow

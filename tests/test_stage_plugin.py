@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,46 +24,14 @@ from feedback_cli.stages.base import Stage, StageContext
 from feedback_cli.stages.facts import Pricing, StageEstimate
 from feedback_cli.workflow.estimate import dry_run
 from tests.conftest import EXAMPLE, only_run, read_json
+from tests.plugin_venv import install_plugin, run_fbloop
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "feedback_cli"
 
-#: the whole new stage, written as a third party would: it imports only fbloop's stage interface
-CAPTION_MODULE = '''
-"""A caption for the best image: one agent call, written to caption.txt."""
-
-from typing import ClassVar
-
-from feedback_cli.stages.agent_calls import ask
-from feedback_cli.stages.base import Stage, StageContext
-from feedback_cli.stages.facts import Pricing, StageEstimate, StageInputs
-from feedback_cli.stages.registry import register
-from feedback_cli.runstate.models import RunOptions
-
-
-@register
-class CaptionStage(Stage):
-    name: ClassVar[str] = "caption"
-    number: ClassVar[int] = 3
-    title: ClassVar[str] = "Caption"
-    position: ClassVar[float | None] = 2.5  # after image generation, before the storyboard
-    workflows: ClassVar[tuple[str, ...]] = ("full", "image-only")
-    inputs: ClassVar[StageInputs] = StageInputs(needs=("--image",))
-
-    @classmethod
-    def roles(cls, options: RunOptions) -> frozenset[str]:
-        return frozenset(("agents",))
-
-    @classmethod
-    def estimate(cls, options: RunOptions, pricing: Pricing) -> StageEstimate:
-        return StageEstimate(agent_calls_min=1, agent_calls_max=1, models=pricing.agent_models)
-
-    async def run(self, ctx: StageContext) -> None:
-        image = ctx.state.output("best_image") or ctx.state.input_image
-        reply = await ask(ctx, "caption", ctx.services.agents.describe_image(ctx.abs(image)))
-        ctx.record.artifacts.append(ctx.folder.write_text(ctx.rel("caption.txt"), reply.value + "\\n"))
-        ctx.record.outputs["caption"] = reply.value
-        ctx.record.scores = {"caption_words": float(len(reply.value.split()))}
-'''
+#: the whole new stage, written as a third party would: it imports only fbloop's stage interface. The same
+#: module is the installable package tests/plugin_stage/ (entry point `fbloop.stages`), tested below.
+PLUGIN = Path(__file__).resolve().parent / "plugin_stage"
+CAPTION_MODULE = (PLUGIN / "fbloop_caption" / "stage.py").read_text()
 
 
 @pytest.fixture
@@ -238,3 +208,52 @@ def test_the_engine_names_no_stage(module: str) -> None:
         {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)} & names
     )
     assert named == [], f"{module} names stages {named}: read the stages' declarations instead"
+
+
+# --------------------------------------------------------------------------- the entry-point route, for real
+
+
+@pytest.fixture(scope="module")
+def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv with tests/plugin_stage/ pip-installed: the caption stage arrives through `fbloop.stages`."""
+    return install_plugin(tmp_path_factory.mktemp("stage-plugin"), PLUGIN)
+
+
+@pytest.mark.slow
+def test_an_installed_stage_is_planned_priced_run_and_offered(plugin_python: Path, tmp_path: Path) -> None:
+    def fbloop(*args: object) -> subprocess.CompletedProcess[str]:
+        return run_fbloop(plugin_python, *args, cwd=tmp_path, drop=("FBLOOP_", "OPENAI_", "REPLICATE_"))
+
+    plan = fbloop("run", EXAMPLE, "--backend", "cloud", "--dry-run", "--json")
+    assert plan.returncode == 0, plan.stderr
+    stages = json.loads(plan.stdout)["stages"]
+    caption = next(s for s in stages if s["name"] == "caption")
+    assert [s["name"] for s in stages].index("caption") == 2 and caption["cost_max_usd"] > 0
+
+    run = fbloop("run", EXAMPLE, "--workflow", "image-only", "-n", "2", "--max-rounds-image", "1", "--json")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert [s["name"] for s in summary["stages"]] == ["image_prompt", "image_generation", "caption"]
+    folder = Path(summary["run_dir"]) if Path(summary["run_dir"]).is_absolute() else tmp_path / summary["run_dir"]
+    assert (folder / "stage_3_caption" / "caption.txt").read_text().strip()
+
+    offered = fbloop("stage", "--help")
+    assert offered.returncode == 0 and "caption" in offered.stdout
+    missing = fbloop("stage", "caption")
+    assert missing.returncode == 2 and missing.stderr.strip().endswith("fbloop stage caption needs --image")
+
+
+@pytest.mark.slow
+def test_a_broken_installed_stage_is_one_line_naming_it(tmp_path: Path) -> None:
+    """A stage plugin that cannot be used must not change a workflow silently: one line naming it, exit 2."""
+    package = tmp_path / "broken"
+    shutil.copytree(PLUGIN, package)
+    module = package / "fbloop_caption" / "stage.py"
+    start = CAPTION_MODULE.index("    @classmethod\n    def estimate")
+    module.write_text(CAPTION_MODULE[:start] + CAPTION_MODULE[CAPTION_MODULE.index("    async def run") :])
+    python = install_plugin(tmp_path / "venv", package)
+    result = run_fbloop(python, "run", EXAMPLE, "--dry-run", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert "stage plugin 'caption'" in lines[0] and "does not declare estimate" in lines[0]
+    assert "Traceback" not in result.stderr

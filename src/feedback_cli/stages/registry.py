@@ -2,14 +2,18 @@
 that does not declare what the engine needs (its estimate, ...); built-in stage modules are listed once here.
 
 Adding a stage: write its module (a `Stage` subclass declaring its facts, decorated with `@register`) and add
-the module to BUILTIN_MODULES, the one registration line. Nothing else names it: the workflows, `--dry-run`,
-`fbloop stage`, the review and the summary read its declarations."""
+the module to BUILTIN_MODULES, the one registration line; from another package, the line is an entry point of
+the group `fbloop.stages` (`caption = "my_package.caption:CaptionStage"`), loaded the first time the stages are
+read (never by `fbloop --help`). Nothing else names it: the workflows, `--dry-run`, `fbloop stage`, the review
+and the summary read its declarations."""
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING
 
+from feedback_cli.errors import UsageError
+from feedback_cli.plugins import PluginGroup, PluginImportError
 from feedback_cli.stages.base import Stage
 
 if TYPE_CHECKING:
@@ -45,10 +49,38 @@ def register(cls: type[Stage]) -> type[Stage]:
     return cls
 
 
+ENTRY_POINT_GROUP = "fbloop.stages"
+#: third-party stages: entry points name -> "module:Class" (the built-ins are the modules above)
+PLUGINS = PluginGroup(ENTRY_POINT_GROUP, {})
+
+
 def load_builtin() -> dict[str, type[Stage]]:
+    """Every stage: the built-in modules, then the installed stage plugins."""
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
+    for name in PLUGINS.targets():
+        if name not in STAGES:
+            _load_plugin(name)
     return STAGES
+
+
+def _load_plugin(name: str) -> None:
+    """Import an installed stage; one line naming it when it cannot be used (a broken stage must not change
+    a workflow silently)."""
+    target = PLUGINS.targets()[name]
+    try:
+        cls = PLUGINS.load(name)
+        if not (isinstance(cls, type) and issubclass(cls, Stage)):
+            raise StageDeclarationError(f"{target} is not a Stage subclass")
+        if cls.name != name:
+            raise StageDeclarationError(f"{target} declares the name {cls.name!r}")
+        if STAGES.get(name) is not cls:
+            register(cls)  # a class without `@register` is registered (and checked) here
+    except (PluginImportError, StageDeclarationError) as exc:
+        message = exc.message if isinstance(exc, PluginImportError) else str(exc)
+        raise UsageError(
+            f"stage plugin {name!r}: {message}", hint=f"fix or uninstall the package that provides {target}"
+        ) from None
 
 
 def get(name: str) -> type[Stage]:
