@@ -6,7 +6,6 @@ Secrets are `SecretStr` so they never print, and `Settings.public_dict()` is wha
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import math
 import os
 import re
@@ -19,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from feedback_cli.choices import Backend
 from feedback_cli.errors import UsageError
+from feedback_cli.plugins import PluginGroup
 from feedback_cli.redaction import Redactor, looks_like_url, mask_url, remember, url_secrets
 
 DEFAULT_OUTPUT_DIR = Path("output/feedback_loops")
@@ -211,9 +211,10 @@ def _installed_provider_options() -> tuple[type[ProviderOptions], ...]:
     without) the provider being chosen. Loaded by entry point: providers sit above config, which never
     imports them by name. A plugin that cannot be loaded cannot run either, and is skipped."""
     found: list[type[ProviderOptions]] = []
-    for entry in importlib.metadata.entry_points(group=PROVIDER_ENTRY_POINT_GROUP):
+    installed = PluginGroup(PROVIDER_ENTRY_POINT_GROUP, {})  # the same cached entry-point scan as the registry
+    for name in installed.installed():
         try:
-            model = getattr(entry.load(), "Options", None)
+            model = getattr(installed.load(name), "Options", None)
         except Exception:  # a broken plugin must not break every command
             continue
         if isinstance(model, type) and issubclass(model, ProviderOptions):
