@@ -58,12 +58,19 @@ class CostLedger:
     def release(self, amount: float) -> None:
         self.reserved -= amount
 
-    @contextlib.contextmanager
-    def reserve(self, estimate_usd: float | None, what: str) -> Iterator[None]:
-        """Check the cap and hold the estimate while the call is in flight; the real cost lands via add()."""
+    def claim(self, estimate_usd: float | None, what: str) -> float:
+        """Check the cap and hold the estimate as one step, so no other call can pass the cap on the same
+        total in between (a batch's budget may live in another process: there it is one message, not two).
+        Returns the amount held, to `release` once the call's real cost is booked."""
         self.check(estimate_usd, what)
         held = estimate_usd or 0.0
         self.hold(held)
+        return held
+
+    @contextlib.contextmanager
+    def reserve(self, estimate_usd: float | None, what: str) -> Iterator[None]:
+        """Claim the estimate while the call is in flight; the real cost lands via add() before it is released."""
+        held = self.claim(estimate_usd, what)
         try:
             yield
         finally:
@@ -97,10 +104,13 @@ class CostLedger:
 
     # --- agent requests in flight ---
     def open_call(self, call: CallInFlight) -> None:
+        """Claim the call's estimate (refused past the cap) and record it as in flight."""
+        self.claim(call.estimate_usd, f"{call.what} ({call.model})")
         self.state.calls_in_flight.append(call)
-        self.hold(call.estimate_usd or 0.0)
 
     def close_call(self, call_id: str) -> CallInFlight | None:
+        """Forget a call in flight and release its estimate. Book its cost first: released before booked, the
+        cost would for a moment be counted nowhere, and another process sharing the budget could spend it."""
         for call in self.state.calls_in_flight:
             if call.id == call_id:
                 self.state.calls_in_flight.remove(call)
@@ -156,7 +166,6 @@ class LedgerMeter:
 
     async def started(self, model: str, estimate_usd: float | None) -> str:
         self.used = True
-        self.ledger.check(estimate_usd, f"{self.what} ({model})")
         call = CallInFlight(
             id=secrets.token_hex(6),
             stage=self.stage,
@@ -174,7 +183,8 @@ class LedgerMeter:
         return call.id
 
     def finished(self, call_id: str, billed: BilledResponse | None, error: str | None = None) -> None:
-        call = self.ledger.close_call(call_id)
+        # booked before its estimate is released (close_call), never the other way round
+        call = next((c for c in self.ledger.state.calls_in_flight if c.id == call_id), None)
         if billed is not None:
             detail: dict[str, Any] = {
                 "prompt_tokens": billed.prompt_tokens,
@@ -193,6 +203,7 @@ class LedgerMeter:
             self.ledger.add(
                 self.stage, self.provider, billed.model, self.what, usd, estimated=billed.estimated, **detail
             )
+        self.ledger.close_call(call_id)
         if error:  # the whole provider message stays in the trace; the person's line has it shortened
             self.emit("agent_call_error", shorten(error), what=self.what, error=error, booked=billed is not None)
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 class Budget(Protocol):
     def check(self, run_id: str, run_spent: float, estimate_usd: float | None, what: str) -> None: ...
+    def claim(self, run_id: str, run_spent: float, estimate_usd: float | None, what: str) -> None: ...
     def hold(self, amount: float) -> None: ...
     def release(self, amount: float) -> None: ...
     def record(self, run_id: str, run_spent: float) -> None: ...
@@ -77,6 +78,19 @@ class BatchBudget:
         if reason is not None:
             raise BudgetError(reason, hint="resume the batch with a higher --max-cost")
 
+    def claimed(self, run_id: str, run_spent: float, estimate_usd: float | None, what: str) -> str | None:
+        """`refusal`, and when the call may go out its estimate held, in one step: two runs (two processes,
+        under Ray) can never both pass the cap on the same total. Plain data for the same reason as `refusal`."""
+        reason = self.refusal(run_id, run_spent, estimate_usd, what)
+        if reason is None:
+            self.hold(estimate_usd or 0.0)
+        return reason
+
+    def claim(self, run_id: str, run_spent: float, estimate_usd: float | None, what: str) -> None:
+        reason = self.claimed(run_id, run_spent, estimate_usd, what)
+        if reason is not None:
+            raise BudgetError(reason, hint="resume the batch with a higher --max-cost")
+
     def hold(self, amount: float) -> None:
         self.reserved += amount
 
@@ -96,7 +110,14 @@ class BatchLedger(CostLedger):
         super().check(estimate_usd, what)
         self.budget.check(self.state.run_id, self.spent, estimate_usd, what)
 
-    def hold(self, amount: float) -> None:  # every held estimate (reserve, calls and predictions in flight)
+    def claim(self, estimate_usd: float | None, what: str) -> float:
+        super().check(estimate_usd, what)  # the run's own cap
+        self.budget.claim(self.state.run_id, self.spent, estimate_usd, what)  # the batch's: checked and held at once
+        held = estimate_usd or 0.0
+        super().hold(held)  # here only: the budget holds it already
+        return held
+
+    def hold(self, amount: float) -> None:  # every other held estimate (re-attached predictions not yet booked)
         super().hold(amount)
         self.budget.hold(amount)
 

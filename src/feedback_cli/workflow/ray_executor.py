@@ -78,6 +78,9 @@ class BudgetActor:
     def refusal(self, run_id: str, run_spent: float, estimate_usd: float | None, what: str) -> str | None:
         return self.budget.refusal(run_id, run_spent, estimate_usd, what)
 
+    def claimed(self, run_id: str, run_spent: float, estimate_usd: float | None, what: str) -> str | None:
+        return self.budget.claimed(run_id, run_spent, estimate_usd, what)
+
     def hold(self, amount: float) -> None:
         self.budget.hold(amount)
 
@@ -241,6 +244,13 @@ class RemoteBudget:
     def check(self, run_id: str, run_spent: float, estimate_usd: float | None, what: str) -> None:
         with cluster_call("budget actor"):  # no answer is no permission: nothing is sent
             reason = ray.get(self.actor.refusal.remote(run_id, run_spent, estimate_usd, what))
+        if reason is not None:
+            raise BudgetError(reason, hint="resume the batch with a higher --max-cost")
+
+    def claim(self, run_id: str, run_spent: float, estimate_usd: float | None, what: str) -> None:
+        # one message: a check and a hold sent apart would let another worker's check pass in between
+        with cluster_call("budget actor"):
+            reason = ray.get(self.actor.claimed.remote(run_id, run_spent, estimate_usd, what))
         if reason is not None:
             raise BudgetError(reason, hint="resume the batch with a higher --max-cost")
 
