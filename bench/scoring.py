@@ -52,9 +52,7 @@ def build_settings(real: bool, root: Path):
         def __init__(self) -> None:
             self.root = root
             self.clip_l = build_clip(root / "clip-l", seed=13)
-            self.pickscore_model = build_clip(
-                root / "pickscore", seed=8, with_processor=False, logit_scale=4.6052
-            )
+            self.pickscore_model = build_clip(root / "pickscore", seed=8, with_processor=False, logit_scale=4.6052)
             self.pickscore_processor = build_processor(root / "pickscore-processor")
             self.aesthetic_head = build_aesthetic_mlp(root / "aesthetic_mlp.pth")
 
@@ -106,9 +104,7 @@ def bare_pass(settings, images: list[Path], prompt: str, loaded: dict) -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", action="store_true", help="use the real checkpoints (must be downloaded)")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--size", type=int, default=512, help="image side in pixels")

@@ -186,9 +186,9 @@ def make_images(folder: Path, n: int, size: tuple[int, int] = (48, 40), seed: in
     w, h = size
     yy, xx = np.mgrid[0:h, 0:w]
     for i in range(n):
-        base = np.stack(
-            [(xx * (3 + i)) % 256, (yy * (5 + 2 * i)) % 256, ((xx + yy) * (7 + i)) % 256], axis=-1
-        ).astype(np.float64)
+        base = np.stack([(xx * (3 + i)) % 256, (yy * (5 + 2 * i)) % 256, ((xx + yy) * (7 + i)) % 256], axis=-1).astype(
+            np.float64
+        )
         noise = rng.normal(0, 20, size=base.shape)
         img = np.clip(base + noise, 0, 255).astype(np.uint8)
         path = folder / f"image_{i:02d}.png"
@@ -228,9 +228,7 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 8, lossless: bool = T
         if lossless:
             stream.options = {"qp": "0", "preset": "ultrafast"}
         for frame in frames:
-            for packet in stream.encode(
-                av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            ):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

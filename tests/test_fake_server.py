@@ -92,9 +92,7 @@ def test_parse_returns_schema_instance_built_from_the_prompt(
     assert FAKE_OPENAI_API_KEY in fake_server.auth_tokens
 
 
-def test_logprobs_follow_the_configured_yes_probability(
-    fake_server: FakeProviderServer, llm: openai.OpenAI
-) -> None:
+def test_logprobs_follow_the_configured_yes_probability(fake_server: FakeProviderServer, llm: openai.OpenAI) -> None:
     def ask() -> openai.types.chat.ChatCompletion:
         return llm.chat.completions.create(
             model="gpt-4o-mini",
@@ -127,9 +125,7 @@ def test_image_inputs_are_accepted_and_invalid_ones_rejected(llm: openai.OpenAI)
             {"type": "text", "text": "Describe this"},
             {"type": "image_url", "image_url": {"url": url, "detail": "low"}},
         ]
-        return llm.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": content}]
-        )
+        return llm.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": content}])
 
     completion = ask(_png_data_uri())
     assert completion.usage is not None and completion.usage.prompt_tokens > 85
@@ -170,9 +166,7 @@ def test_chat_rate_limit_is_retried_by_the_sdk(fake_server: FakeProviderServer, 
         llm.chat.completions.create(model="gpt-4o-mini", messages=_user("hello"))
 
 
-def test_json_mode_only_server_rejects_json_schema(
-    fake_server: FakeProviderServer, llm: openai.OpenAI
-) -> None:
+def test_json_mode_only_server_rejects_json_schema(fake_server: FakeProviderServer, llm: openai.OpenAI) -> None:
     fake_server.json_mode_only = True
     with pytest.raises(openai.BadRequestError, match="json_schema"):
         llm.chat.completions.parse(model="local", messages=_user("a fox"), response_format=Plan)
@@ -208,9 +202,7 @@ def test_schema_generator_handles_refs_unions_and_bounds() -> None:
     value = instance_for_schema(schema, "golden light")
     assert value == instance_for_schema(schema, "golden light")
     assert 1 <= value["maybe"] <= 5 and 0 < value["ratio"] < 1 and value["kind"] == "a"
-    assert (
-        len(value["item"]["name"]) <= 5 and len(value["pair"]) == 2 and value["pair"][0] != value["pair"][1]
-    )
+    assert len(value["item"]["name"]) <= 5 and len(value["pair"]) == 2 and value["pair"][0] != value["pair"][1]
     assert value["labels"] and all(v is True for v in value["labels"].values())
 
 
@@ -223,9 +215,7 @@ def test_yes_no_distribution_normalises_to_the_yes_probability() -> None:
 
 
 # -- Replicate -------------------------------------------------------------------------------------
-def test_image_prediction_lifecycle_and_png_outputs(
-    fake_server: FakeProviderServer, rep: replicate.Client
-) -> None:
+def test_image_prediction_lifecycle_and_png_outputs(fake_server: FakeProviderServer, rep: replicate.Client) -> None:
     fake_server.set_model_latency(IMAGE_MODEL, 0.5)
     prediction = rep.predictions.create(
         model=IMAGE_MODEL, input={"prompt": "a fox", "aspect_ratio": "16:9", "num_outputs": 2, "seed": 7}
@@ -239,9 +229,7 @@ def test_image_prediction_lifecycle_and_png_outputs(
     assert prediction.status == "succeeded"
     assert isinstance(prediction.output, list) and len(prediction.output) == 2
     assert prediction.metrics is not None and prediction.metrics["predict_time"] > 0
-    assert (
-        prediction.started_at and prediction.completed_at and prediction.urls["get"].endswith(prediction.id)
-    )
+    assert prediction.started_at and prediction.completed_at and prediction.urls["get"].endswith(prediction.id)
     first = Image.open(io.BytesIO(httpx.get(prediction.output[0]).content))
     assert first.format == "PNG" and first.size == (256, 144)
     assert httpx.get(prediction.output[0]).content != httpx.get(prediction.output[1]).content
@@ -296,9 +284,7 @@ def test_create_rate_limit_then_success(fake_server: FakeProviderServer, rep: re
 
 
 def test_transport_faults_on_create(fake_server: FakeProviderServer) -> None:
-    client = replicate.Client(
-        api_token=FAKE_REPLICATE_API_TOKEN, base_url=fake_server.url, timeout=httpx.Timeout(0.3)
-    )
+    client = replicate.Client(api_token=FAKE_REPLICATE_API_TOKEN, base_url=fake_server.url, timeout=httpx.Timeout(0.3))
     fake_server.fail_next_creates(502)
     with pytest.raises(ReplicateError) as caught:
         client.predictions.create(model=IMAGE_MODEL, input={"prompt": "x"})
@@ -329,9 +315,7 @@ def test_transport_faults_on_create(fake_server: FakeProviderServer) -> None:
 def test_replicate_create_ignores_the_client_timeout(fake_server: FakeProviderServer) -> None:
     """Pins a replicate 1.0.7 quirk: create() without ``wait`` sends ``timeout=None`` (no limit at
     all) and with ``wait=N`` uses read=N+0.5 s, whatever ``Client(timeout=...)`` says."""
-    client = replicate.Client(
-        api_token=FAKE_REPLICATE_API_TOKEN, base_url=fake_server.url, timeout=httpx.Timeout(0.1)
-    )
+    client = replicate.Client(api_token=FAKE_REPLICATE_API_TOKEN, base_url=fake_server.url, timeout=httpx.Timeout(0.1))
     fake_server.hang_next_creates(seconds=0.5)
     started = time.monotonic()
     with pytest.raises(httpx.TransportError) as caught:
@@ -340,9 +324,7 @@ def test_replicate_create_ignores_the_client_timeout(fake_server: FakeProviderSe
     assert time.monotonic() - started >= 0.5
 
 
-def test_failed_canceled_and_stalled_predictions(
-    fake_server: FakeProviderServer, rep: replicate.Client
-) -> None:
+def test_failed_canceled_and_stalled_predictions(fake_server: FakeProviderServer, rep: replicate.Client) -> None:
     fake_server.fail_next_predictions("NSFW content detected")
     with pytest.raises(ModelError, match="NSFW content detected"):
         rep.run(IMAGE_MODEL, input={"prompt": "x"})
@@ -372,9 +354,7 @@ def test_broken_outputs(fake_server: FakeProviderServer, rep: replicate.Client) 
         Image.open(io.BytesIO(httpx.get(corrupt).content))
 
 
-def test_polls_answered_503_are_retried_by_the_client(
-    fake_server: FakeProviderServer, rep: replicate.Client
-) -> None:
+def test_polls_answered_503_are_retried_by_the_client(fake_server: FakeProviderServer, rep: replicate.Client) -> None:
     prediction = rep.predictions.create(model=IMAGE_MODEL, input={"prompt": "x"})
     fake_server.fail_next_polls(503, count=2)
     prediction.wait()
@@ -451,9 +431,7 @@ def test_missing_token_is_a_401(fake_server: FakeProviderServer) -> None:
     assert response.status_code == 401 and "error" in response.json()
 
 
-def test_file_upload_and_versioned_run(
-    fake_server: FakeProviderServer, rep: replicate.Client, tmp_path: Path
-) -> None:
+def test_file_upload_and_versioned_run(fake_server: FakeProviderServer, rep: replicate.Client, tmp_path: Path) -> None:
     start = tmp_path / "start.png"
     Image.new("RGB", (90, 160), (10, 200, 10)).save(start)
     output = rep.run("minimax/video-01", input={"prompt": "x", "first_frame_image": start})
@@ -467,9 +445,7 @@ def test_file_upload_and_versioned_run(
     assert fake_server.predictions_per_model["stability-ai/sdxl"] == 1
 
 
-def test_generic_script_entries_filter_by_model(
-    fake_server: FakeProviderServer, rep: replicate.Client
-) -> None:
+def test_generic_script_entries_filter_by_model(fake_server: FakeProviderServer, rep: replicate.Client) -> None:
     fake_server.script.add("create", Delay(0.2), HttpError(503), model=VIDEO_MODEL)
     assert rep.run(IMAGE_MODEL, input={"prompt": "x"})  # not affected
     started = time.monotonic()

@@ -293,8 +293,7 @@ def test_a_bad_environment_setting_is_one_line_naming_it(cli, tmp_path: Path, na
     [
         (
             "FBLOOP_MAX_COST=lots",
-            "FBLOOP_MAX_COST: Input should be a valid number, unable to parse string as a number; "
-            "got 'lots' from .env",
+            "FBLOOP_MAX_COST: Input should be a valid number, unable to parse string as a number; got 'lots' from .env",
         ),
         (
             "FBLOOP_IMAGE_WEIGHTS=clip",

@@ -43,9 +43,7 @@ def make_app() -> typer.Typer:
 
 
 @pytest.fixture
-def cli_env(
-    tiny_models: TinyModels, tiny_settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> TinyModels:
+def cli_env(tiny_models: TinyModels, tiny_settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> TinyModels:
     for key, value in tiny_models.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
@@ -223,9 +221,7 @@ def test_preflight_offline_names_the_download_command(tiny_settings, monkeypatch
     assert preflight.problems(["pickscore"], settings) == {}
 
 
-def test_preflight_cached_hub_checkpoint_passes_offline(
-    tiny_settings, tiny_models, monkeypatch, tmp_path
-) -> None:
+def test_preflight_cached_hub_checkpoint_passes_offline(tiny_settings, tiny_models, monkeypatch, tmp_path) -> None:
     """A hub id whose snapshot is in the HF cache passes the offline preflight (cache layout of huggingface_hub)."""
     import shutil
 
@@ -242,9 +238,7 @@ def test_preflight_cached_hub_checkpoint_passes_offline(
 
 def test_preflight_reports_every_problem(tiny_settings, monkeypatch) -> None:
     settings = tiny_settings.model_copy(update={"openai_api_key": None, "openai_base_url": None})
-    found = preflight.problems(
-        ["vqascore", "motion_smoothness", "sharpness", "temporal_flickering"], settings
-    )
+    found = preflight.problems(["vqascore", "motion_smoothness", "sharpness", "temporal_flickering"], settings)
     assert set(found) == {"vqascore", "motion_smoothness"}
     with pytest.raises(ScorerUnavailable, match="also unavailable: motion_smoothness"):
         preflight.preflight(["vqascore", "motion_smoothness"], settings)

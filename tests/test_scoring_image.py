@@ -74,9 +74,7 @@ def _projections(model, pixels: torch.Tensor, input_ids: torch.Tensor, attention
     """transformers 4's get_image_features / get_text_features: the projected pooled outputs."""
     with torch.no_grad():
         img = model.visual_projection(model.vision_model(pixel_values=pixels).pooler_output)
-        txt = model.text_projection(
-            model.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
-        )
+        txt = model.text_projection(model.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output)
     return img, txt
 
 
@@ -170,9 +168,7 @@ def odd_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 @pytest.mark.parametrize("prompt", [PROMPT, "x", "  a photo of an astronaut riding a horse  "])
-def test_clip_score_equals_torchmetrics(
-    tiny_settings, tiny_models: TinyModels, images, odd_images, prompt
-) -> None:
+def test_clip_score_equals_torchmetrics(tiny_settings, tiny_models: TinyModels, images, odd_images, prompt) -> None:
     """torchmetrics' own clip_score on the same tiny weights and files, within 1e-4."""
     scorer = registry.image_scorer("clip-score", tiny_settings)
     files = images + odd_images
@@ -185,9 +181,7 @@ def test_clip_score_equals_torchmetrics(
     assert all(not v.notes for v in scorer.score_with_notes(files, prompt))
 
 
-def test_clip_score_long_prompt_keeps_end_of_text_and_notes_it(
-    tiny_settings, tiny_models: TinyModels, images
-) -> None:
+def test_clip_score_long_prompt_keeps_end_of_text_and_notes_it(tiny_settings, tiny_models: TinyModels, images) -> None:
     """Over 77 tokens fbloop keeps the end-of-text token (the CLIP tokenizer's truncation) where torchmetrics
     slices it off: the value is the keep-EOT formula's, not torchmetrics', and the truncation is noted."""
     from transformers import CLIPModel, CLIPTokenizer
@@ -214,9 +208,7 @@ def test_clip_score_long_prompt_keeps_end_of_text_and_notes_it(
 
 
 @pytest.mark.parametrize("prompt", [PROMPT, LONG_PROMPT])
-def test_pickscore_equals_its_reference(
-    tiny_settings, tiny_models: TinyModels, images, odd_images, prompt
-) -> None:
+def test_pickscore_equals_its_reference(tiny_settings, tiny_models: TinyModels, images, odd_images, prompt) -> None:
     scorer = registry.image_scorer("pickscore", tiny_settings)
     files = images + odd_images
     noted = scorer.score_with_notes(files, prompt)
@@ -280,9 +272,7 @@ def test_clip_score_and_aesthetic_share_one_vit_load(tiny_settings, tiny_models:
 
 @pytest.mark.parametrize("name", ["pickscore", "clip-score", "aesthetic"])
 def test_batch_of_8_equals_8_singles(tiny_models: TinyModels, tiny_settings, images, name: str) -> None:
-    batched = registry.image_scorer(name, make_settings(tiny_models, score_batch_size=8)).score(
-        images, PROMPT
-    )
+    batched = registry.image_scorer(name, make_settings(tiny_models, score_batch_size=8)).score(images, PROMPT)
     models.clear_features()
     single_settings = make_settings(tiny_models, score_batch_size=1)
     singles = [registry.image_scorer(name, single_settings).score([p], PROMPT)[0] for p in images]
@@ -298,29 +288,21 @@ def test_normalize_mappings(tiny_settings) -> None:
     assert clip.normalize(15.0) == 0.0 and clip.normalize(40.0) == 100.0
     assert clip.normalize(27.5) == pytest.approx(50.0)
     aes = registry.image_scorer("aesthetic", tiny_settings)
-    assert (
-        aes.normalize(1.0) == 0.0
-        and aes.normalize(10.0) == 100.0
-        and aes.normalize(5.5) == pytest.approx(50.0)
-    )
+    assert aes.normalize(1.0) == 0.0 and aes.normalize(10.0) == 100.0 and aes.normalize(5.5) == pytest.approx(50.0)
     tuned = registry.image_scorer(
         "aesthetic", tiny_settings.model_copy(update={"score_anchors": {"aesthetic": (4, 7)}})
     )
     assert tuned.normalize(5.5) == pytest.approx(50.0) and tuned.normalize(7.5) == 100.0
 
 
-def test_missing_local_checkpoint_is_unavailable(
-    tiny_models: TinyModels, tiny_settings, images, tmp_path
-) -> None:
+def test_missing_local_checkpoint_is_unavailable(tiny_models: TinyModels, tiny_settings, images, tmp_path) -> None:
     settings = make_settings(tiny_models, clip_model=str(tmp_path / "nope"))
     with pytest.raises(ScorerUnavailable) as err:
         registry.image_scorer("clip-score", settings).score(images[:1], PROMPT)
     assert "fbloop models download clip-score" in err.value.line()
 
 
-def test_aesthetic_head_download_is_sha_checked(
-    tiny_models: TinyModels, tiny_settings, monkeypatch, tmp_path
-) -> None:
+def test_aesthetic_head_download_is_sha_checked(tiny_models: TinyModels, tiny_settings, monkeypatch, tmp_path) -> None:
     """The default head path: a file with the wrong digest is refused; offline + missing names the fix."""
     settings = make_settings(tiny_models, aesthetic_head=None, weights_dir=str(tmp_path / "w"))
     scorer = registry.image_scorer("aesthetic", settings)
@@ -401,9 +383,7 @@ def _vqa_settings(tiny_models: TinyModels, server, **kw):
 
 
 @pytest.mark.parametrize("p_yes", [0.1, 0.5, 0.83])
-def test_vqascore_against_fake_openai(
-    tiny_models: TinyModels, tiny_settings, fake_server, images, p_yes
-) -> None:
+def test_vqascore_against_fake_openai(tiny_models: TinyModels, tiny_settings, fake_server, images, p_yes) -> None:
     """The fake model spreads 98 % of its mass over Yes/yes/ Yes and No/no/ No: P(yes) is 0.98 p_yes."""
     fake_server.yes_probability = p_yes
     scorer = registry.image_scorer("vqascore", _vqa_settings(tiny_models, fake_server, vqa_model="gpt-4.1"))
@@ -441,9 +421,7 @@ def test_vqascore_over_the_api_is_t2v_metrics(
         assert noted.raw == pytest.approx(0.05, abs=1e-6)  # "Yes" is 2nd: shown for k = 2 and 20
 
 
-def test_vqascore_refuses_reasoning_models_before_any_call(
-    tiny_models: TinyModels, tiny_settings, fake_server
-) -> None:
+def test_vqascore_refuses_reasoning_models_before_any_call(tiny_models: TinyModels, tiny_settings, fake_server) -> None:
     with pytest.raises(ScorerUnavailable, match="reasoning model"):
         registry.image_scorer("vqascore", _vqa_settings(tiny_models, fake_server, vqa_model="o3-mini"))
     assert fake_server.requests_for("chat") == []

@@ -115,9 +115,7 @@ def test_padding_and_flow_score() -> None:
     flow[0, :5, :] = 3.0  # 50 px at magnitude 3, the rest 0 -> top 5 (5 %) all 3
     flow[1, 0, :5] = 4.0  # 5 px at magnitude 5
     assert vbench.flow_score(flow) == pytest.approx(5.0)
-    assert vbench.flow_score(torch.zeros(2, 4, 4)) != vbench.flow_score(
-        torch.zeros(2, 4, 4)
-    )  # NaN: too small
+    assert vbench.flow_score(torch.zeros(2, 4, 4)) != vbench.flow_score(torch.zeros(2, 4, 4))  # NaN: too small
 
 
 def test_normalize_and_weights(tiny_settings) -> None:
@@ -307,9 +305,7 @@ def test_background_consistency_by_hand(tiny_settings, tiny_models: TinyModels, 
     assert value == pytest.approx(expected, abs=1e-5)
 
 
-def test_aesthetic_quality_by_hand_and_shared_vit(
-    tiny_settings, tiny_models: TinyModels, clips, tmp_path
-) -> None:
+def test_aesthetic_quality_by_hand_and_shared_vit(tiny_settings, tiny_models: TinyModels, clips, tmp_path) -> None:
     from tests.scoring_models import make_images
 
     value = registry.video_scorer("aesthetic_quality", tiny_settings).score([clips["moving"]], "p")
@@ -443,9 +439,9 @@ def test_official_backend_runs_vbench_cli(tiny_models: TinyModels, tiny_settings
     settings = make_settings(tiny_models, vbench_backend="official", vbench_python=str(python))
     videos = [clips["moving"], clips["static"], clips["wide"]]
     sc = registry.video_scorer("subject_consistency", settings)
-    assert sc.score(videos, 'a prompt with spaces, quotes " and $dollars')[
-        "subject_consistency"
-    ] == pytest.approx([0.90, 0.91, 0.92])
+    assert sc.score(videos, 'a prompt with spaces, quotes " and $dollars')["subject_consistency"] == pytest.approx(
+        [0.90, 0.91, 0.92]
+    )
     assert sc.model_id.startswith("vbench-official")
     dyn = registry.video_scorer("dynamic_degree", settings).score(videos, "p")
     assert dyn == {"dynamic_degree": [1.0, 0.0, 1.0]}
@@ -466,9 +462,7 @@ def test_official_backend_runs_vbench_cli(tiny_models: TinyModels, tiny_settings
     assert len(_calls(log)) == 3
 
 
-def test_motion_smoothness_uses_official_when_configured(
-    tiny_models: TinyModels, tiny_settings, fake_vbench, clips
-):
+def test_motion_smoothness_uses_official_when_configured(tiny_models: TinyModels, tiny_settings, fake_vbench, clips):
     python, log = fake_vbench
     settings = make_settings(tiny_models, vbench_python=str(python))  # backend stays native
     out = registry.video_scorer("motion_smoothness", settings).score([clips["moving"]], "p")
@@ -479,9 +473,7 @@ def test_motion_smoothness_uses_official_when_configured(
     assert len(_calls(log)) == 1
 
 
-def test_official_backend_failure_is_reported(
-    tiny_models: TinyModels, tiny_settings, fake_vbench, clips, monkeypatch
-):
+def test_official_backend_failure_is_reported(tiny_models: TinyModels, tiny_settings, fake_vbench, clips, monkeypatch):
     python, _ = fake_vbench
     monkeypatch.setenv("FAKE_VBENCH_FAIL", "1")
     settings = make_settings(tiny_models, vbench_backend="official", vbench_python=str(python))

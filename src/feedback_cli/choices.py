@@ -17,4 +17,3 @@ class Backend(StrEnum):
     auto = "auto"
     offline = "offline"
     cloud = "cloud"
-

@@ -54,9 +54,7 @@ class ChatError(Exception):
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.body: JsonDict = {
-            "error": {"message": message, "type": error_type, "param": param, "code": code}
-        }
+        self.body: JsonDict = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
 @dataclass
@@ -133,9 +131,7 @@ def _check_image(part: Mapping[str, Any], where: str) -> int:
                 code="invalid_image_format",
             ) from exc
     elif not url.startswith(("http://", "https://")):
-        raise ChatError(
-            400, f"Invalid image URL: '{where}.image_url.url'.", param=where, code="invalid_image_url"
-        )
+        raise ChatError(400, f"Invalid image URL: '{where}.image_url.url'.", param=where, code="invalid_image_url")
     detail = image_url.get("detail", "auto")
     return IMAGE_TOKENS_LOW if detail == "low" else IMAGE_TOKENS_HIGH
 
@@ -162,13 +158,9 @@ def _validate(body: JsonDict, settings: ChatSettings) -> None:
         raise ChatError(400, "stream=true is not supported by the fake provider server", param="stream")
     top = body.get("top_logprobs")
     if top is not None and not body.get("logprobs"):
-        raise ChatError(
-            400, "Invalid value for 'top_logprobs': requires 'logprobs' to be true.", param="top_logprobs"
-        )
+        raise ChatError(400, "Invalid value for 'top_logprobs': requires 'logprobs' to be true.", param="top_logprobs")
     if top is not None and not 0 <= int(top) <= MAX_TOP_LOGPROBS:
-        raise ChatError(
-            400, "Invalid 'top_logprobs': integer above maximum value (20).", param="top_logprobs"
-        )
+        raise ChatError(400, "Invalid 'top_logprobs': integer above maximum value (20).", param="top_logprobs")
 
     response_format = body.get("response_format") or {}
     if response_format.get("type") == "json_schema":
@@ -176,20 +168,12 @@ def _validate(body: JsonDict, settings: ChatSettings) -> None:
             message = "Invalid parameter: 'response_format' of type 'json_schema' is not supported"
             raise ChatError(400, f"{message} with this model.", param="response_format")
         spec = response_format.get("json_schema")
-        if (
-            not isinstance(spec, Mapping)
-            or not spec.get("name")
-            or not isinstance(spec.get("schema"), Mapping)
-        ):
-            raise ChatError(
-                400, "Missing required parameter: 'response_format.json_schema'.", param="response_format"
-            )
+        if not isinstance(spec, Mapping) or not spec.get("name") or not isinstance(spec.get("schema"), Mapping):
+            raise ChatError(400, "Missing required parameter: 'response_format.json_schema'.", param="response_format")
 
     if body["model"].startswith(settings.reasoning_model_prefixes):
         if body.get("logprobs"):
-            raise ChatError(
-                403, "You are not allowed to request logprobs from this model", code="model_not_supported"
-            )
+            raise ChatError(403, "You are not allowed to request logprobs from this model", code="model_not_supported")
         if body.get("temperature") not in (None, 1):
             raise ChatError(
                 400,
@@ -256,9 +240,7 @@ def yes_no_distribution(yes_probability: float) -> list[tuple[str, float]]:
     candidates = [(tok, YES_NO_MASS * p * share) for tok, share in _YES_SPELLINGS]
     candidates += [(tok, YES_NO_MASS * (1 - p) * share) for tok, share in _NO_SPELLINGS]
     weights = [0.8**i for i in range(len(_FILLERS))]
-    candidates += [
-        (tok, (1 - YES_NO_MASS) * w / sum(weights)) for tok, w in zip(_FILLERS, weights, strict=True)
-    ]
+    candidates += [(tok, (1 - YES_NO_MASS) * w / sum(weights)) for tok, w in zip(_FILLERS, weights, strict=True)]
     return sorted(candidates, key=lambda item: item[1], reverse=True)
 
 

@@ -125,9 +125,7 @@ class FakePrediction:
             lines.append(f"Traceback (most recent call last):\n  ...\nRuntimeError: {self.error}")
         return "\n".join(lines) + "\n"
 
-    def to_json(
-        self, base_url: str, output_value: Callable[[FakePrediction, OutputFile], str]
-    ) -> dict[str, Any]:
+    def to_json(self, base_url: str, output_value: Callable[[FakePrediction, OutputFile], str]) -> dict[str, Any]:
         """The prediction as the Replicate API returns it; ``output_value`` renders one output file."""
         now = time.monotonic()
         status = self.status(now)
@@ -158,9 +156,7 @@ class FakePrediction:
             "source": "api",
             "created_at": iso(self.created_wall),
             "started_at": iso(self._wall(started)) if started is not None else None,
-            "completed_at": iso(self._wall(finished))
-            if status in TERMINAL and finished is not None
-            else None,
+            "completed_at": iso(self._wall(finished)) if status in TERMINAL and finished is not None else None,
             "urls": {"get": url, "cancel": f"{url}/cancel", "web": f"{base_url}/p/{self.id}"},
             "metrics": metrics,
         }

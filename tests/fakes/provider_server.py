@@ -442,9 +442,7 @@ class FakeProviderServer:
         )
         self.script.add("create", action, times=count, model=model)
 
-    def reset_next_creates(
-        self, count: int = 1, *, model: str | None = None, after_create: bool = False
-    ) -> None:
+    def reset_next_creates(self, count: int = 1, *, model: str | None = None, after_create: bool = False) -> None:
         self.script.add("create", ConnectionReset(after_create=after_create), times=count, model=model)
 
     def hang_next_creates(
@@ -487,9 +485,7 @@ class FakeProviderServer:
         action = MissingOutput() if kind == "missing" else CorruptOutput()
         self.script.add("create", action, times=count, model=model)
 
-    def queue_chat_replies(
-        self, *replies: str | ChatReply, model: str | None = None, match: str | None = None
-    ) -> None:
+    def queue_chat_replies(self, *replies: str | ChatReply, model: str | None = None, match: str | None = None) -> None:
         """Scripted chat replies, used one per call in order (strings are exact contents)."""
         actions = [ChatReply(content=r) if isinstance(r, str) else r for r in replies]
         self.script.add("chat", *actions, model=model, match=match)
@@ -783,9 +779,7 @@ class FakeProviderServer:
         payload: dict[str, Any] = {"title": phrase, "status": status}
         if status == 429:
             payload["title"] = "Request was throttled."
-            payload["detail"] = (
-                detail or f"Request was throttled. Your rate limit resets in ~{math.ceil(wait)}s."
-            )
+            payload["detail"] = detail or f"Request was throttled. Your rate limit resets in ~{math.ceil(wait)}s."
             payload["retry_after"] = wait
         else:
             payload["detail"] = detail or phrase
@@ -1210,9 +1204,7 @@ def _prefer_wait(prefer: str) -> float:
     return 0.0
 
 
-def _route(
-    method: str, pattern: str, name: str, func: Callable[[FakeProviderServer, _Request], _Response]
-) -> _Route:
+def _route(method: str, pattern: str, name: str, func: Callable[[FakeProviderServer, _Request], _Response]) -> _Route:
     return method, re.compile(pattern), name, func
 
 

@@ -137,8 +137,7 @@ class SchemaInstanceGenerator:
             length = minimum
         items = schema.get("items", {})
         values = [
-            self._value(prefix[i] if i < len(prefix) else items, f"{path}[{i}]", depth + 1)
-            for i in range(length)
+            self._value(prefix[i] if i < len(prefix) else items, f"{path}[{i}]", depth + 1) for i in range(length)
         ]
         return values
 

@@ -57,9 +57,7 @@ def batch(
     executor: Annotated[str, typer.Option("--executor", help="local | ray")] = "local",
     ray_address: Annotated[
         str | None,
-        typer.Option(
-            "--ray-address", help="Ray cluster to join [default: $RAY_ADDRESS, else a local Ray instance]."
-        ),
+        typer.Option("--ray-address", help="Ray cluster to join [default: $RAY_ADDRESS, else a local Ray instance]."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each row's stages and notices.")] = False,
     max_rounds_image: o.MaxRoundsImageOption = o.ROUNDS_IMAGE,

@@ -29,14 +29,10 @@ def inspect(
         Path | None,
         typer.Argument(help="A run folder, its checkpoint, or a run id under --output-dir. Without it: list the runs."),
     ] = None,
-    output_dir: Annotated[
-        Path | None, o.output_dir_option("Where runs are [default: output/feedback_loops/].")
-    ] = None,
+    output_dir: Annotated[Path | None, o.output_dir_option("Where runs are [default: output/feedback_loops/].")] = None,
     compare: Annotated[
         Path | None,
-        typer.Option(
-            "--compare", help="Another run: both side by side, deltas B - A (with --html: a compare page)."
-        ),
+        typer.Option("--compare", help="Another run: both side by side, deltas B - A (with --html: a compare page)."),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the data as JSON on stdout instead of tables.")

@@ -68,9 +68,7 @@ WorkflowOption = Annotated[
 ]
 MaxIterationsImageOption = Annotated[int, typer.Option("--max-iterations-image", help="Image prompt iterations.")]
 MaxIterationsVideoOption = Annotated[int, typer.Option("--max-iterations-video", help="Video prompt iterations.")]
-NumImageVariationsOption = Annotated[
-    int, typer.Option("--num-image-variations", "-n", help="Images to generate.")
-]
+NumImageVariationsOption = Annotated[int, typer.Option("--num-image-variations", "-n", help="Images to generate.")]
 NumVideoAttemptsOption = Annotated[int, typer.Option("--num-video-attempts", help="Videos to generate (per clip).")]
 ThresholdImageOption = Annotated[
     float, typer.Option("--threshold-image", help="Image prompt score to stop at (0-100).")
@@ -96,15 +94,9 @@ MaxRoundsImageOption = Annotated[
     int, typer.Option("--max-rounds-image", help="Image rounds (generate, check, revise).")
 ]
 MaxRoundsVideoOption = Annotated[int, typer.Option("--max-rounds-video", help="Video rounds (1: no revision).")]
-TargetImageOption = Annotated[
-    float, typer.Option("--target-image", help="Overall image score that ends the rounds.")
-]
-TargetVideoOption = Annotated[
-    float, typer.Option("--target-video", help="Overall video score that ends the rounds.")
-]
-PatienceOption = Annotated[
-    int, typer.Option("--patience", help="Stop after this many rounds without a better pick.")
-]
+TargetImageOption = Annotated[float, typer.Option("--target-image", help="Overall image score that ends the rounds.")]
+TargetVideoOption = Annotated[float, typer.Option("--target-video", help="Overall video score that ends the rounds.")]
+PatienceOption = Annotated[int, typer.Option("--patience", help="Stop after this many rounds without a better pick.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show every item and score as it happens.")]
 RunOutputDirOption = Annotated[
     Path | None,

@@ -22,14 +22,10 @@ def resume(
     ],
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every item and score.")] = False,
     # no FBLOOP_MAX_COST here: a run keeps the cap it started with unless this flag gives it a new one
-    max_cost: Annotated[
-        float | None, typer.Option("--max-cost", help="A new USD cap for the rest of the run.")
-    ] = None,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", help="A new USD cap for the rest of the run.")] = None,
     retry_failed: Annotated[
         bool,
-        typer.Option(
-            "--retry-failed", help="Try again the items that failed (provider errors); finished ones stay."
-        ),
+        typer.Option("--retry-failed", help="Try again the items that failed (provider errors); finished ones stay."),
     ] = False,
     interactive: Annotated[
         bool | None,
@@ -47,9 +43,7 @@ def resume(
     ] = False,
     break_lock: Annotated[
         bool,
-        typer.Option(
-            "--break-lock", help="Take a lock left on a filesystem that cannot lock (no process running)."
-        ),
+        typer.Option("--break-lock", help="Take a lock left on a filesystem that cannot lock (no process running)."),
     ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON document on stdout at the end: the run's summary.")
@@ -62,9 +56,7 @@ def resume(
         from feedback_cli.commands.batch import resume_batch
 
         raise typer.Exit(
-            resume_batch(
-                target, verbose=verbose, max_cost=max_cost, retry_failed=retry_failed, interactive=interactive
-            )
+            resume_batch(target, verbose=verbose, max_cost=max_cost, retry_failed=retry_failed, interactive=interactive)
         )
     raise typer.Exit(
         resume_run(

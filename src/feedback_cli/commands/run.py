@@ -18,9 +18,7 @@ def register(app: typer.Typer) -> None:
 
 def run(
     ctx: typer.Context,
-    prompt_file: Annotated[
-        Path | None, typer.Argument(help="Starting prompt: a text file or an image file.")
-    ] = None,
+    prompt_file: Annotated[Path | None, typer.Argument(help="Starting prompt: a text file or an image file.")] = None,
     workflow: o.WorkflowOption = None,
     input_image: Annotated[
         Path | None, typer.Option("--input-image", help="Start frame for --workflow video-only.")
@@ -34,9 +32,7 @@ def run(
     interactive: Annotated[
         bool, typer.Option("--interactive", help="Pause for human review after stages 2, 3, 5.")
     ] = False,
-    resume: Annotated[
-        Path | None, typer.Option("--resume", help="Resume from a run folder or its checkpoint.")
-    ] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Resume from a run folder or its checkpoint.")] = None,
     output_dir: o.RunOutputDirOption = None,
     verbose: o.VerboseOption = False,
     storyboard: o.StoryboardOption = False,
@@ -55,9 +51,7 @@ def run(
     patience: o.PatienceOption = o.PATIENCE,
     as_json: Annotated[
         bool,
-        typer.Option(
-            "--json", help="One JSON document on stdout at the end (the run's summary, or the dry-run plan)."
-        ),
+        typer.Option("--json", help="One JSON document on stdout at the end (the run's summary, or the dry-run plan)."),
     ] = False,
     break_lock: Annotated[
         bool, typer.Option("--break-lock", help="With --resume: take a lock left on a filesystem that cannot lock.")

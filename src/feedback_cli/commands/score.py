@@ -27,9 +27,7 @@ def register(app: typer.Typer) -> None:
 
 
 def score(
-    files: Annotated[
-        list[Path], typer.Argument(help="Images (.png .jpg .webp) and/or videos (.mp4 .mov .webm .gif).")
-    ],
+    files: Annotated[list[Path], typer.Argument(help="Images (.png .jpg .webp) and/or videos (.mp4 .mov .webm .gif).")],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="The prompt the files were generated from.")],
     scorer: Annotated[
         list[str] | None,
@@ -93,8 +91,10 @@ def score(
             image_names = list(registry.OFFLINE_IMAGE_SET)
         if has_videos and not video_names:
             video_names = list(registry.OFFLINE_VIDEO_SET)
-        if skipped and (set(image_names) <= set(registry.OFFLINE_IMAGE_SET)) and (
-            set(video_names) <= set(registry.OFFLINE_VIDEO_SET)
+        if (
+            skipped
+            and (set(image_names) <= set(registry.OFFLINE_IMAGE_SET))
+            and (set(video_names) <= set(registry.OFFLINE_VIDEO_SET))
         ):
             terminal.note("fbloop: no real scorer can run here; scoring with offline statistics")
 

@@ -93,9 +93,7 @@ def stage(
     count: Annotated[
         int | None, typer.Option("--num", "-n", help="Images (default 8) or videos per clip (default 3).")
     ] = None,
-    max_iterations: Annotated[
-        int, typer.Option("--max-iterations", help="Prompt loop iterations.")
-    ] = o.ITERATIONS,
+    max_iterations: Annotated[int, typer.Option("--max-iterations", help="Prompt loop iterations.")] = o.ITERATIONS,
     threshold: Annotated[float, typer.Option("--threshold", help="Prompt score to stop at (0-100).")] = o.THRESHOLD,
     clips: o.ClipsOption = o.CLIPS,
     backend: o.BackendOption = None,

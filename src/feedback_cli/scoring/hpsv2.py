@@ -103,9 +103,7 @@ class HPSv2Scorer(ImageScorer):
         return self.options(self.settings)  # type: ignore[return-value]
 
     def checkpoint_path(self) -> Path:
-        return resolve(
-            CHECKPOINT, self.opts.checkpoint, self.settings, self.name, setting_name="hpsv2_checkpoint"
-        )
+        return resolve(CHECKPOINT, self.opts.checkpoint, self.settings, self.name, setting_name="hpsv2_checkpoint")
 
     def _architecture(self) -> str:
         """The open_clip model name; a config-file path is registered with open_clip under its stem."""

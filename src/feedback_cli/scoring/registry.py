@@ -110,9 +110,7 @@ def names_of(kind: ScorerKind, default_set: DefaultSet | None = None) -> tuple[s
 
 def model_names(kind: ScorerKind | None = None) -> tuple[str, ...]:
     """The scorers that are not offline statistics (those with requirements to check), of `kind` or both."""
-    return tuple(
-        name for name, cls in classes().items() if not cls.offline and (kind is None or cls.kind == kind)
-    )
+    return tuple(name for name, cls in classes().items() if not cls.offline and (kind is None or cls.kind == kind))
 
 
 def image_scorer(name: str, settings: Settings) -> ImageScorer:

@@ -11,11 +11,7 @@ from feedback_cli.runstate.models import ItemRecord, StageRecord
 
 def earlier_rounds(record: StageRecord, group: str, round_no: int) -> list[ItemRecord]:
     """The group's candidates from rounds before `round_no` (kept when the stage was regenerated)."""
-    return [
-        item
-        for item in record.items
-        if item.extra.round_no < round_no and item.extra.group == group
-    ]
+    return [item for item in record.items if item.extra.round_no < round_no and item.extra.group == group]
 
 
 def pick_scores(picked: Sequence[ItemRecord], prefix: str | None = None) -> dict[str, float | None]:

@@ -66,6 +66,7 @@ class SafeConsole(Console):
                     segment = Segment(clean, segment.style)
             yield segment
 
+
 #: the width given to a console that does not write to a terminal: wider than any line fbloop prints, so
 #: Rich never wraps (a path split over two lines in a file cannot be copied)
 UNWRAPPED_WIDTH = 100_000

@@ -427,10 +427,7 @@ class QuestionaryReviewer:
                 choice = self.prompter.select(
                     f"Which {singular}? (its # in the table)",
                     [
-                        *[
-                            Option(self.option_title(request, c), c.key, _key(number[c.key]))
-                            for c in alternatives
-                        ],
+                        *[Option(self.option_title(request, c), c.key, _key(number[c.key])) for c in alternatives],
                         Option("Back", "back", "b"),
                     ],
                     default=alternatives[0].key,

@@ -21,9 +21,7 @@ ESCAPE_SEQUENCE = re.compile(
 )
 
 #: bidi embeddings, overrides and isolates, and the marks that reorder neutral characters
-BIDI_CONTROLS = frozenset(
-    [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-)
+BIDI_CONTROLS = frozenset([0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 #: zero-width characters with no job in displayed text (ZWJ/ZWNJ stay: they shape emoji and scripts)
 ZERO_WIDTH = frozenset([0x180E, 0x200B, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF])
 
