@@ -129,3 +129,19 @@ def test_the_run_cap_and_the_batch_cap_both_refuse_before_anything_is_held() -> 
     assert tight.reserved == 0.0 and tight.budget.reserved == 0.0  # type: ignore[attr-defined]
     assert tight.claim(0.004, "image_02 (flux)") == 0.004
     assert tight.budget.reserved == pytest.approx(0.004)  # type: ignore[attr-defined]
+
+
+def test_every_scorer_that_prices_its_calls_says_it_pays_and_stays_in_its_run() -> None:
+    """A scorer that prices its calls pays per call: the engine holds it to the cap and meters it only when it
+    says so, and the Ray executor keeps it off the shared scorer actor (where no run's meter is) for that reason.
+    The Ray side, end to end: test_batch_ray.py::test_a_scorer_that_pays_per_request_is_booked_and_capped_under_ray."""
+    from feedback_cli.scoring.base import Scorer
+    from feedback_cli.scoring.registry import classes
+
+    priced = {name for name, cls in classes().items() if cls.call_estimate is not Scorer.call_estimate}
+    assert {"vqascore", "elements"} <= priced
+    for name in priced:
+        assert classes()[name].pays_per_call, name
+    for name, cls in classes().items():
+        assert cls.shareable() is not (cls.pays_per_call or cls.local_only), name
+    assert classes()["pickscore"].shareable()  # a local model: one copy on the actor serves every row

@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import read_json
 from tests.test_batch import FAST_CLOUD, IMAGE_ONLY, cloud, only_batch, run_states, write
+from tests.test_money import assert_ledger_is_the_bill
 
 __all__ = ["cloud"]  # the fake-server fixture, shared with test_batch
 
@@ -298,3 +299,28 @@ def test_one_budget_across_ray_workers(cli: Any, cloud: Any, ray_cluster: str, t
     again = cli("resume", batch, "--max-cost", "1")
     assert again.exit_code == 0, again.stderr
     assert cloud.predictions_created == 12 and cloud.duplicate_predictions() == []
+
+
+@pytest.mark.parametrize("scorers", ["vqascore", "offline"])  # VQAScore itself; the element check (offline set)
+def test_a_scorer_that_pays_per_request_is_booked_and_capped_under_ray(
+    cli: Any, cloud: Any, ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scorers: str
+) -> None:
+    """A scorer that calls a paid API runs in the row's own process, where the run's meter books each request
+    and holds it to the budget; on the batch's shared scorer actor its requests would be sent unbooked."""
+    monkeypatch.setenv("FBLOOP_VQA_MODEL", "gpt-4.1")
+    prompts = write(tmp_path / "p.txt", "a red ball left of a blue box\ntwo green trees\n")
+    result = cli(
+        "batch", prompts, *IMAGE_ONLY, "--backend", "cloud", "--num-image-variations", "2", "--concurrency", "2",
+        "--seed", "4", "--scorers", scorers, "--executor", "ray", "--output-dir", tmp_path / "b",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    states = run_states(only_batch(tmp_path / "b")).values()
+    asked = [b for b in cloud.billed_chats if b["model"] == "gpt-4.1"]
+    assert asked, "the VQA model was asked"
+    scorer = "vqascore" if scorers == "vqascore" else "elements"
+    booked = [e for s in states for e in s["ledger"] if e["model"] == "gpt-4.1"]  # with the element check's
+    assert len(booked) == len(asked) and not any(e["estimated"] for e in booked)
+    assert [e for e in booked if e["what"].startswith(f"{scorer} ")]
+    ledgers = [e for s in states for e in s["ledger"]]
+    everything = {"ledger": ledgers, "stages": [stage for s in states for stage in s["stages"]]}
+    assert_ledger_is_the_bill(cloud, everything)  # every billed chat response once, in some row's ledger

@@ -75,6 +75,23 @@ class Scorer(ABC):
     extra: ClassVar[str] = "scoring"
     #: its own settings model (`ScorerOptions`), when it has any
     Options: ClassVar[type[ScorerOptions] | None] = None
+    #: it calls a paid API for each file (VQAScore, the element check): `call_estimate` prices one file, the
+    #: engine holds that to the cap before scoring, and each request is booked through the meter the engine sets
+    #: (`providers.base.SCORER_CALL_METER`) in the process that scores
+    pays_per_call: ClassVar[bool] = False
+    #: it holds one run's state (the element check's bound questions)
+    local_only: ClassVar[bool] = False
+
+    @classmethod
+    def shareable(cls) -> bool:
+        """May it score on a process shared by a batch's rows (the Ray executor's scorer actor)? Not when it holds
+        a run's state, and not when it pays per call: only the run's own process has the run's meter and budget,
+        so elsewhere its requests would be sent unbooked and past the cap."""
+        return not (cls.local_only or cls.pays_per_call)
+
+    def call_estimate(self) -> float | None:
+        """USD scoring one file may cost (a `pays_per_call` scorer); None if unknown (refused under a cap)."""
+        return 0.0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -209,6 +209,7 @@ class _ElementsBase:
     #: scored where the stage runs, never on a shared scorer actor (`fbloop batch --executor ray`): it holds
     #: the stage's bound questions, and it has no model to share (pixels offline, an API call otherwise)
     local_only: ClassVar[bool] = True
+    pays_per_call: ClassVar[bool] = True  # through VQA; offline its `call_estimate` is 0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

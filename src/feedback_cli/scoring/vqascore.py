@@ -140,6 +140,7 @@ class VQAScoreScorer(ImageScorer):
     raw_range: ClassVar[str] = "0..1 (P(yes))"
     default_weight: ClassVar[float] = 1.0
     default_set: ClassVar[DefaultSet] = "standard"
+    pays_per_call: ClassVar[bool] = True
 
     @classmethod
     def requirements(cls, settings: Settings) -> list[Requirement]:

@@ -30,10 +30,9 @@ async def score_item(ctx: StageContext, kind: str, item: ItemRecord, prompt: str
         ctx.emit("item_scoring", f"{item.key}: {name}", key=item.key, scorer=name)
         # a scorer that pays per file (the element check) is not started when the whole check would pass the
         # cap; each of its requests is then held to the cap, recorded in flight and booked on its own (meter)
-        estimate = getattr(scorer, "call_estimate", None)
         try:
-            if estimate is not None:
-                ctx.ledger.check(estimate(), f"{name} {item.key}")
+            if scorer.pays_per_call:
+                ctx.ledger.check(scorer.call_estimate(), f"{name} {item.key}")
         except BudgetError as exc:
             note_once(ctx, f"scorer {name} left out of {item.key}: {exc.message}")
             continue

@@ -176,7 +176,11 @@ class ScorerActor:
     def _scorer(self, kind: str, name: str) -> Any:
         key = (kind, name)
         if key not in self.scorers:
-            self.scorers[key] = (image_scorer if kind == "image" else video_scorer)(name, self.settings)
+            scorer = (image_scorer if kind == "image" else video_scorer)(name, self.settings)
+            if not isinstance(scorer, ScorerUnavailable) and not scorer.shareable():
+                # no run's meter here: a paid scorer's requests would go out unbooked (RayPool keeps them local)
+                raise TypeError(f"scorer {name} runs in its run's process, not on the shared scorer actor")
+            self.scorers[key] = scorer
         return self.scorers[key]
 
     def score(self, kind: str, name: str, files: list[str], prompt: str) -> Any:
@@ -287,13 +291,13 @@ class RayPool(ServicePool):
 
     def image_scorer(self, name: str) -> Any:
         inner = super().image_scorer(name)
-        if isinstance(inner, ScorerUnavailable) or getattr(inner, "local_only", False):
+        if isinstance(inner, ScorerUnavailable) or not inner.shareable():
             return inner
         return RemoteScorer(inner, self.scorer_actor, "image", name)
 
     def video_scorer(self, name: str) -> Any:
         inner = super().video_scorer(name)
-        if isinstance(inner, ScorerUnavailable) or getattr(inner, "local_only", False):
+        if isinstance(inner, ScorerUnavailable) or not inner.shareable():
             return inner
         return RemoteScorer(inner, self.scorer_actor, "video", name)
 
