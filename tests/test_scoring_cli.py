@@ -143,6 +143,34 @@ def test_score_vqascore_via_fake_server(cli_env: TinyModels, media, fake_server,
     assert "notes" not in s
 
 
+@pytest.mark.parametrize("files", [1, 3])
+def test_score_says_what_its_paid_requests_cost(cli_env: TinyModels, media, fake_server, monkeypatch, files) -> None:
+    """`fbloop score` keeps no ledger, but VQAScore's requests are paid: the report counts each one the server
+    billed and prices it from the price table; the free scorers report nothing paid."""
+    from feedback_cli.providers.prices import load_prices
+
+    for key, value in fake_server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("FBLOOP_VQA_MODEL", "gpt-4.1")
+    images = [str(media["img0"])] * files
+    result = run("score", *images, "-p", "a cat", "-s", "vqascore,clip-score", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    billed = fake_server.billed_chats
+    assert len(billed) == files  # one question per image
+    prices = load_prices(None)
+    bill = sum(
+        prices.llm_cost(b["model"], b["prompt_tokens"], b["completion_tokens"], b["cached_tokens"]) for b in billed
+    )
+    assert data["paid_calls"] == {
+        "vqascore": {"requests": files, "usd": pytest.approx(bill, abs=1e-6), "estimated": 0, "models": ["gpt-4.1"]}
+    }
+    assert data["cost_usd"] == pytest.approx(bill, abs=1e-6) and bill > 0
+    table = run("score", *images, "-p", "a cat", "-s", "vqascore,clip-score")
+    plural = "" if files == 1 else "s"
+    assert f"vqascore: {files} paid request{plural} to gpt-4.1, ${bill:.4f}" in table.stdout
+
+
 def test_score_reports_notes(cli_env: TinyModels, media, fake_server, monkeypatch) -> None:
     """A prompt over CLIP's 77 tokens and a VQA answer with neither yes nor no: noted in --json and the table."""
     from tests.fakes.script import ChatReply

@@ -168,3 +168,13 @@ def _render(terminal: Terminal, report: Report) -> None:
         console.print(Text.assemble((key, "cyan"), f": {note}"))
     for name, exc in report.errors.items():
         console.print(Text.assemble((name, "yellow"), f" not scored: {_reason(name, exc)}"))
+    for name, calls in report.paid.items():  # paid to the API, though no run keeps a ledger of it
+        if calls.requests:
+            models = ", ".join(sorted(calls.models))
+            plural = "" if calls.requests == 1 else "s"
+            estimated = f", {calls.estimated} of them at an estimate" if calls.estimated else ""
+            console.print(
+                Text.assemble(
+                    (name, "cyan"), f": {calls.requests} paid request{plural} to {models}, ${calls.usd:.4f}{estimated}"
+                )
+            )
