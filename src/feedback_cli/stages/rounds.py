@@ -102,7 +102,10 @@ async def ensure_questions(ctx: StageContext, kind: Kind, source: str) -> Questi
     ctx.record.outputs["questions"] = questions.model_dump(mode="json")
     artifact = ctx.folder.write_json(ctx.rel("questions.json"), questions.model_dump(mode="json"))
     ctx.record.artifacts = [a for a in ctx.record.artifacts if a.path != artifact.path] + [artifact]
-    ctx.emit("notice", f"{len(questions.questions)} element questions from the prompt ({questions.model})")
+    notice = f"{len(questions.questions)} element questions from the prompt ({questions.model})"
+    if not questions.questions and questions.unparsed:  # say why, or an empty check looks like a broken one
+        notice += f": none of its words are in its vocabulary ({', '.join(questions.unparsed[:8])})"
+    ctx.emit("notice", notice)
     await ctx.checkpoint()
     return questions
 
