@@ -72,7 +72,7 @@ class SyncCallMeter(Protocol):
 
 
 #: the meter of the scoring call being made in this thread (the engine sets it around each scorer it runs
-#: in its worker thread); a scorer that finds none (`fbloop score`, no run) books nothing
+#: in its worker thread; `fbloop score` sets a tally); a scorer that finds none books nothing
 SCORER_CALL_METER: ContextVar[SyncCallMeter | None] = ContextVar("fbloop_scorer_call_meter", default=None)
 
 

@@ -231,7 +231,8 @@ class VQAScoreScorer(ImageScorer):
     def _ask(self, content: list[dict[str, Any]]) -> Any:
         """One chat completion, retried on 429/5xx/connection faults. Under a run, every request is held to the
         cap and recorded in the checkpoint before it is sent, and booked as its response arrives, whatever
-        the reply then is (the engine's meter, `SCORER_CALL_METER`); under `fbloop score` nothing is booked."""
+        the reply then is (the engine's meter, `SCORER_CALL_METER`); under `fbloop score` each request is counted and
+        priced for its report (`scoring.runner.PaidCallTally`), with no ledger and no cap."""
         import openai
 
         from feedback_cli.providers.openai_agents import may_have_run
