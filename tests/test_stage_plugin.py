@@ -78,6 +78,9 @@ def test_offline_run_runs_the_new_stage_and_the_summary_lists_it(cli: Any, tmp_p
     caption = (run / "stage_3_caption" / "caption.txt").read_text().strip()
     assert caption and summary["stages"][2]["scores"]["caption_words"] == len(caption.split())
     assert "3. caption" in r.stdout  # the end-of-run table
+    words = f"caption_words={len(caption.split())}"  # a count the stage declares: no decimals
+    assert words in r.stdout and words in cli("inspect", run).stdout
+    assert f"{words}.0" not in r.stdout
     ledger = read_json(run / "workflow_trace.json")["ledger"]
     assert [e["what"] for e in ledger if e["stage"] == "caption"] == ["caption"]
 

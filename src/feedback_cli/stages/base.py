@@ -81,6 +81,8 @@ class Stage(ABC):
     #: from (the latest finished stage's value, else the value handed to a `fbloop stage` run); a field is
     #: reported only by runs with a stage that declares it
     summary_outputs: ClassVar[dict[str, str]] = {}
+    #: the figures among its `record.scores` that are counts (shown as whole numbers), not 0-100 scores
+    count_scores: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def folder(cls) -> str:

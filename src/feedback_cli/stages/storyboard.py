@@ -42,6 +42,7 @@ class StoryboardStage(Stage):
     review = "frames"
     # a person's feedback makes a new round of keyframes; the frames are not picked one by one
     accepts_feedback: ClassVar[bool] = True
+    count_scores: ClassVar[frozenset[str]] = frozenset({"clips"})
     workflows = ("full", "video-only")
     inputs = StageInputs(needs=("--image",), needs_hint="(the best image)", options={"storyboard": True})
 

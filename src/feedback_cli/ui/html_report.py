@@ -24,7 +24,7 @@ from typing import Any
 
 from feedback_cli.files import atomic_write_bytes
 from feedback_cli.ui.inspect_view import prompt_pairs, relative_to, shown_delta
-from feedback_cli.ui.summary import COUNT_FIGURES, clip_labels, score_text
+from feedback_cli.ui.summary import clip_labels, places, score_text
 from feedback_cli.workflow.inspect_report import (
     CompareReport,
     InspectReport,
@@ -280,7 +280,7 @@ def _stage_overview(report: InspectReport) -> str:
     ]
     for s in report.stages:
         status = s.status + (f": {s.skip_reason}" if s.skip_reason else "")
-        scores = ", ".join(f"{k}={score_text(k, v)}" for k, v in s.scores.items() if v is not None)
+        scores = ", ".join(f"{k}={score_text(s.name, k, v)}" for k, v in s.scores.items() if v is not None)
         rows.append(
             f'<tr><td><a href="#stage-{_e(s.name)}">{s.number}. {_e(s.name)}</a></td><td>{_e(status)}</td>'
             f'<td class="num">{_num(s.wall_time_s)}</td><td class="num">{_num(s.cost_usd, 4)}</td>'
@@ -301,7 +301,7 @@ def _stage_section(stage: StageReport, report: InspectReport, media: _Media) -> 
     if stage.error:
         out.append(f'<p class="error">{_e(stage.error)}</p>')
     if stage.scores:
-        scores = ", ".join(f"{k} = {score_text(k, v)}" for k, v in stage.scores.items() if v is not None)
+        scores = ", ".join(f"{k} = {score_text(stage.name, k, v)}" for k, v in stage.scores.items() if v is not None)
         out.append(f"<p>scores: {_e(scores)}</p>")
     if stage.iterations:
         out.append(_iterations(stage))
@@ -590,10 +590,10 @@ def render_compare_html(report: CompareReport, report_dir: Path) -> str:
             + "<td></td></tr>"
         )
         for key, v in stage.scores.items():
-            places = 0 if key in COUNT_FIGURES else 1
+            shown = places(stage.name, key)
             out.append(
-                f"<tr><th>{_e(key)}</th><td class='num'>{_num(v.a, places)}</td><td class='num'>"
-                f"{_num(v.b, places)}</td>{_delta_cell(v.a, v.b, places, True)}</tr>"
+                f"<tr><th>{_e(key)}</th><td class='num'>{_num(v.a, shown)}</td><td class='num'>"
+                f"{_num(v.b, shown)}</td>{_delta_cell(v.a, v.b, shown, True)}</tr>"
             )
         for label, figure, digits in (("cost (USD)", stage.cost_usd, 4), ("time (s)", stage.wall_time_s, 1)):
             out.append(

@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from feedback_cli.ui.console import heading, print_line, print_table
-from feedback_cli.ui.summary import COUNT_FIGURES, clip_labels, score_text
+from feedback_cli.ui.summary import clip_labels, places, score_text
 from feedback_cli.workflow.inspect_report import (
     CompareReport,
     CompareStage,
@@ -126,9 +126,9 @@ def _stage_status(stage: StageReport) -> str:
     return stage.status
 
 
-def _scores_text(scores: dict[str, Any]) -> str:
+def _scores_text(stage: str, scores: dict[str, Any]) -> str:
     """Every figure, none left out: a narrow terminal gets the stacked layout instead."""
-    return ", ".join(f"{k}={score_text(k, v)}" for k, v in scores.items() if isinstance(v, int | float))
+    return ", ".join(f"{k}={score_text(stage, k, v)}" for k, v in scores.items() if isinstance(v, int | float))
 
 
 def render_run(console: Console, report: InspectReport) -> None:
@@ -159,7 +159,7 @@ def render_run(console: Console, report: InspectReport) -> None:
             escape(_stage_status(stage)),
             _fmt(stage.wall_time_s),
             _fmt(stage.cost_usd, 4),
-            escape(_scores_text(stage.scores)),
+            escape(_scores_text(stage.name, stage.scores)),
         )
     print_table(console, overview)
 
@@ -376,12 +376,12 @@ def render_compare(console: Console, report: CompareReport) -> None:
         table.add_column("Δ (B-A)", justify="right")
         table.add_row("status", escape(stage.status.a or "-"), escape(stage.status.b or "-"), "")
         for key, v in stage.scores.items():
-            places = 0 if key in COUNT_FIGURES else 1
+            shown = places(stage.name, key)
             table.add_row(
                 escape(key),
-                _fmt(v.a, places),
-                _fmt(v.b, places),
-                _delta_text(shown_delta(v.a, v.b, places), places, higher_is_better=True),
+                _fmt(v.a, shown),
+                _fmt(v.b, shown),
+                _delta_text(shown_delta(v.a, v.b, shown), shown, higher_is_better=True),
             )
         for label, figure, digits in (("cost (USD)", stage.cost_usd, 4), ("time (s)", stage.wall_time_s, 1)):
             delta = shown_delta(figure.a, figure.b, digits)

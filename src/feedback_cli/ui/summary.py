@@ -13,14 +13,27 @@ from feedback_cli.runstate.models import RunState
 from feedback_cli.ui.console import print_line, print_table
 from feedback_cli.workflow.report import WorkflowSummary
 
-#: figures a stage keeps among its scores that are counts, not 0-100 scores (the storyboard's clips)
-COUNT_FIGURES = frozenset({"clips"})
+
+def is_count(stage: str, key: str) -> bool:
+    """Is this figure of the stage a count (the storyboard's clips) rather than a 0-100 score? The stage says
+    so (`Stage.count_scores`); a stage this installation does not know (a plugin since removed) has none."""
+    from feedback_cli.errors import FbloopError
+    from feedback_cli.stages.registry import get
+
+    try:
+        return key in get(stage).count_scores
+    except (KeyError, FbloopError):  # unknown here, or a broken plugin: shown as a score, never a crash
+        return False
 
 
-def score_text(key: str, value: float) -> str:
+def places(stage: str, key: str) -> int:
+    return 0 if is_count(stage, key) else 1
+
+
+def score_text(stage: str, key: str, value: float) -> str:
     """A count reads as a whole number (clips=2), a score with one decimal (90.0 stays 90.0): the
-    checkpoint stores both as JSON floats, so the figure's name tells them apart."""
-    return str(round(value)) if key in COUNT_FIGURES else f"{value:.1f}"
+    checkpoint stores both as JSON floats, so the stage's declaration tells them apart."""
+    return str(round(value)) if is_count(stage, key) else f"{value:.1f}"
 
 
 def clip_labels(paths: list[str]) -> list[str]:
@@ -32,8 +45,8 @@ def clip_labels(paths: list[str]) -> list[str]:
     return labels
 
 
-def _scores(scores: dict[str, float | None]) -> str:
-    return ", ".join(f"{k}={score_text(k, v)}" for k, v in scores.items() if v is not None)
+def _scores(stage: str, scores: dict[str, float | None]) -> str:
+    return ", ".join(f"{k}={score_text(stage, k, v)}" for k, v in scores.items() if v is not None)
 
 
 def render_summary(console: Console, summary: WorkflowSummary, run_dir: Path) -> None:
@@ -51,7 +64,7 @@ def render_summary(console: Console, summary: WorkflowSummary, run_dir: Path) ->
             status,
             f"{stage.wall_time_s:.1f}",
             f"{stage.cost_usd:.4f}",
-            _scores(stage.scores),
+            _scores(stage.name, stage.scores),
         )
     table.add_section()
     table.add_row("total", "", f"{summary.total_time_s:.1f}", f"{summary.total_cost_usd:.4f}", "")

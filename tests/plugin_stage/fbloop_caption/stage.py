@@ -17,6 +17,7 @@ class CaptionStage(Stage):
     position: ClassVar[float | None] = 2.5  # after image generation, before the storyboard
     workflows: ClassVar[tuple[str, ...]] = ("full", "image-only")
     inputs: ClassVar[StageInputs] = StageInputs(needs=("--image",))
+    count_scores: ClassVar[frozenset[str]] = frozenset({"caption_words"})  # a count, not a 0-100 score
 
     @classmethod
     def roles(cls, options: RunOptions) -> frozenset[str]:
