@@ -25,6 +25,7 @@ from feedback_cli.providers.base import ImageRequest, JobHook, JobInFlight, Vide
 from feedback_cli.runstate.models import ItemExtra, ItemRecord, utcnow
 from feedback_cli.stages.base import StageContext
 from feedback_cli.stages.item_scoring import score_item
+from feedback_cli.tasks import gather_or_cancel
 
 #: how a job can end without delivering anything: an item that asked for a retry gets a new job then
 ENDED_UNDELIVERED = ("failed", "canceled", "gone")
@@ -105,14 +106,8 @@ async def run_items(ctx: StageContext, specs: Sequence[ItemSpec], score_prompt: 
         if item.status == "succeeded" and not item.scored:
             await score_item(ctx, spec.kind, item, spec.prompt or score_prompt)
 
-    tasks = [asyncio.create_task(one(spec, item)) for spec, item in zip(specs, records, strict=True)]
     try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+        await gather_or_cancel(one(spec, item) for spec, item in zip(specs, records, strict=True))
     finally:
         for key in list(unbooked):  # items that never got to run (the cap was reached, or a cancel)
             release(key)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from feedback_cli.errors import Interrupted
 from feedback_cli.runstate.events import Event
+from feedback_cli.tasks import gather_or_cancel
 from feedback_cli.workflow.batch import outcome_from_run, run_row, run_settings, run_with_pool
 from feedback_cli.workflow.batch_state import BatchRowState
 
@@ -58,14 +59,7 @@ class LocalExecutor:
                         outcome = outcome_from_run(runner.root, row, "failed", _describe(exc))
                     runner.row_finished(row, outcome)
 
-            tasks = [asyncio.create_task(one(row)) for row in rows]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+            await gather_or_cancel(one(row) for row in rows)
 
         run_with_pool(main, settings)
 
