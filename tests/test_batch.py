@@ -666,29 +666,39 @@ def test_a_key_inside_a_row_prompt_is_saved_redacted_not_refused(cli: Any, tmp_p
     assert cli("inspect", only_batch(out)).exit_code == 0
 
 
+def paid_scorer_batch(cli: Any, cloud: Any, tmp_path: Path, scorers: str, *executor: str) -> dict[str, Any]:
+    """Two rows scored with `scorers` (VQAScore, or the offline set with its element check) against the fake
+    server's VQA model; checks that every billed VQA response is in some row's ledger once, at its tokens, and
+    returns the rows' run states."""
+    from tests.test_money import assert_ledger_is_the_bill
+
+    prompts = write(tmp_path / "p.txt", "a red ball left of a blue box\ntwo green trees\n")
+    result = cli(
+        "batch", prompts, *IMAGE_ONLY, "--backend", "cloud", "--num-image-variations", "2", "--concurrency", "2",
+        "--seed", "4", "--scorers", scorers, *executor, "--output-dir", tmp_path / "b",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    states = run_states(only_batch(tmp_path / "b"))
+    asked = [b for b in cloud.billed_chats if b["model"] == "gpt-4.1"]
+    booked = [e for s in states.values() for e in s["ledger"] if e["model"] == "gpt-4.1"]  # with the element check's
+    assert asked and len(booked) == len(asked) and not any(e["estimated"] for e in booked)
+    scorer = "vqascore" if scorers == "vqascore" else "elements"
+    assert [e for e in booked if e["what"].startswith(f"{scorer} ")]
+    ledgers = [e for s in states.values() for e in s["ledger"]]
+    everything = {"ledger": ledgers, "stages": [stage for s in states.values() for stage in s["stages"]]}
+    assert_ledger_is_the_bill(cloud, everything)  # every billed chat response once, in some row's ledger
+    return states
+
+
 @pytest.mark.parametrize("scorers", ["vqascore", "offline"])  # VQAScore itself; the element check (offline set)
 def test_a_scorer_that_pays_per_request_is_booked_in_its_rows_ledger(
     cli: Any, cloud: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scorers: str
 ) -> None:
     """The local executor shares one scorer per name between its rows; each row's paid scorer requests still land
     in that row's ledger, every billed response once (the Ray executor: tests/test_batch_ray.py)."""
-    from tests.test_money import assert_ledger_is_the_bill
-
     monkeypatch.setenv("FBLOOP_VQA_MODEL", "gpt-4.1")
-    prompts = write(tmp_path / "p.txt", "a red ball left of a blue box\ntwo green trees\n")
-    result = cli(
-        "batch", prompts, *IMAGE_ONLY, "--backend", "cloud", "--num-image-variations", "2", "--concurrency", "2",
-        "--seed", "4", "--scorers", scorers, "--output-dir", tmp_path / "b",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    states = run_states(only_batch(tmp_path / "b"))
-    asked = [b for b in cloud.billed_chats if b["model"] == "gpt-4.1"]
-    booked = [e for s in states.values() for e in s["ledger"] if e["model"] == "gpt-4.1"]
-    assert asked and len(booked) == len(asked) and not any(e["estimated"] for e in booked)
+    states = paid_scorer_batch(cli, cloud, tmp_path, scorers)
     scorer = "vqascore" if scorers == "vqascore" else "elements"
     for state in states.values():  # each row asked about its own images, in its own ledger
         mine = [e for e in state["ledger"] if e["what"].startswith(f"{scorer} ")]
         assert mine and all(e["stage"] == "image_generation" for e in mine)
-    ledgers = [e for s in states.values() for e in s["ledger"]]
-    everything = {"ledger": ledgers, "stages": [stage for s in states.values() for stage in s["stages"]]}
-    assert_ledger_is_the_bill(cloud, everything)

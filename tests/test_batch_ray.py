@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import read_json
-from tests.test_batch import FAST_CLOUD, IMAGE_ONLY, cloud, only_batch, run_states, write
-from tests.test_money import assert_ledger_is_the_bill
+from tests.test_batch import FAST_CLOUD, IMAGE_ONLY, cloud, only_batch, paid_scorer_batch, run_states, write
 
 __all__ = ["cloud"]  # the fake-server fixture, shared with test_batch
 
@@ -124,10 +123,14 @@ def _partial_run(batch: Path) -> bool:
     )
 
 
-@pytest.mark.parametrize("victim", ["worker", "driver"])
-def test_a_killed_ray_worker_or_driver_loses_nothing(cloud: Any, ray_cluster: str, tmp_path: Path, victim: str) -> None:
+def _ray_batch_at_a_kill_point(
+    cloud: Any, ray_cluster: str, tmp_path: Path, prompt: str, seed: int
+) -> tuple[subprocess.Popen[str], dict[str, str], Path]:
+    """`fbloop batch --executor ray` of 3 rows x 3 images in its own process, returned once a row has a finished
+    image and a live worker holds its lock (the moment these tests kill something): the process, its
+    environment (for the resume) and the batch folder."""
     cloud.image_latency = 0.5
-    prompts = write(tmp_path / "p.txt", "".join(f"a harbour at dawn, take {i}\n" for i in range(3)))
+    prompts = write(tmp_path / "p.txt", "".join(f"{prompt} {i}\n" for i in range(3)))
     out = tmp_path / "batches"
     env = {
         **os.environ,
@@ -139,11 +142,10 @@ def test_a_killed_ray_worker_or_driver_loses_nothing(cloud: Any, ray_cluster: st
     }
     cmd = [
         sys.executable, "-m", "feedback_cli", "batch", str(prompts), *IMAGE_ONLY, "--backend", "cloud",
-        "--num-image-variations", "3", "--concurrency", "2", "--seed", "6", "--executor", "ray",
+        "--num-image-variations", "3", "--concurrency", "2", "--seed", str(seed), "--executor", "ray",
         "--output-dir", str(out),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed: list[int] = []
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -151,8 +153,32 @@ def test_a_killed_ray_worker_or_driver_loses_nothing(cloud: Any, ray_cluster: st
             assert proc.poll() is None, proc.communicate()
             batch = only_batch(out) if out.exists() and any(out.iterdir()) else None
             if batch is not None and _partial_run(batch) and _lock_pids(batch):
-                break
+                return proc, env, batch
             time.sleep(0.05)
+    except BaseException:
+        proc.kill()
+        raise
+
+
+def _resume_to_the_end(batch: Path, env: dict[str, str], cloud: Any) -> None:
+    """A plain `fbloop resume` finishes every row, and no prediction was paid for twice."""
+    resumed = subprocess.run(
+        [sys.executable, "-m", "feedback_cli", "resume", str(batch)], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    states = run_states(batch)
+    assert len(states) == 3 and all(s["status"] == "completed" for s in states.values())
+    assert cloud.predictions_created == 9, cloud.predictions_per_model  # one create per item: none paid twice
+    assert cloud.duplicate_predictions() == []
+    assert cloud.max_in_flight_predictions <= 2  # the limit held across every Ray worker
+
+
+@pytest.mark.parametrize("victim", ["worker", "driver"])
+def test_a_killed_ray_worker_or_driver_loses_nothing(cloud: Any, ray_cluster: str, tmp_path: Path, victim: str) -> None:
+    proc, env, batch = _ray_batch_at_a_kill_point(cloud, ray_cluster, tmp_path, "a harbour at dawn, take", seed=6)
+    killed: list[int] = []
+    try:
         if victim == "worker":
             pid = _lock_pids(batch)[0]  # the Ray worker process running that row
             assert pid != proc.pid
@@ -174,16 +200,7 @@ def test_a_killed_ray_worker_or_driver_loses_nothing(cloud: Any, ray_cluster: st
             proc.kill()
     if victim == "worker":
         assert killed and not _alive(killed[0])
-    resumed = subprocess.run(
-        [sys.executable, "-m", "feedback_cli", "resume", str(batch)], env=env, capture_output=True, text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
-    states = run_states(batch)
-    assert len(states) == 3 and all(s["status"] == "completed" for s in states.values())
-    assert cloud.predictions_created == 9, cloud.predictions_per_model  # one create per item: none paid twice
-    assert cloud.duplicate_predictions() == []
-    assert cloud.max_in_flight_predictions <= 2  # the limit held across every Ray worker
+    _resume_to_the_end(batch, env, cloud)
     summary = read_json(batch / "batch_summary.json")
     assert summary["status"] == "completed" and summary["executor"] == "ray"
 
@@ -204,32 +221,8 @@ def test_a_lost_batch_actor_leaves_rows_resumable_not_failed(
     """What a killed driver does to its rows, made certain: Ray ends the job's actors while rows still run on
     its workers. A row must stop as if killed (its run resumable), never record a failed stage, a left-out
     score or an unlimited call; a plain resume then finishes every row and pays for nothing twice."""
-    cloud.image_latency = 0.5
-    prompts = write(tmp_path / "p.txt", "".join(f"a pier in fog, frame {i}\n" for i in range(3)))
-    out = tmp_path / "batches"
-    env = {
-        **os.environ,
-        **cloud.env(),
-        **FAST_CLOUD,
-        "FBLOOP_REPLICATE_CONCURRENCY": "2",
-        "RAY_ADDRESS": ray_cluster,
-        "RAY_AUTH_MODE": "disabled",
-    }
-    cmd = [
-        sys.executable, "-m", "feedback_cli", "batch", str(prompts), *IMAGE_ONLY, "--backend", "cloud",
-        "--num-image-variations", "3", "--concurrency", "2", "--seed", "9", "--executor", "ray",
-        "--output-dir", str(out),
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, env, batch = _ray_batch_at_a_kill_point(cloud, ray_cluster, tmp_path, "a pier in fog, frame", seed=9)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert time.monotonic() < deadline, "the batch never reached the kill point"
-            assert proc.poll() is None, proc.communicate()
-            batch = only_batch(out) if out.exists() and any(out.iterdir()) else None
-            if batch is not None and _partial_run(batch) and _lock_pids(batch):
-                break
-            time.sleep(0.05)
         os.kill(_actor_pid(actor), signal.SIGKILL)
         _, stderr = proc.communicate(timeout=180)
     finally:
@@ -245,16 +238,7 @@ def test_a_lost_batch_actor_leaves_rows_resumable_not_failed(
     for row in summary["results"]:  # a stopped row keeps what its run paid: the batch's spend forgets nothing
         spent = sum(e["usd"] for e in states[row["id"]]["ledger"]) if row["id"] in states else 0.0
         assert row["cost_usd"] == pytest.approx(spent, abs=1e-6), row
-    resumed = subprocess.run(
-        [sys.executable, "-m", "feedback_cli", "resume", str(batch)], env=env, capture_output=True, text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
-    states = run_states(batch)
-    assert len(states) == 3 and all(s["status"] == "completed" for s in states.values())
-    assert cloud.predictions_created == 9, cloud.predictions_per_model
-    assert cloud.duplicate_predictions() == []
-    assert cloud.max_in_flight_predictions <= 2
+    _resume_to_the_end(batch, env, cloud)
 
 
 def test_ray_executor_shares_the_provider_limit_across_workers(
@@ -308,19 +292,4 @@ def test_a_scorer_that_pays_per_request_is_booked_and_capped_under_ray(
     """A scorer that calls a paid API runs in the row's own process, where the run's meter books each request
     and holds it to the budget; on the batch's shared scorer actor its requests would be sent unbooked."""
     monkeypatch.setenv("FBLOOP_VQA_MODEL", "gpt-4.1")
-    prompts = write(tmp_path / "p.txt", "a red ball left of a blue box\ntwo green trees\n")
-    result = cli(
-        "batch", prompts, *IMAGE_ONLY, "--backend", "cloud", "--num-image-variations", "2", "--concurrency", "2",
-        "--seed", "4", "--scorers", scorers, "--executor", "ray", "--output-dir", tmp_path / "b",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    states = run_states(only_batch(tmp_path / "b")).values()
-    asked = [b for b in cloud.billed_chats if b["model"] == "gpt-4.1"]
-    assert asked, "the VQA model was asked"
-    scorer = "vqascore" if scorers == "vqascore" else "elements"
-    booked = [e for s in states for e in s["ledger"] if e["model"] == "gpt-4.1"]  # with the element check's
-    assert len(booked) == len(asked) and not any(e["estimated"] for e in booked)
-    assert [e for e in booked if e["what"].startswith(f"{scorer} ")]
-    ledgers = [e for s in states for e in s["ledger"]]
-    everything = {"ledger": ledgers, "stages": [stage for s in states for stage in s["stages"]]}
-    assert_ledger_is_the_bill(cloud, everything)  # every billed chat response once, in some row's ledger
+    paid_scorer_batch(cli, cloud, tmp_path, scorers, "--executor", "ray")
